@@ -1,0 +1,47 @@
+//! The core model of the memory service. No I/O, no async runtime.
+//!
+//! ```
+//! use memory_core::{ContentHash, Memory, Tags};
+//!
+//! let memory = Memory::new("  Hello World ")?
+//!     .with_tags(Tags::parse("greeting, Example")?)
+//!     .with_memory_type("note")?;
+//! assert_eq!(memory.content_hash(), &ContentHash::of("hello world"));
+//! assert_eq!(memory.tags.as_slice(), ["greeting", "example"]);
+//! # Ok::<(), memory_core::ValidationError>(())
+//! ```
+//!
+//! * [`Memory`] — one stored note with its tags, type, metadata and timestamps.
+//! * [`ContentHash`] — the id of a memory: SHA-256 of `content.trim().to_lowercase()`,
+//!   the same id the Python MCP Memory Service gives the same text.
+//! * [`Tags`] — normalised tags (see [`tags`] for the rules).
+//! * [`Timestamp`] — a UTC instant that renders both as epoch seconds and ISO-8601.
+//! * [`time_expr`] — natural-language time expressions ("last week") → [`TimeRange`].
+
+pub mod error;
+pub mod hash;
+pub mod memory;
+pub mod metadata;
+pub mod tags;
+pub mod time_expr;
+pub mod timestamp;
+
+pub use error::ValidationError;
+pub use hash::ContentHash;
+pub use memory::{Memory, MemoryQueryResult, QueryDebugInfo};
+pub use metadata::Metadata;
+pub use tags::{TagInput, Tags};
+pub use time_expr::{TimeRange, extract_time_expression, parse_time_expression};
+pub use timestamp::Timestamp;
+
+/// Limits on what a memory may hold. They are checked before anything is stored.
+pub mod limits {
+    /// Longest tag, in characters, after normalisation.
+    pub const MAX_TAG_CHARS: usize = 100;
+    /// Most tags one memory may carry, after de-duplication.
+    pub const MAX_TAGS: usize = 100;
+    /// Longest memory type, in characters.
+    pub const MAX_MEMORY_TYPE_CHARS: usize = 100;
+    /// Largest content accepted, in bytes (16 MiB). Larger notes belong in a file, not a memory.
+    pub const MAX_CONTENT_BYTES: usize = 16 * 1024 * 1024;
+}

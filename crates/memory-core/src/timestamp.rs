@@ -1,0 +1,172 @@
+//! [`Timestamp`]: a UTC instant that is both epoch seconds and an ISO-8601 `Z` string.
+//!
+//! Upstream stores every time twice (`created_at` REAL and `created_at_iso` TEXT). Here one
+//! value renders both, so the two can never drift apart.
+//!
+//! ```
+//! use memory_core::Timestamp;
+//! let t = Timestamp::from_epoch_seconds(1_700_000_000.25)?;
+//! assert_eq!(t.to_iso(), "2023-11-14T22:13:20.250000Z");
+//! assert_eq!(Timestamp::parse_iso(&t.to_iso())?, t);
+//! # Ok::<(), memory_core::ValidationError>(())
+//! ```
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ValidationError;
+
+/// A UTC instant with microsecond precision.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// The current time, truncated to microseconds.
+    pub fn now() -> Self {
+        Self::from_datetime(Utc::now())
+    }
+
+    /// Wraps a chrono time, truncated to microseconds.
+    pub fn from_datetime(dt: DateTime<Utc>) -> Self {
+        let micros = dt.timestamp_micros();
+        Self(Utc.timestamp_micros(micros).single().unwrap_or(dt))
+    }
+
+    /// From Unix epoch seconds (fractions allowed). Non-finite or out-of-range values are refused.
+    pub fn from_epoch_seconds(secs: f64) -> Result<Self, ValidationError> {
+        Self::from_epoch_seconds_for("timestamp", secs)
+    }
+
+    /// Like [`from_epoch_seconds`](Self::from_epoch_seconds), naming `field` in the error.
+    pub fn from_epoch_seconds_for(field: &'static str, secs: f64) -> Result<Self, ValidationError> {
+        if !secs.is_finite() {
+            return Err(ValidationError::InvalidTimestamp {
+                field,
+                reason: format!("{secs} is not a finite number of seconds"),
+            });
+        }
+        let micros = (secs * 1_000_000.0).round();
+        // chrono's range is about ±262,000 years; stay well inside it.
+        if micros.abs() > 8.0e18 {
+            return Err(ValidationError::InvalidTimestamp {
+                field,
+                reason: format!("{secs} seconds is outside the supported range"),
+            });
+        }
+        Utc.timestamp_micros(micros as i64)
+            .single()
+            .map(Self)
+            .ok_or_else(|| ValidationError::InvalidTimestamp {
+                field,
+                reason: format!("{secs} seconds is outside the supported range"),
+            })
+    }
+
+    /// Parses an RFC 3339 / ISO-8601 string with an offset (`Z` or `+hh:mm`).
+    pub fn parse_iso(s: &str) -> Result<Self, ValidationError> {
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|d| Self::from_datetime(d.with_timezone(&Utc)))
+            .map_err(|e| ValidationError::InvalidTimestamp {
+                field: "timestamp",
+                reason: format!("{s:?} is not an ISO-8601 time with offset: {e}"),
+            })
+    }
+
+    /// Unix epoch seconds with a microsecond fraction.
+    pub fn epoch_seconds(&self) -> f64 {
+        self.0.timestamp_micros() as f64 / 1_000_000.0
+    }
+
+    /// Microseconds since the Unix epoch (exact).
+    pub fn epoch_micros(&self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    /// From microseconds since the Unix epoch.
+    pub fn from_epoch_micros(micros: i64) -> Option<Self> {
+        Utc.timestamp_micros(micros).single().map(Self)
+    }
+
+    /// ISO-8601 with microseconds and a `Z` suffix, e.g. `2024-05-01T12:00:00.000000Z`.
+    pub fn to_iso(&self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    /// The chrono value.
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(dt: DateTime<Utc>) -> Self {
+        Self::from_datetime(dt)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.to_iso())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_iso())
+    }
+}
+
+/// Serialised as epoch seconds (a JSON number), as upstream's `created_at`.
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.epoch_seconds())
+    }
+}
+
+/// Accepts epoch seconds (number) or an ISO-8601 string.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Secs(f64),
+            Iso(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Secs(s) => Timestamp::from_epoch_seconds(s),
+            Repr::Iso(s) => Timestamp::parse_iso(&s),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn nan_and_infinity_are_refused() {
+        assert!(Timestamp::from_epoch_seconds(f64::NAN).is_err());
+        assert!(Timestamp::from_epoch_seconds(f64::INFINITY).is_err());
+        assert!(Timestamp::from_epoch_seconds(1e300).is_err());
+    }
+
+    #[test]
+    fn iso_ends_with_z() {
+        assert!(Timestamp::now().to_iso().ends_with('Z'));
+    }
+
+    proptest! {
+        #[test]
+        fn epoch_and_iso_agree(micros in -2_000_000_000_000_000i64..4_000_000_000_000_000i64) {
+            let t = Timestamp::from_epoch_micros(micros).unwrap();
+            prop_assert_eq!(Timestamp::parse_iso(&t.to_iso()).unwrap(), t);
+            let back = Timestamp::from_epoch_seconds(t.epoch_seconds()).unwrap();
+            // Years 1906–2096: f64 seconds keep microseconds to within rounding.
+            prop_assert!((back.epoch_micros() - micros).abs() <= 1);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! `mcp-memory` (placeholder while the CLI is written).
+fn main() {}

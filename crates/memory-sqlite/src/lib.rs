@@ -1,0 +1,1 @@
+//! The embedded default backend (placeholder while it is written).

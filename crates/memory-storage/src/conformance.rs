@@ -1,0 +1,1 @@
+//! The conformance suite (placeholder while it is written).

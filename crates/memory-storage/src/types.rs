@@ -1,0 +1,349 @@
+//! Query, filter, update and report types of [`MemoryStorage`](crate::MemoryStorage).
+
+use memory_core::{ContentHash, Metadata, Tags, TimeRange, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{StorageError, StorageResult};
+
+/// Most results one search, list or recall may ask for.
+pub const MAX_RESULTS: usize = 1000;
+
+/// Checks a result count: `1..=MAX_RESULTS`.
+pub fn validate_limit(field: &'static str, n: usize) -> StorageResult<()> {
+    if n == 0 || n > MAX_RESULTS {
+        return Err(StorageError::invalid(
+            field,
+            format!("{n} is outside the allowed range 1..={MAX_RESULTS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// How several tags combine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagMatch {
+    /// A memory matches when it carries at least one of the tags (OR).
+    #[default]
+    Any,
+    /// A memory matches when it carries every one of the tags (AND).
+    All,
+}
+
+/// A tag condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFilter {
+    /// Normalised tags; an empty list matches nothing.
+    pub tags: Tags,
+    /// Any or all.
+    pub mode: TagMatch,
+}
+
+impl TagFilter {
+    /// Memories with at least one of `tags`.
+    pub fn any(tags: Tags) -> Self {
+        Self {
+            tags,
+            mode: TagMatch::Any,
+        }
+    }
+
+    /// Memories with all of `tags`.
+    pub fn all(tags: Tags) -> Self {
+        Self {
+            tags,
+            mode: TagMatch::All,
+        }
+    }
+
+    /// Whether a memory's tags satisfy the filter (reference semantics for backends).
+    pub fn matches(&self, memory_tags: &Tags) -> bool {
+        if self.tags.is_empty() {
+            return false;
+        }
+        match self.mode {
+            TagMatch::Any => self.tags.iter().any(|t| memory_tags.contains(t)),
+            TagMatch::All => self.tags.iter().all(|t| memory_tags.contains(t)),
+        }
+    }
+}
+
+/// Conditions shared by list, count and search. All given conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFilter {
+    /// Tag condition.
+    pub tags: Option<TagFilter>,
+    /// Exact memory type.
+    pub memory_type: Option<String>,
+    /// `created_at` within this inclusive range.
+    pub time: Option<TimeRange>,
+}
+
+impl MemoryFilter {
+    /// No conditions: every live memory.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tag condition.
+    pub fn with_tags(mut self, tags: TagFilter) -> Self {
+        self.tags = Some(tags);
+        self
+    }
+
+    /// Adds a memory-type condition.
+    pub fn with_memory_type(mut self, t: impl Into<String>) -> Self {
+        self.memory_type = Some(t.into());
+        self
+    }
+
+    /// Adds a time condition.
+    pub fn with_time(mut self, range: TimeRange) -> Self {
+        self.time = Some(range);
+        self
+    }
+
+    /// Reference semantics: whether `memory` satisfies every condition.
+    pub fn matches(&self, memory: &memory_core::Memory) -> bool {
+        self.tags.as_ref().is_none_or(|f| f.matches(&memory.tags))
+            && self
+                .memory_type
+                .as_ref()
+                .is_none_or(|t| memory.memory_type.as_deref() == Some(t.as_str()))
+            && self.time.is_none_or(|r| r.contains(memory.created_at))
+    }
+}
+
+/// A page of memories, newest first (`created_at` descending, then hash descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Conditions.
+    pub filter: MemoryFilter,
+    /// Memories to skip.
+    pub offset: usize,
+    /// At most this many; `None` means all that match.
+    pub limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// Every live memory matching `filter`.
+    pub fn all(filter: MemoryFilter) -> Self {
+        Self {
+            filter,
+            offset: 0,
+            limit: None,
+        }
+    }
+
+    /// Page `page` (1-based) of `page_size` memories.
+    pub fn page(filter: MemoryFilter, page: usize, page_size: usize) -> StorageResult<Self> {
+        if page == 0 {
+            return Err(StorageError::invalid("page", "pages are numbered from 1"));
+        }
+        validate_limit("page_size", page_size)?;
+        Ok(Self {
+            filter,
+            offset: (page - 1).saturating_mul(page_size),
+            limit: Some(page_size),
+        })
+    }
+}
+
+/// A semantic search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticQuery {
+    /// The text whose meaning is searched for.
+    pub text: String,
+    /// How many results at most (`1..=MAX_RESULTS`).
+    pub limit: usize,
+    /// Only memories matching this are ranked: the result is the true top `limit` among them.
+    pub filter: MemoryFilter,
+    /// Drop results whose cosine similarity is below this.
+    pub min_similarity: Option<f32>,
+}
+
+impl SemanticQuery {
+    /// Top `limit` memories closest in meaning to `text`.
+    pub fn new(text: impl Into<String>, limit: usize) -> Self {
+        Self {
+            text: text.into(),
+            limit,
+            filter: MemoryFilter::default(),
+            min_similarity: None,
+        }
+    }
+
+    /// Restricts the search.
+    pub fn with_filter(mut self, filter: MemoryFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Validates the text and limit.
+    pub fn validate(&self) -> StorageResult<()> {
+        if self.text.trim().is_empty() {
+            return Err(StorageError::invalid("query", "must not be empty"));
+        }
+        validate_limit("limit", self.limit)?;
+        if let Some(s) = self.min_similarity
+            && !(-1.0..=1.0).contains(&s)
+        {
+            return Err(StorageError::invalid(
+                "min_similarity",
+                format!("{s} is outside -1.0..=1.0"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a successful store did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreOutcome {
+    /// A new memory was written.
+    Stored,
+    /// A soft-deleted memory with the same hash came back to life with the new fields.
+    Revived,
+}
+
+/// Changes for [`update_memory_metadata`](crate::MemoryStorage::update_memory_metadata).
+/// `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryUpdate {
+    /// Replaces the tags.
+    pub tags: Option<Tags>,
+    /// Replaces the memory type (`Some(None)` clears it).
+    pub memory_type: Option<Option<String>>,
+    /// Merged into the metadata: each key replaces the same key.
+    pub metadata: Option<Metadata>,
+    /// New `created_at`, honoured only when timestamps are not preserved.
+    pub created_at: Option<Timestamp>,
+}
+
+impl MemoryUpdate {
+    /// True when the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_none()
+            && self.memory_type.is_none()
+            && self.metadata.is_none()
+            && self.created_at.is_none()
+    }
+}
+
+/// Which memories a bulk delete selects. Given conditions combine with AND; at least one
+/// is required (deleting everything takes an explicit wide time range).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteSelector {
+    /// Exactly these hashes.
+    pub hashes: Vec<ContentHash>,
+    /// A tag condition.
+    pub tags: Option<TagFilter>,
+    /// `created_at <= before` (inclusive).
+    pub before: Option<Timestamp>,
+    /// `created_at >= after` (inclusive).
+    pub after: Option<Timestamp>,
+}
+
+impl DeleteSelector {
+    /// True when no condition is set.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty() && self.tags.is_none() && self.before.is_none() && self.after.is_none()
+    }
+
+    /// Checks that at least one condition is set and the time bounds are ordered.
+    pub fn validate(&self) -> StorageResult<()> {
+        if self.is_empty() {
+            return Err(StorageError::invalid(
+                "selector",
+                "give hashes, tags, before or after; an empty selector would delete everything",
+            ));
+        }
+        if let Some(t) = &self.tags
+            && t.tags.is_empty()
+        {
+            return Err(StorageError::invalid("tags", "the tag list is empty"));
+        }
+        if let (Some(b), Some(a)) = (self.before, self.after)
+            && a > b
+        {
+            return Err(StorageError::invalid(
+                "after",
+                format!("after ({a}) is later than before ({b})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reference semantics: whether `memory` is selected.
+    pub fn matches(&self, memory: &memory_core::Memory) -> bool {
+        (self.hashes.is_empty() || self.hashes.contains(memory.content_hash()))
+            && self.tags.as_ref().is_none_or(|f| f.matches(&memory.tags))
+            && self.before.is_none_or(|b| memory.created_at <= b)
+            && self.after.is_none_or(|a| memory.created_at >= a)
+    }
+}
+
+/// A bulk delete.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteRequest {
+    /// Which memories.
+    pub selector: DeleteSelector,
+    /// Report what would be deleted without deleting.
+    pub dry_run: bool,
+}
+
+/// What a bulk delete did (or would do, on a dry run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteReport {
+    /// The hashes deleted (or that would be), newest first.
+    pub hashes: Vec<ContentHash>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// What [`cleanup_duplicates`](crate::MemoryStorage::cleanup_duplicates) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Live memories examined.
+    pub examined: u64,
+    /// Groups of memories whose content normalises to the same text.
+    pub duplicate_groups: u64,
+    /// Hashes removed (the oldest of each group is kept; its tags absorb the others').
+    pub removed: Vec<ContentHash>,
+}
+
+/// A tag and how many live memories carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagCount {
+    /// The tag.
+    pub tag: String,
+    /// Live memories carrying it.
+    pub count: u64,
+}
+
+/// Figures about a store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageStats {
+    /// Backend name (`sqlite`, `cloudflare`, ...).
+    pub backend: String,
+    /// Live memories.
+    pub total_memories: u64,
+    /// Distinct tags on live memories.
+    pub unique_tags: u64,
+    /// Live memories created in the last 7 days.
+    pub memories_this_week: u64,
+    /// Bytes of content of live memories.
+    pub content_bytes: u64,
+    /// Soft-deleted memories not yet purged.
+    pub tombstones: u64,
+    /// Embedding model id.
+    pub embedding_model: String,
+    /// Embedding dimensions.
+    pub embedding_dimensions: usize,
+    /// Bytes the store occupies on disk, where known.
+    pub storage_bytes: Option<u64>,
+    /// Backend-specific figures (vectors, R2 objects, ...).
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
