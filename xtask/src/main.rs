@@ -1,2 +1,181 @@
-//! xtask (placeholder).
-fn main() {}
+//! Project maintenance tasks, run as `cargo xtask <task>`.
+//!
+//! | task | what it does |
+//! |---|---|
+//! | `ci` | everything CI checks: fmt, clippy `-D warnings`, cargo-deny (licenses, bans, sources), the tests |
+//! | `test` | fetches the test model if missing, then runs the whole test suite |
+//! | `fetch-model` | puts the all-MiniLM-L6-v2 model files into the per-user model cache |
+//! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
+//! | `bench` | runs the criterion benchmarks |
+//!
+//! Only the standard library and a process runner: xtask must build fast on a cold machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+mod model;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Maintenance tasks for the mcp-memory workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// fmt check, clippy -D warnings, cargo deny (licenses, bans, sources), then the tests.
+    Ci,
+    /// Fetch the test model if missing, then run all tests (nextest when installed, plus doc tests).
+    Test {
+        /// Extra arguments for the test runner (e.g. a filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Put sentence-transformers/all-MiniLM-L6-v2 into the per-user model cache.
+    FetchModel {
+        /// Fetch again even if the files are present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// cargo deny check licenses bans sources (the advisory database cannot be fetched here).
+    Deny,
+    /// Run the criterion benchmarks (arguments go to `cargo bench`).
+    Bench {
+        /// Extra arguments for `cargo bench`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match cli.task {
+        Task::Ci => ci(),
+        Task::Test { args } => test(&args),
+        Task::FetchModel { force } => model::fetch(force).map(|_| ()),
+        Task::Deny => deny(),
+        Task::Bench { args } => {
+            let mut cmd = cargo();
+            cmd.arg("bench").args(&args);
+            run(&mut cmd)
+        }
+    }
+}
+
+fn ci() -> Result<()> {
+    step("cargo fmt --check", {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--check"]);
+        c
+    })?;
+    step("cargo clippy -D warnings", {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        c
+    })?;
+    deny()?;
+    test(&[])
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let model_dir = model::fetch(false)?;
+    eprintln!("==> test model: {}", model_dir.display());
+    if has_nextest() {
+        step("cargo nextest run", {
+            let mut c = cargo();
+            c.args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ])
+            .args(args);
+            c
+        })?;
+        step("cargo test --doc", {
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--locked", "--doc"]);
+            c
+        })
+    } else {
+        step("cargo test", {
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--locked", "--no-fail-fast"])
+                .args(args);
+            c
+        })
+    }
+}
+
+fn deny() -> Result<()> {
+    let ok = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        step("cargo install cargo-deny", {
+            let mut c = cargo();
+            c.args(["install", "--locked", "cargo-deny"]);
+            c
+        })?;
+    }
+    step("cargo deny check licenses bans sources", {
+        let mut c = cargo();
+        c.args(["deny", "--locked", "check", "licenses", "bans", "sources"]);
+        c
+    })
+}
+
+fn has_nextest() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(name: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("==> {name}");
+    run(&mut cmd).with_context(|| format!("step failed: {name}"))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} exited with {status}");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask must live one level below the workspace root")
+}

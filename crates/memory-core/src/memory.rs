@@ -91,7 +91,10 @@ impl Memory {
     }
 
     /// Sets the memory type (trimmed; empty means none; at most 100 characters).
-    pub fn with_memory_type(mut self, memory_type: impl AsRef<str>) -> Result<Self, ValidationError> {
+    pub fn with_memory_type(
+        mut self,
+        memory_type: impl AsRef<str>,
+    ) -> Result<Self, ValidationError> {
         self.memory_type = normalise_memory_type(memory_type.as_ref())?;
         Ok(self)
     }
@@ -209,13 +212,16 @@ impl<'de> Deserialize<'de> for Memory {
         use serde::de::Error;
         let r = MemoryRecord::deserialize(d)?;
         validate_content(&r.content).map_err(D::Error::custom)?;
-        let pick = |secs: Option<Timestamp>, iso: Option<String>| -> Result<Option<Timestamp>, D::Error> {
-            match (secs, iso) {
-                (Some(t), _) => Ok(Some(t)),
-                (None, Some(iso)) => Timestamp::parse_iso(&iso).map(Some).map_err(D::Error::custom),
-                (None, None) => Ok(None),
-            }
-        };
+        let pick =
+            |secs: Option<Timestamp>, iso: Option<String>| -> Result<Option<Timestamp>, D::Error> {
+                match (secs, iso) {
+                    (Some(t), _) => Ok(Some(t)),
+                    (None, Some(iso)) => Timestamp::parse_iso(&iso)
+                        .map(Some)
+                        .map_err(D::Error::custom),
+                    (None, None) => Ok(None),
+                }
+            };
         let created_at = pick(r.created_at, r.created_at_iso)?.unwrap_or_else(Timestamp::now);
         let updated_at = pick(r.updated_at, r.updated_at_iso)?.unwrap_or(created_at);
         let memory_type = match r.memory_type {
@@ -223,7 +229,9 @@ impl<'de> Deserialize<'de> for Memory {
             None => None,
         };
         Ok(Memory {
-            content_hash: r.content_hash.unwrap_or_else(|| ContentHash::of(&r.content)),
+            content_hash: r
+                .content_hash
+                .unwrap_or_else(|| ContentHash::of(&r.content)),
             content: r.content,
             tags: r.tags,
             memory_type,
@@ -276,7 +284,10 @@ mod tests {
 
     #[test]
     fn memory_type_is_trimmed_and_empty_means_none() {
-        let m = Memory::new("x").unwrap().with_memory_type("  note ").unwrap();
+        let m = Memory::new("x")
+            .unwrap()
+            .with_memory_type("  note ")
+            .unwrap();
         assert_eq!(m.memory_type.as_deref(), Some("note"));
         let m = m.with_memory_type("  ").unwrap();
         assert_eq!(m.memory_type, None);
@@ -291,10 +302,9 @@ mod tests {
 
     #[test]
     fn deserialising_iso_only_times_works() {
-        let m: Memory = serde_json::from_str(
-            r#"{"content":"Hi","created_at_iso":"2024-01-02T03:04:05Z"}"#,
-        )
-        .unwrap();
+        let m: Memory =
+            serde_json::from_str(r#"{"content":"Hi","created_at_iso":"2024-01-02T03:04:05Z"}"#)
+                .unwrap();
         assert_eq!(m.created_at.to_iso(), "2024-01-02T03:04:05.000000Z");
     }
 

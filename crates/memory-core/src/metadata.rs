@@ -46,7 +46,11 @@ impl Metadata {
     }
 
     /// Sets a number field, refusing NaN and infinities.
-    pub fn insert_f64(&mut self, key: impl Into<String>, value: f64) -> Result<(), ValidationError> {
+    pub fn insert_f64(
+        &mut self,
+        key: impl Into<String>,
+        value: f64,
+    ) -> Result<(), ValidationError> {
         let key = key.into();
         let n = serde_json::Number::from_f64(value).ok_or_else(|| {
             ValidationError::InvalidMetadata {

@@ -1,2 +1,301 @@
-//! `mcp-memory` (placeholder while the CLI is written).
-fn main() {}
+//! `mcp-memory`: long-term semantic memory for AI assistants.
+//!
+//! This binary is the CLI over the [`MemoryStorage`](memory_storage::MemoryStorage) trait on
+//! the embedded default backend (SQLite + a local embedding model). The MCP server comes next.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
+use memory_storage::{
+    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, SemanticQuery, TagFilter,
+};
+
+mod backend;
+mod config;
+mod output;
+
+use config::{Config, Overrides};
+use output::Output;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-memory",
+    version,
+    about = "Long-term semantic memory for AI assistants"
+)]
+struct Cli {
+    /// The SQLite database file (overrides MCP_MEMORY_SQLITE_PATH).
+    #[arg(long, global = true, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store a memory.
+    Store(StoreArgs),
+    /// Search memories by meaning.
+    Search(SearchArgs),
+    /// Recall memories with a natural-language time ("last week", "yesterday morning about X").
+    Recall {
+        /// The query; a time expression in it restricts when the memories were created.
+        query: String,
+        /// How many results.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// List memories, newest first.
+    List(ListArgs),
+    /// List tags with how many memories carry each.
+    Tags,
+    /// Delete memories by hash, or by tags and time.
+    Delete(DeleteArgs),
+    /// Show figures about the store.
+    Stats,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The text to remember; `-` reads it from standard input.
+    #[arg(required_unless_present = "file")]
+    content: Option<String>,
+    /// Read the text from a UTF-8 file instead.
+    #[arg(long, conflicts_with = "content", value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Tags: comma-separated, or a JSON array.
+    #[arg(short, long)]
+    tags: Option<String>,
+    /// Memory type (note, decision, reference, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    memory_type: Option<String>,
+    /// Metadata as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    metadata: Option<String>,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for.
+    query: String,
+    /// How many results.
+    #[arg(short = 'n', long, default_value_t = 5)]
+    limit: usize,
+    /// Only memories with these tags (comma-separated or JSON array).
+    #[arg(short, long)]
+    tags: Option<String>,
+    /// Require all the tags instead of any.
+    #[arg(long, requires = "tags")]
+    all_tags: bool,
+    /// Only memories of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    memory_type: Option<String>,
+    /// Drop results less similar than this (cosine, -1..1).
+    #[arg(long)]
+    min_score: Option<f32>,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Page number, from 1.
+    #[arg(long, default_value_t = 1)]
+    page: usize,
+    /// Memories per page.
+    #[arg(long, default_value_t = 20)]
+    page_size: usize,
+    /// Only memories with any of these tags.
+    #[arg(short, long)]
+    tags: Option<String>,
+    /// Only memories of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    memory_type: Option<String>,
+}
+
+#[derive(Args)]
+struct DeleteArgs {
+    /// Hashes of the memories to delete.
+    hashes: Vec<String>,
+    /// Delete memories with these tags (comma-separated or JSON array).
+    #[arg(short, long)]
+    tags: Option<String>,
+    /// Require all the tags instead of any.
+    #[arg(long, requires = "tags")]
+    all_tags: bool,
+    /// Only memories created at or before this ISO-8601 time.
+    #[arg(long, value_name = "TIME")]
+    before: Option<String>,
+    /// Only memories created at or after this ISO-8601 time.
+    #[arg(long, value_name = "TIME")]
+    after: Option<String>,
+    /// Show what would be deleted without deleting.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCP_MEMORY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let out = Output::new(cli.json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, &out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<()> {
+    let config = Config::load(&Overrides {
+        sqlite_path: cli.db,
+    })?;
+    let store = backend::open(&config).await?;
+    let store: &dyn MemoryStorage = store.as_ref();
+    match cli.command {
+        Command::Store(args) => {
+            let memory = build_memory(args)?;
+            let hash = memory.content_hash().clone();
+            let outcome = store.store(memory).await?;
+            out.stored(&hash, outcome);
+        }
+        Command::Search(args) => {
+            let mut filter = MemoryFilter::all();
+            if let Some(t) = &args.tags {
+                let tags = Tags::parse(t.as_str())?;
+                filter.tags = Some(if args.all_tags {
+                    TagFilter::all(tags)
+                } else {
+                    TagFilter::any(tags)
+                });
+            }
+            filter.memory_type = args.memory_type;
+            let mut query = SemanticQuery::new(args.query, args.limit).with_filter(filter);
+            query.min_similarity = args.min_score;
+            out.results(&store.search(&query).await?);
+        }
+        Command::Recall { query, limit } => {
+            out.results(&store.recall_memory(&query, limit).await?);
+        }
+        Command::List(args) => {
+            let mut filter = MemoryFilter::all();
+            if let Some(t) = &args.tags {
+                filter.tags = Some(TagFilter::any(Tags::parse(t.as_str())?));
+            }
+            filter.memory_type = args.memory_type;
+            let total = store.count(&filter).await?;
+            let query = ListQuery::page(filter, args.page, args.page_size)?;
+            out.memories(&store.list(&query).await?, Some((args.page, total)));
+        }
+        Command::Tags => out.tags(&store.get_all_tags().await?),
+        Command::Delete(args) => delete(store, args, out).await?,
+        Command::Stats => out.stats(&store.get_stats().await?),
+    }
+    Ok(())
+}
+
+fn build_memory(args: StoreArgs) -> Result<Memory> {
+    let content = match (args.content, args.file) {
+        (_, Some(path)) => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not valid UTF-8 (first bad byte at offset {}); convert it to UTF-8 first",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?
+        }
+        (Some(c), None) if c == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the memory from standard input (it must be UTF-8)")?;
+            s
+        }
+        (Some(c), None) => c,
+        (None, None) => anyhow::bail!("give the text to store, `-` for standard input, or --file"),
+    };
+    let mut memory = Memory::new(content)?;
+    if let Some(t) = args.tags {
+        memory = memory.with_tags(Tags::parse(t)?);
+    }
+    if let Some(t) = args.memory_type {
+        memory = memory.with_memory_type(t)?;
+    }
+    if let Some(m) = args.metadata {
+        memory = memory.with_metadata(Metadata::parse(&m)?);
+    }
+    Ok(memory)
+}
+
+async fn delete(store: &dyn MemoryStorage, args: DeleteArgs, out: &Output) -> Result<()> {
+    let hashes = args
+        .hashes
+        .iter()
+        .map(|h| h.parse::<ContentHash>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let only_one_hash = hashes.len() == 1
+        && args.tags.is_none()
+        && args.before.is_none()
+        && args.after.is_none()
+        && !args.dry_run;
+    if only_one_hash {
+        store.delete(&hashes[0]).await?;
+        out.deleted(&hashes, false);
+        return Ok(());
+    }
+    let tags = match &args.tags {
+        Some(t) => {
+            let tags = Tags::parse(t.as_str())?;
+            Some(if args.all_tags {
+                TagFilter::all(tags)
+            } else {
+                TagFilter::any(tags)
+            })
+        }
+        None => None,
+    };
+    let parse_time = |field: &'static str, v: &Option<String>| -> Result<Option<Timestamp>> {
+        v.as_deref()
+            .map(|s| {
+                Timestamp::parse_iso(s).with_context(|| format!("--{field}: expected ISO-8601"))
+            })
+            .transpose()
+    };
+    let request = DeleteRequest {
+        selector: DeleteSelector {
+            hashes,
+            tags,
+            before: parse_time("before", &args.before)?,
+            after: parse_time("after", &args.after)?,
+        },
+        dry_run: args.dry_run,
+    };
+    let report = store.delete_memories(&request).await?;
+    out.deleted(&report.hashes, report.dry_run);
+    Ok(())
+}

@@ -248,7 +248,10 @@ pub struct DeleteSelector {
 impl DeleteSelector {
     /// True when no condition is set.
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty() && self.tags.is_none() && self.before.is_none() && self.after.is_none()
+        self.hashes.is_empty()
+            && self.tags.is_none()
+            && self.before.is_none()
+            && self.after.is_none()
     }
 
     /// Checks that at least one condition is set and the time bounds are ordered.
