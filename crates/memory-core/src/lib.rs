@@ -31,7 +31,9 @@ pub use hash::ContentHash;
 pub use memory::{Memory, MemoryQueryResult, QueryDebugInfo};
 pub use metadata::Metadata;
 pub use tags::{TagInput, Tags};
-pub use time_expr::{TimeRange, extract_time_expression, parse_time_expression};
+pub use time_expr::{
+    TimeMatch, TimeRange, extract_time_expression, find_time_expression, parse_time_expression,
+};
 pub use timestamp::Timestamp;
 
 /// Limits on what a memory may hold. They are checked before anything is stored.
