@@ -78,10 +78,14 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
     /// Prepares the backend (schema, model check). Idempotent; backends may also do it on open.
     async fn initialize(&self) -> StorageResult<()>;
 
-    /// Stores one memory, embedding it unless it carries an embedding of the right size.
+    /// Stores one memory, embedding its content unless it carries an embedding.
     ///
-    /// A live memory with the same hash gives [`StorageError::Duplicate`] and changes nothing;
-    /// a soft-deleted one is revived with the new memory's fields.
+    /// A carried embedding must have the store's dimensions and finite values, else
+    /// [`StorageError::InvalidInput`] naming `embedding` (to import vectors of another model,
+    /// drop them and let the store embed). A live memory with the same hash gives
+    /// [`StorageError::Duplicate`] and changes nothing; a soft-deleted one is revived with
+    /// every field of the new memory (content, tags, type, metadata, both timestamps).
+    /// Tags keep their order.
     async fn store(&self, memory: Memory) -> StorageResult<StoreOutcome>;
 
     /// Stores many memories, one outcome each in input order. The outer error is for the
