@@ -1,0 +1,771 @@
+//! [`BertEmbedder`]: a BERT-family sentence model (MiniLM, BGE, ...) on CPU with candle.
+//!
+//! ```no_run
+//! use memory_embed::{BertEmbedder, Embedder, DEFAULT_MODEL_ID};
+//!
+//! # async fn demo() -> Result<(), memory_embed::EmbedError> {
+//! // Finds the files via MCP_MEMORY_MODEL_DIR or the per-user cache (`cargo xtask fetch-model`).
+//! let embedder = BertEmbedder::open(DEFAULT_MODEL_ID)?;
+//! let vectors = embedder.embed(&["The cat sits on the mat.".to_owned()]).await?;
+//! assert_eq!(vectors[0].len(), 384);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A model directory holds `config.json`, `tokenizer.json` and `model.safetensors`, and
+//! optionally `1_Pooling/config.json` (pooling mode) and `sentence_bert_config.json`
+//! (`max_seq_length`) as sentence-transformers publishes them.
+//!
+//! Embedding a batch: each text is cut to [`CHARS_PER_TOKEN_BOUND`] × max-tokens characters
+//! (so a 1 MB note costs no more than a page), tokenized and truncated to the model's token
+//! limit, sorted by length and run in chunks of [`DEFAULT_BATCH_SIZE`] with padding and an
+//! attention mask, pooled (mean over the mask, or `[CLS]`) and L2-normalised. Inference runs
+//! on tokio's blocking pool, never on the async workers.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::Embedder;
+use crate::error::EmbedError;
+use crate::location::ModelLocation;
+use crate::spec::{self, BERT_MAX_TOKENS, ModelSpec, Pooling};
+
+/// Texts per forward pass. Bounds memory: the attention scores of one chunk take
+/// `batch × heads × tokens² × 4` bytes (32 × 12 × 256² × 4 B ≈ 100 MB for MiniLM at its limit).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Characters kept per allowed token before tokenizing. WordPiece tokens average about four
+/// characters of English, so ten per token keeps every text that could fill the token limit
+/// while a megabyte-long note is cut to a few kilobytes before the tokenizer sees it.
+pub const CHARS_PER_TOKEN_BOUND: usize = 10;
+
+/// File names inside a model directory.
+pub mod files {
+    /// Model hyper-parameters (BERT `config.json`).
+    pub const CONFIG: &str = "config.json";
+    /// The tokenizer, in the `tokenizers` JSON format.
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// The weights.
+    pub const WEIGHTS: &str = "model.safetensors";
+    /// sentence-transformers pooling configuration (optional).
+    pub const POOLING: &str = "1_Pooling/config.json";
+    /// sentence-transformers settings, for `max_seq_length` (optional).
+    pub const SENTENCE_BERT: &str = "sentence_bert_config.json";
+    /// Files a model directory must hold.
+    pub const REQUIRED: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
+    /// Files read when present.
+    pub const OPTIONAL: [&str; 2] = [POOLING, SENTENCE_BERT];
+}
+
+/// A local BERT-family sentence embedder on CPU. Cheap to clone (the model is shared).
+#[derive(Clone)]
+pub struct BertEmbedder {
+    model_id: String,
+    dimensions: usize,
+    dir: PathBuf,
+    batch_size: usize,
+    runner: Arc<Runner>,
+}
+
+/// The loaded model, shared with blocking tasks.
+struct Runner {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    max_tokens: usize,
+    pad_id: u32,
+    device: Device,
+}
+
+impl fmt::Debug for BertEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BertEmbedder")
+            .field("model_id", &self.model_id)
+            .field("dimensions", &self.dimensions)
+            .field("pooling", &self.runner.pooling)
+            .field("max_tokens", &self.runner.max_tokens)
+            .field("batch_size", &self.batch_size)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+impl BertEmbedder {
+    /// Loads the model in `dir` under the id `model_id`.
+    ///
+    /// For a model in [`KNOWN_MODELS`](crate::KNOWN_MODELS) the directory's `hidden_size` must
+    /// match the registry's dimensions; pooling comes from `1_Pooling/config.json` when present,
+    /// else the registry, else mean; the token limit from `sentence_bert_config.json`, else the
+    /// registry, else 512, never above `max_position_embeddings`.
+    ///
+    /// Blocking (memory-maps and copies the weights, parses the tokenizer: about 150 ms for
+    /// MiniLM); from async code use [`load_async`](Self::load_async).
+    ///
+    /// # Errors
+    /// [`EmbedError::ModelNotFound`] if `dir` is not a directory, [`EmbedError::MissingFile`]
+    /// naming the first absent required file, [`EmbedError::InvalidConfig`],
+    /// [`EmbedError::InvalidTokenizer`] or [`EmbedError::InvalidWeights`] naming the bad file,
+    /// [`EmbedError::ModelMismatch`] when the files are another model than `model_id`.
+    pub fn load(dir: impl AsRef<Path>, model_id: &str) -> Result<Self, EmbedError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(EmbedError::ModelNotFound {
+                model_id: model_id.to_owned(),
+                searched: vec![dir.to_path_buf()],
+            });
+        }
+        for name in files::REQUIRED {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Err(EmbedError::missing_file(path));
+            }
+        }
+        let started = std::time::Instant::now();
+        let known = ModelSpec::known(model_id);
+
+        let config_path = dir.join(files::CONFIG);
+        let config: BertConfig = spec::read_optional_json(&config_path)?
+            .ok_or_else(|| EmbedError::missing_file(config_path.clone()))?;
+        if let Some(spec) = known
+            && spec.dimensions != config.hidden_size
+        {
+            return Err(EmbedError::ModelMismatch {
+                model_id: model_id.to_owned(),
+                dir: dir.to_path_buf(),
+                expected: spec.dimensions,
+                found: config.hidden_size,
+            });
+        }
+
+        let pooling = spec::read_pooling(&dir.join(files::POOLING))?
+            .or(known.map(|s| s.pooling))
+            .unwrap_or(Pooling::Mean);
+        let max_tokens = spec::read_max_seq_length(&dir.join(files::SENTENCE_BERT))?
+            .or(known.map(|s| s.max_tokens))
+            .unwrap_or(BERT_MAX_TOKENS)
+            .min(config.max_position_embeddings);
+
+        let tokenizer_path = dir.join(files::TOKENIZER);
+        let (tokenizer, pad_id) = load_tokenizer(&tokenizer_path, max_tokens, &config)?;
+
+        let weights_path = dir.join(files::WEIGHTS);
+        let device = Device::Cpu;
+        let invalid_weights = |e: candle_core::Error| EmbedError::InvalidWeights {
+            path: weights_path.clone(),
+            reason: e.to_string(),
+        };
+        // SAFETY: the file is memory-mapped only while `BertModel::load` copies the tensors
+        // into CPU memory; `load` consumes `vb`, which unmaps it. Writing into the file during
+        // those milliseconds would be undefined behaviour; replacing it by rename (as the `hub`
+        // download does) leaves the mapped inode intact and is safe.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device) }
+                .map_err(invalid_weights)?;
+        let model = BertModel::load(vb, &config).map_err(invalid_weights)?;
+
+        tracing::info!(
+            model_id,
+            dir = %dir.display(),
+            dimensions = config.hidden_size,
+            ?pooling,
+            max_tokens,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "embedding model loaded"
+        );
+        Ok(Self {
+            model_id: model_id.to_owned(),
+            dimensions: config.hidden_size,
+            dir: dir.to_path_buf(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            runner: Arc::new(Runner {
+                model,
+                tokenizer,
+                pooling,
+                max_tokens,
+                pad_id,
+                device,
+            }),
+        })
+    }
+
+    /// [`load`](Self::load) on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), plus [`EmbedError::TaskFailed`] if the task panics.
+    pub async fn load_async(
+        dir: impl Into<PathBuf>,
+        model_id: impl Into<String>,
+    ) -> Result<Self, EmbedError> {
+        let (dir, model_id) = (dir.into(), model_id.into());
+        tokio::task::spawn_blocking(move || Self::load(dir, &model_id))
+            .await
+            .map_err(|e| EmbedError::TaskFailed {
+                reason: e.to_string(),
+            })?
+    }
+
+    /// Finds `model_id` with [`ModelLocation::resolve`] (`MCP_MEMORY_MODEL_DIR`, then the
+    /// per-user cache) and [loads](Self::load) it. Blocking.
+    ///
+    /// # Errors
+    /// [`EmbedError::ModelNotFound`] listing the places looked at, or any error of
+    /// [`load`](Self::load).
+    pub fn open(model_id: &str) -> Result<Self, EmbedError> {
+        let location = ModelLocation::resolve(model_id)?;
+        Self::load(&location.dir, model_id)
+    }
+
+    /// Like [`open`](Self::open), but downloads the model into the per-user cache first when it
+    /// is found nowhere (feature `hub`; blocking network I/O).
+    ///
+    /// # Errors
+    /// [`EmbedError::Download`] when the download fails, or any error of [`load`](Self::load).
+    #[cfg(feature = "hub")]
+    pub fn open_or_download(model_id: &str) -> Result<Self, EmbedError> {
+        let location = crate::hub::resolve_or_download(model_id)?;
+        Self::load(&location.dir, model_id)
+    }
+
+    /// Texts per forward pass from now on (at least 1). Smaller saves memory, larger may
+    /// save a little time. Default [`DEFAULT_BATCH_SIZE`].
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The pooling in use.
+    pub fn pooling(&self) -> Pooling {
+        self.runner.pooling
+    }
+
+    /// Tokens kept per text, special tokens included.
+    pub fn max_tokens(&self) -> usize {
+        self.runner.max_tokens
+    }
+
+    /// The directory the model was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// [`Embedder::embed`] on the calling thread. For benchmarks and synchronous callers;
+    /// async code should call [`Embedder::embed`], which does this on the blocking pool.
+    ///
+    /// # Errors
+    /// [`EmbedError::Tokenize`] or [`EmbedError::Inference`].
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let limit = self.char_limit();
+        let cut: Vec<&str> = texts.iter().map(|t| truncate_chars(t, limit)).collect();
+        self.runner.embed(&cut, self.batch_size)
+    }
+
+    fn char_limit(&self) -> usize {
+        self.runner.max_tokens.saturating_mul(CHARS_PER_TOKEN_BOUND)
+    }
+}
+
+#[async_trait]
+impl Embedder for BertEmbedder {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    /// One unit vector per text, in order. An empty slice gives an empty result without
+    /// touching the model; an empty string is a valid text (`[CLS] [SEP]`).
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let limit = self.char_limit();
+        let cut: Vec<String> = texts
+            .iter()
+            .map(|t| truncate_chars(t, limit).to_owned())
+            .collect();
+        let runner = Arc::clone(&self.runner);
+        let batch_size = self.batch_size;
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = cut.iter().map(String::as_str).collect();
+            runner.embed(&refs, batch_size)
+        })
+        .await
+        .map_err(|e| EmbedError::TaskFailed {
+            reason: e.to_string(),
+        })?
+    }
+}
+
+impl Runner {
+    /// Tokenizes all texts, then runs them shortest-first in chunks so that each chunk pads
+    /// to similar lengths.
+    fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| EmbedError::Tokenize {
+                reason: e.to_string(),
+            })?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size) {
+            let batch: Vec<&tokenizers::Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.forward(&batch).map_err(|e| EmbedError::Inference {
+                reason: e.to_string(),
+            })?;
+            for (&i, vector) in chunk.iter().zip(vectors) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One forward pass: pad to the longest encoding, pool, normalise.
+    fn forward(&self, batch: &[&tokenizers::Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let rows = batch.len();
+        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows * len);
+        let mut type_ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        for encoding in batch {
+            let pad = len - encoding.len();
+            ids.extend_from_slice(encoding.get_ids());
+            ids.extend(std::iter::repeat_n(self.pad_id, pad));
+            type_ids.extend_from_slice(encoding.get_type_ids());
+            type_ids.extend(std::iter::repeat_n(0, pad));
+            mask.extend_from_slice(encoding.get_attention_mask());
+            mask.extend(std::iter::repeat_n(0, pad));
+        }
+        let ids = Tensor::from_vec(ids, (rows, len), &self.device)?;
+        let type_ids = Tensor::from_vec(type_ids, (rows, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
+
+        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, len, dims)
+        let pooled = match self.pooling {
+            Pooling::Mean => {
+                let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, len, 1)
+                let summed = hidden.broadcast_mul(&weights)?.sum(1)?; // (rows, dims)
+                let counts = weights.sum(1)?.clamp(1f32, f32::MAX)?; // (rows, 1)
+                summed.broadcast_div(&counts)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        let norms = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(f32::MIN_POSITIVE, f32::MAX)?;
+        pooled.broadcast_div(&norms)?.to_vec2::<f32>()
+    }
+}
+
+/// Reads `tokenizer.json`, sets truncation to `max_tokens` and turns padding off (batches are
+/// padded by hand). Returns the tokenizer and the padding token id.
+fn load_tokenizer(
+    path: &Path,
+    max_tokens: usize,
+    config: &BertConfig,
+) -> Result<(Tokenizer, u32), EmbedError> {
+    let invalid = |reason: String| EmbedError::InvalidTokenizer {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| invalid(e.to_string()))?;
+    let pad_id = tokenizer
+        .get_padding()
+        .map(|p| p.pad_id)
+        .or_else(|| u32::try_from(config.pad_token_id).ok())
+        .unwrap_or(0);
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..TruncationParams::default()
+        }))
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((tokenizer, pad_id))
+}
+
+/// The first `max_chars` characters of `text`, cut at a character boundary.
+fn truncate_chars(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => &text[..byte],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::DEFAULT_MODEL_ID;
+
+    // ---- helpers -------------------------------------------------------------------------
+
+    /// The real all-MiniLM-L6-v2, loaded once for the whole file. Fails (never skips) when
+    /// absent, saying how to get it.
+    fn minilm() -> &'static BertEmbedder {
+        static MODEL: OnceLock<BertEmbedder> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            BertEmbedder::open(DEFAULT_MODEL_ID).unwrap_or_else(|e| {
+                panic!(
+                    "these tests need the real {DEFAULT_MODEL_ID} model: run `cargo xtask fetch-model` \
+                     (or set MCP_MEMORY_MODEL_DIR to its directory). Error: {e}"
+                )
+            })
+        })
+    }
+
+    /// Model tests share the CPU; the timing test takes this exclusively so that it measures
+    /// the model, not its neighbours.
+    static TIMING_GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+    /// [`minilm`] for a test that embeds, holding the gate shared.
+    async fn shared_minilm() -> (
+        tokio::sync::RwLockReadGuard<'static, ()>,
+        &'static BertEmbedder,
+    ) {
+        (TIMING_GATE.read().await, minilm())
+    }
+
+    async fn embed_one(embedder: &BertEmbedder, text: &str) -> Vec<f32> {
+        embedder
+            .embed(&[text.to_owned()])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    fn norm(v: &[f32]) -> f32 {
+        v.iter().map(|x| x * x).sum::<f32>().sqrt()
+    }
+
+    const CAT: &str = "The cat sits on the mat.";
+    const KITTEN: &str = "A kitten is resting on a rug.";
+    const REVENUE: &str = "Quarterly revenue grew by twelve percent.";
+
+    /// A directory with a valid MiniLM `config.json` and the given extra files.
+    fn model_dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        dir
+    }
+
+    const MINILM_CONFIG: &str = r#"{
+        "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1,
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 384,
+        "initializer_range": 0.02, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
+        "num_hidden_layers": 6, "pad_token_id": 0, "position_embedding_type": "absolute",
+        "type_vocab_size": 2, "vocab_size": 30522
+    }"#;
+
+    /// A copy of the real model directory (links where possible) with a replaced file.
+    fn minilm_variant(replace: &[(&str, &str)]) -> tempfile::TempDir {
+        let src = minilm().dir().to_path_buf();
+        let dir = tempfile::tempdir().unwrap();
+        for name in files::REQUIRED.iter().chain(files::OPTIONAL.iter()) {
+            let from = src.join(name);
+            if from.is_file() {
+                let to = dir.path().join(name);
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                if std::fs::hard_link(&from, &to).is_err() {
+                    std::fs::copy(&from, &to).unwrap();
+                }
+            }
+        }
+        for (name, content) in replace {
+            let to = dir.path().join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&to);
+            std::fs::write(to, content).unwrap();
+        }
+        dir
+    }
+
+    // ---- the real model ------------------------------------------------------------------
+
+    #[test]
+    fn minilm_reports_its_registry_shape() {
+        let m = minilm();
+        assert_eq!(
+            (m.model_id(), m.dimensions(), m.pooling(), m.max_tokens()),
+            (DEFAULT_MODEL_ID, 384, Pooling::Mean, 256)
+        );
+    }
+
+    #[tokio::test]
+    async fn vectors_have_384_unit_length_components() {
+        let (_gate, m) = shared_minilm().await;
+        let texts = [CAT, KITTEN, REVENUE, ""].map(str::to_owned);
+        let vectors = m.embed(&texts).await.unwrap();
+        assert!(
+            vectors
+                .iter()
+                .all(|v| v.len() == 384 && (norm(v) - 1.0).abs() < 1e-4),
+            "norms: {:?}",
+            vectors.iter().map(|v| norm(v)).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn paraphrases_are_close_and_unrelated_texts_are_not() {
+        let (_gate, m) = shared_minilm().await;
+        let (cat, kitten, revenue) = (
+            embed_one(m, CAT).await,
+            embed_one(m, KITTEN).await,
+            embed_one(m, REVENUE).await,
+        );
+        let (close, far) = (cosine(&cat, &kitten), cosine(&cat, &revenue));
+        // Upstream sentence-transformers gives 0.641 and -0.016 for these pairs.
+        assert!(
+            close > 0.5 && (close - 0.641).abs() < 0.02,
+            "cat~kitten = {close}"
+        );
+        assert!(far < 0.2, "cat~revenue = {far}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_gives_the_same_vectors_as_one_by_one() {
+        // Batch size 3 so that several padded chunks of mixed lengths are exercised.
+        let (_gate, m) = shared_minilm().await;
+        let m = m.clone().with_batch_size(3);
+        let texts: Vec<String> = [
+            CAT,
+            "Short.",
+            REVENUE,
+            "A considerably longer sentence, with several clauses, which pads every shorter neighbour in its chunk.",
+            KITTEN,
+            "",
+            "Zwei Katzen schlafen auf dem Sofa.",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let batch = m.embed(&texts).await.unwrap();
+        for (text, from_batch) in texts.iter().zip(&batch) {
+            let alone = embed_one(&m, text).await;
+            let diff = alone
+                .iter()
+                .zip(from_batch)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{text:?}: max difference {diff}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_input_gives_empty_output() {
+        let (_gate, m) = shared_minilm().await;
+        assert!(m.embed(&[]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_megabyte_text_embeds_in_well_under_a_second() {
+        let _alone = TIMING_GATE.write().await;
+        let m = minilm();
+        embed_one(m, "warm up").await;
+        let text = "Notes about the quarterly planning meeting. ".repeat((1 << 20) / 44 + 1);
+        assert!(text.len() > 1_000_000);
+        // Best of three: the cost is one forward pass at the token limit, whatever the size.
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            assert_eq!(embed_one(m, &text).await.len(), 384);
+            best = best.min(started.elapsed());
+        }
+        assert!(best < Duration::from_secs(1), "took {best:?}");
+    }
+
+    #[tokio::test]
+    async fn unicode_and_emoji_texts_embed_to_finite_unit_vectors() {
+        let texts = [
+            "Café ☕ mit Crème brûlée",
+            "日本語のテキストも埋め込める",
+            "🎉🚀🔥",
+            "emoji 👩‍👩‍👧‍👦 family and a flag 🇩🇪",
+        ]
+        .map(str::to_owned);
+        let (_gate, m) = shared_minilm().await;
+        let vectors = m.embed(&texts).await.unwrap();
+        assert!(
+            vectors
+                .iter()
+                .all(|v| v.iter().all(|x| x.is_finite()) && (norm(v) - 1.0).abs() < 1e-4)
+        );
+    }
+
+    #[tokio::test]
+    async fn text_beyond_the_token_limit_embeds_like_its_prefix() {
+        // Everything past 256 tokens is dropped, so appending more text changes nothing.
+        let (_gate, m) = shared_minilm().await;
+        let base = "alpha beta gamma delta ".repeat(100); // 400 tokens
+        let longer = format!("{base} and a completely different ending about finance");
+        let (a, b) = (embed_one(m, &base).await, embed_one(m, &longer).await);
+        assert!((cosine(&a, &b) - 1.0).abs() < 1e-5);
+    }
+
+    #[tokio::test]
+    async fn cls_pooling_from_the_pooling_config_is_used() {
+        // MiniLM's files as a stand-in for a CLS-pooled model (the BGE path); not BGE output.
+        let dir = minilm_variant(&[(
+            files::POOLING,
+            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+        )]);
+        let cls = BertEmbedder::load(dir.path(), "test/minilm-cls-stand-in").unwrap();
+        assert_eq!(cls.pooling(), Pooling::Cls);
+        let (_gate, mean) = shared_minilm().await;
+        let (a, b) = (embed_one(&cls, CAT).await, embed_one(mean, CAT).await);
+        assert!((norm(&a) - 1.0).abs() < 1e-4 && cosine(&a, &b) < 0.99);
+    }
+
+    #[test]
+    fn unknown_model_takes_dimensions_from_config_and_mean_pooling_by_default() {
+        let _gate = TIMING_GATE.blocking_read();
+        let dir = minilm_variant(&[]);
+        std::fs::remove_file(dir.path().join(files::POOLING)).unwrap();
+        std::fs::remove_file(dir.path().join(files::SENTENCE_BERT)).unwrap();
+        let m = BertEmbedder::load(dir.path(), "acme/unknown").unwrap();
+        assert_eq!(
+            (m.dimensions(), m.pooling(), m.max_tokens()),
+            (384, Pooling::Mean, BERT_MAX_TOKENS)
+        );
+    }
+
+    #[test]
+    fn registry_pooling_applies_without_a_pooling_config() {
+        let _gate = TIMING_GATE.blocking_read();
+        let dir = minilm_variant(&[]);
+        std::fs::remove_file(dir.path().join(files::POOLING)).unwrap();
+        let m = BertEmbedder::load(dir.path(), "BAAI/bge-small-en-v1.5").unwrap();
+        assert_eq!(m.pooling(), Pooling::Cls);
+    }
+
+    // ---- errors --------------------------------------------------------------------------
+
+    #[test]
+    fn nonexistent_dir_says_how_to_get_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = BertEmbedder::load(dir.path().join("absent"), DEFAULT_MODEL_ID).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, EmbedError::ModelNotFound { .. })
+                && msg.contains("MCP_MEMORY_MODEL_DIR")
+                && msg.contains("cargo xtask fetch-model"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_weights_are_named() {
+        let dir = model_dir_with(&[(files::CONFIG, MINILM_CONFIG), (files::TOKENIZER, "{}")]);
+        match BertEmbedder::load(dir.path(), DEFAULT_MODEL_ID) {
+            Err(err @ EmbedError::MissingFile { .. }) => {
+                assert!(err.to_string().contains("model.safetensors"), "{err}");
+            }
+            other => panic!("expected MissingFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_tokenizer_is_named() {
+        let dir = model_dir_with(&[(files::CONFIG, MINILM_CONFIG), (files::WEIGHTS, "")]);
+        match BertEmbedder::load(dir.path(), DEFAULT_MODEL_ID) {
+            Err(EmbedError::MissingFile { path, .. }) => {
+                assert_eq!(path, dir.path().join("tokenizer.json"));
+            }
+            other => panic!("expected MissingFile, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_config_is_named() {
+        let dir = model_dir_with(&[
+            (files::CONFIG, "{ not json"),
+            (files::TOKENIZER, "{}"),
+            (files::WEIGHTS, ""),
+        ]);
+        match BertEmbedder::load(dir.path(), DEFAULT_MODEL_ID) {
+            Err(err @ EmbedError::InvalidConfig { .. }) => {
+                assert!(err.to_string().contains("config.json"), "{err}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_tokenizer_is_named() {
+        let dir = model_dir_with(&[
+            (files::CONFIG, MINILM_CONFIG),
+            (files::TOKENIZER, "{\"truncated"),
+            (files::WEIGHTS, ""),
+        ]);
+        match BertEmbedder::load(dir.path(), DEFAULT_MODEL_ID) {
+            Err(err @ EmbedError::InvalidTokenizer { .. }) => {
+                assert!(err.to_string().contains("tokenizer.json"), "{err}");
+            }
+            other => panic!("expected InvalidTokenizer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_weights_are_named() {
+        let _gate = TIMING_GATE.blocking_read();
+        let dir = minilm_variant(&[(files::WEIGHTS, "not a safetensors file")]);
+        match BertEmbedder::load(dir.path(), DEFAULT_MODEL_ID) {
+            Err(err @ EmbedError::InvalidWeights { .. }) => {
+                assert!(err.to_string().contains("model.safetensors"), "{err}");
+            }
+            other => panic!("expected InvalidWeights, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_384_d_directory_is_refused_as_a_768_d_model() {
+        let dir = model_dir_with(&[
+            (files::CONFIG, MINILM_CONFIG),
+            (files::TOKENIZER, "{}"),
+            (files::WEIGHTS, ""),
+        ]);
+        match BertEmbedder::load(dir.path(), "BAAI/bge-base-en-v1.5") {
+            Err(EmbedError::ModelMismatch {
+                expected, found, ..
+            }) => assert_eq!((expected, found), (768, 384)),
+            other => panic!("expected ModelMismatch, got {other:?}"),
+        }
+    }
+
+    // ---- helpers under test --------------------------------------------------------------
+
+    #[test]
+    fn truncation_cuts_at_a_character_boundary() {
+        assert_eq!(truncate_chars("héllo wörld", 7), "héllo w");
+        assert_eq!(truncate_chars("🎉🎉🎉", 2), "🎉🎉");
+        assert_eq!(truncate_chars("short", 100), "short");
+    }
+}

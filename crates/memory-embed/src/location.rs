@@ -1,0 +1,168 @@
+//! Where a model's files are: [`ModelLocation::resolve`].
+//!
+//! Looked at in order:
+//! 1. the directory named by the environment variable [`MODEL_DIR_ENV`] (`MCP_MEMORY_MODEL_DIR`);
+//! 2. the per-user cache, `<cache dir>/mcp-memory/models/<dir name>/` (see
+//!    [`ModelSpec::dir_name_for`]), where `cargo xtask fetch-model` (and the `hub` feature) put
+//!    models. `<cache dir>` is the platform's user cache directory (`$XDG_CACHE_HOME` or
+//!    `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows).
+//!
+//! ```
+//! use memory_embed::{EmbedError, ModelLocation};
+//!
+//! // With no environment variable and no cache, the error lists every place looked at.
+//! let err = ModelLocation::resolve_in("acme/absent-model", None, None).unwrap_err();
+//! assert!(matches!(err, EmbedError::ModelNotFound { .. }));
+//! assert!(err.to_string().contains("cargo xtask fetch-model"));
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::EmbedError;
+use crate::spec::ModelSpec;
+
+/// Environment variable naming a directory that holds the model files
+/// (`config.json`, `tokenizer.json`, `model.safetensors`, optionally `1_Pooling/config.json`).
+pub const MODEL_DIR_ENV: &str = "MCP_MEMORY_MODEL_DIR";
+
+/// Path of the per-user model cache below the platform cache directory.
+pub const CACHE_SUBDIR: &str = "mcp-memory/models";
+
+/// Where a model directory was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationSource {
+    /// From [`MODEL_DIR_ENV`].
+    EnvVar,
+    /// From the per-user cache.
+    UserCache,
+}
+
+/// A model directory that exists (its files are checked when loading).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLocation {
+    /// The directory holding the model files.
+    pub dir: PathBuf,
+    /// Which rule found it.
+    pub source: LocationSource,
+}
+
+impl ModelLocation {
+    /// Finds `model_id`'s directory from [`MODEL_DIR_ENV`], then the per-user cache.
+    ///
+    /// An empty [`MODEL_DIR_ENV`] counts as unset. A set variable that names no directory is
+    /// passed over (and listed in the error if nothing else is found).
+    ///
+    /// # Errors
+    /// [`EmbedError::ModelNotFound`] listing every directory looked at.
+    pub fn resolve(model_id: &str) -> Result<Self, EmbedError> {
+        let env_dir = std::env::var_os(MODEL_DIR_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Self::resolve_in(model_id, env_dir.as_deref(), dirs::cache_dir().as_deref())
+    }
+
+    /// [`resolve`](Self::resolve) with the environment variable's value and the platform cache
+    /// directory given explicitly (for tests and for callers with their own configuration).
+    ///
+    /// # Errors
+    /// [`EmbedError::ModelNotFound`] listing every directory looked at.
+    pub fn resolve_in(
+        model_id: &str,
+        env_dir: Option<&Path>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, EmbedError> {
+        let candidates = env_dir
+            .map(|dir| (dir.to_path_buf(), LocationSource::EnvVar))
+            .into_iter()
+            .chain(
+                cache_dir
+                    .map(|cache| (model_cache_dir(cache, model_id), LocationSource::UserCache)),
+            );
+        let mut searched = Vec::new();
+        for (dir, source) in candidates {
+            if dir.is_dir() {
+                tracing::debug!(model_id, dir = %dir.display(), ?source, "model directory found");
+                return Ok(Self { dir, source });
+            }
+            searched.push(dir);
+        }
+        Err(EmbedError::ModelNotFound {
+            model_id: model_id.to_owned(),
+            searched,
+        })
+    }
+
+    /// The per-user cache directory for `model_id` (whether or not it exists), or `None` when
+    /// the platform has no user cache directory.
+    pub fn user_cache_dir(model_id: &str) -> Option<PathBuf> {
+        dirs::cache_dir().map(|cache| model_cache_dir(&cache, model_id))
+    }
+}
+
+/// `<cache>/mcp-memory/models/<dir name>`.
+fn model_cache_dir(cache: &Path, model_id: &str) -> PathBuf {
+    cache
+        .join(CACHE_SUBDIR)
+        .join(ModelSpec::dir_name_for(model_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_dir_wins_over_the_cache() {
+        let env = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(cache.path().join("mcp-memory/models/all-MiniLM-L6-v2")).unwrap();
+        let found = ModelLocation::resolve_in(
+            crate::DEFAULT_MODEL_ID,
+            Some(env.path()),
+            Some(cache.path()),
+        )
+        .unwrap();
+        assert_eq!(found.source, LocationSource::EnvVar);
+    }
+
+    #[test]
+    fn cache_dir_is_used_when_env_dir_is_absent() {
+        let cache = tempfile::tempdir().unwrap();
+        let expected = cache.path().join("mcp-memory/models/bge-base-en-v1.5");
+        std::fs::create_dir_all(&expected).unwrap();
+        let found = ModelLocation::resolve_in(
+            "BAAI/bge-base-en-v1.5",
+            Some(&cache.path().join("not-there")),
+            Some(cache.path()),
+        )
+        .unwrap();
+        assert_eq!(
+            found,
+            ModelLocation {
+                dir: expected,
+                source: LocationSource::UserCache
+            }
+        );
+    }
+
+    #[test]
+    fn not_found_lists_every_place_and_says_what_to_do() {
+        let cache = tempfile::tempdir().unwrap();
+        let env_dir = cache.path().join("from-env");
+        let err =
+            ModelLocation::resolve_in(crate::DEFAULT_MODEL_ID, Some(&env_dir), Some(cache.path()))
+                .unwrap_err()
+                .to_string();
+        for needle in [
+            env_dir.display().to_string(),
+            cache
+                .path()
+                .join("mcp-memory/models/all-MiniLM-L6-v2")
+                .display()
+                .to_string(),
+            MODEL_DIR_ENV.to_owned(),
+            "cargo xtask fetch-model".to_owned(),
+        ] {
+            assert!(err.contains(&needle), "{needle:?} not in: {err}");
+        }
+    }
+}
