@@ -21,6 +21,7 @@
 //! - [`location`]: where model files are ([`ModelLocation::resolve`]).
 //! - [`bert`]: the candle BERT runner ([`BertEmbedder`]).
 //! - [`cache`]: the LRU decorator ([`CachedEmbedder`]).
+//! - [`lazy`]: a registry model loaded on first use ([`LazyEmbedder`]).
 //! - `hub` (feature `hub`): downloading models for users with internet access.
 //!
 //! # Features
@@ -58,6 +59,7 @@ pub mod cache;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;
+pub mod lazy;
 pub mod location;
 pub mod spec;
 
@@ -68,6 +70,7 @@ use async_trait::async_trait;
 pub use bert::{BertEmbedder, CHARS_PER_TOKEN_BOUND, DEFAULT_BATCH_SIZE};
 pub use cache::{CacheStats, CachedEmbedder, DEFAULT_CACHE_CAPACITY};
 pub use error::EmbedError;
+pub use lazy::LazyEmbedder;
 pub use location::{LocationSource, MODEL_DIR_ENV, ModelLocation};
 pub use spec::{DEFAULT_MODEL_ID, KNOWN_MODELS, ModelSpec, Pooling};
 

@@ -45,7 +45,7 @@
 //! * **Store and read**: every field round-trips exactly (content, hash, tags in order, type,
 //!   metadata, both timestamps to the microsecond), Unicode and 1 MB content included; a
 //!   second store of the same normalised content is [`StorageError::Duplicate`] and changes
-//!   nothing; an embedding of the wrong size is replaced, not trusted.
+//!   nothing; an embedding of the wrong size or with a non-finite value is refused.
 //! * **Soft delete**: a deleted memory vanishes from every read (hash lookup, search, list,
 //!   count, tag and time queries, recent, recall, tag counts, stats); deleting unknown or
 //!   deleted hashes is [`StorageError::NotFound`]; storing the content again revives it with

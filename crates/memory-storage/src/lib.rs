@@ -48,6 +48,9 @@
 //! * Lists are newest first (`created_at` descending, ties by hash descending).
 //! * Time bounds are inclusive at both ends.
 //! * Tag filters with an empty tag list match nothing.
+//! * Result counts (`n`, `limit`, a list's `limit`) are `1..=MAX_RESULTS`.
+//! * Memories returned by reads do not carry their embedding (`embedding: None`): vectors
+//!   are the backend's business, and results stay small.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

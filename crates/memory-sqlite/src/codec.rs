@@ -1,0 +1,257 @@
+//! Conversions between core values and column values: embedding blobs, the comma-joined
+//! tag copy, rows into [`Memory`].
+
+use std::str::FromStr;
+
+use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp, ValidationError};
+use rusqlite::Row;
+use rusqlite::types::Type;
+
+/// Bytes per stored vector element (little-endian `f32`).
+const F32_BYTES: usize = 4;
+
+/// How far the squared norm of a supplied vector may be from 1 before it is rescaled.
+const UNIT_NORM_TOLERANCE: f32 = 1e-4;
+
+/// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`] expects them.
+/// The embedding is not among them: returned memories do not carry it.
+pub(crate) const MEMORY_COLUMNS: &str = "m.id, m.content, m.content_hash, m.tags, m.memory_type, m.metadata, m.created_at_us, m.updated_at_us";
+
+/// The blob form of a vector: `f32` little-endian, one after the other.
+pub(crate) fn encode_embedding(vector: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(vector.len() * F32_BYTES);
+    for x in vector {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes a blob written by [`encode_embedding`] into `out` (cleared first).
+/// Returns the blob's length when it is not `dims` vectors elements long.
+pub(crate) fn decode_embedding_into(
+    blob: &[u8],
+    dims: usize,
+    out: &mut Vec<f32>,
+) -> Result<(), usize> {
+    if blob.len() != dims * F32_BYTES {
+        return Err(blob.len());
+    }
+    out.clear();
+    out.extend(
+        blob.chunks_exact(F32_BYTES)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
+    Ok(())
+}
+
+/// Why a vector cannot be stored or searched with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VectorProblem {
+    /// Wrong length.
+    Dimensions { expected: usize, got: usize },
+    /// A NaN or infinite element.
+    NotFinite { index: usize },
+    /// All zeros: it has no direction.
+    Zero,
+}
+
+impl std::fmt::Display for VectorProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dimensions { expected, got } => write!(
+                f,
+                "has {got} dimensions but this store holds {expected}-dimensional vectors; \
+                 leave the embedding out to have the store compute it"
+            ),
+            Self::NotFinite { index } => {
+                write!(
+                    f,
+                    "element {index} is NaN or infinite; every element must be a finite number"
+                )
+            }
+            Self::Zero => f.write_str("is all zeros and has no direction; give a non-zero vector"),
+        }
+    }
+}
+
+/// Checks a vector's length and values and scales it to unit length, so that a dot product
+/// is a cosine similarity. Vectors already of unit length (within rounding) are kept as
+/// they are, bit for bit.
+pub(crate) fn unit_vector(mut v: Vec<f32>, dims: usize) -> Result<Vec<f32>, VectorProblem> {
+    if v.len() != dims {
+        return Err(VectorProblem::Dimensions {
+            expected: dims,
+            got: v.len(),
+        });
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Err(VectorProblem::NotFinite { index });
+    }
+    let norm_sq: f32 = v.iter().map(|x| x * x).sum();
+    if norm_sq == 0.0 || !norm_sq.is_finite() {
+        return Err(VectorProblem::Zero);
+    }
+    if (norm_sq - 1.0).abs() > UNIT_NORM_TOLERANCE {
+        let inv = 1.0 / norm_sq.sqrt();
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+    Ok(v)
+}
+
+/// Rebuilds tags from the comma-joined column. Stored tags never hold a comma (the core
+/// model turns one into `-`), so splitting is exact and keeps their order.
+pub(crate) fn split_tags(joined: &str) -> Result<Tags, ValidationError> {
+    if joined.is_empty() {
+        return Ok(Tags::empty());
+    }
+    Tags::parse(joined.split(',').map(str::to_owned).collect::<Vec<_>>())
+}
+
+/// A column value that does not parse, as a rusqlite error naming the column.
+fn bad_column(
+    index: usize,
+    ty: Type,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, ty, Box::new(err))
+}
+
+/// A timestamp column, from epoch microseconds.
+fn timestamp_column(
+    row: &Row<'_>,
+    index: usize,
+    field: &'static str,
+) -> rusqlite::Result<Timestamp> {
+    let micros: i64 = row.get(index)?;
+    Timestamp::from_epoch_micros(micros).ok_or_else(|| {
+        bad_column(
+            index,
+            Type::Integer,
+            ValidationError::InvalidTimestamp {
+                field,
+                reason: format!("{micros} microseconds is outside the supported range"),
+            },
+        )
+    })
+}
+
+/// The row id and the memory of a row selected with [`MEMORY_COLUMNS`].
+pub(crate) fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Memory)> {
+    let id: i64 = row.get(0)?;
+    let content: String = row.get(1)?;
+    let hash: String = row.get(2)?;
+    let hash = ContentHash::from_str(&hash).map_err(|e| bad_column(2, Type::Text, e))?;
+    let tags: String = row.get(3)?;
+    let tags = split_tags(&tags).map_err(|e| bad_column(3, Type::Text, e))?;
+    let memory_type: Option<String> = row.get(4)?;
+    let metadata: String = row.get(5)?;
+    let metadata = Metadata::parse(&metadata).map_err(|e| bad_column(5, Type::Text, e))?;
+    let created_at = timestamp_column(row, 6, "created_at")?;
+    let updated_at = timestamp_column(row, 7, "updated_at")?;
+    Ok((
+        id,
+        Memory::from_parts(
+            content,
+            hash,
+            tags,
+            memory_type,
+            metadata,
+            None,
+            created_at,
+            updated_at,
+        ),
+    ))
+}
+
+/// A JSON array literal of ids, for `IN (SELECT value FROM json_each(?))`.
+pub(crate) fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::from("[");
+    for (i, id) in ids.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push(']');
+    out
+}
+
+/// A JSON array literal of strings, for `IN (SELECT value FROM json_each(?))`.
+pub(crate) fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::Array(
+        items
+            .into_iter()
+            .map(|s| serde_json::Value::String(s.to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedding_blob_round_trips_bit_for_bit() {
+        let v = vec![0.0, -0.0, 1.5, f32::MIN_POSITIVE, -3.25e-7, 0.1];
+        let blob = encode_embedding(&v);
+        assert_eq!(blob.len(), 24);
+        let mut back = Vec::new();
+        decode_embedding_into(&blob, 6, &mut back).unwrap();
+        assert_eq!(
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn embedding_blob_is_little_endian() {
+        assert_eq!(encode_embedding(&[1.0]), [0x00, 0x00, 0x80, 0x3f]);
+    }
+
+    #[test]
+    fn blob_of_the_wrong_length_is_refused() {
+        assert_eq!(decode_embedding_into(&[0; 12], 4, &mut Vec::new()), Err(12));
+    }
+
+    #[test]
+    fn unit_vector_scales_long_vectors_and_keeps_unit_ones() {
+        assert_eq!(unit_vector(vec![3.0, 4.0], 2).unwrap(), [0.6, 0.8]);
+        let unit = vec![0.6, 0.8];
+        assert_eq!(unit_vector(unit.clone(), 2).unwrap(), unit);
+    }
+
+    #[test]
+    fn unit_vector_refuses_wrong_length_nan_and_zero() {
+        assert_eq!(
+            unit_vector(vec![1.0], 2),
+            Err(VectorProblem::Dimensions {
+                expected: 2,
+                got: 1
+            })
+        );
+        assert_eq!(
+            unit_vector(vec![1.0, f32::NAN], 2),
+            Err(VectorProblem::NotFinite { index: 1 })
+        );
+        assert_eq!(
+            unit_vector(vec![f32::INFINITY, 0.0], 2),
+            Err(VectorProblem::NotFinite { index: 0 })
+        );
+        assert_eq!(unit_vector(vec![0.0, 0.0], 2), Err(VectorProblem::Zero));
+    }
+
+    #[test]
+    fn tags_split_back_in_their_stored_order() {
+        let tags = Tags::parse("zeta, alpha, [x, ü").unwrap();
+        assert_eq!(split_tags(&tags.joined()).unwrap(), tags);
+        assert!(split_tags("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_literals_are_valid_json() {
+        assert_eq!(json_ids([1, -2, 3]), "[1,-2,3]");
+        assert_eq!(json_ids([]), "[]");
+        assert_eq!(json_strings(["a\"b", "ü"]), r#"["a\"b","ü"]"#);
+    }
+}

@@ -1,0 +1,253 @@
+//! The schema, its migrations (`PRAGMA user_version`), and the `meta` table: schema
+//! version, embedding model and dimensions, and the change counters the vector index
+//! follows.
+//!
+//! # Tables
+//! * `memories` — one row per memory, live or soft-deleted (`deleted_at` set). Column names
+//!   follow upstream's SQLite backend (`content_hash`, `tags` as a comma-joined copy,
+//!   `created_at` REAL seconds plus `created_at_iso`). Two additions: `created_at_us` /
+//!   `updated_at_us` hold exact epoch microseconds (REAL seconds cannot round-trip every
+//!   microsecond), and `seq` is the change sequence of the last write to the row.
+//! * `memory_tags(memory_id, tag)` — one row per tag, indexed by tag, for set-based tag
+//!   filters. Unlike upstream's D1 schema there is no separate `tags` table: locally a
+//!   join through tag ids buys nothing and would need orphan clean-up.
+//! * `meta(key, value)` — `embedding_model`, `embedding_dimensions`, `seq` (incremented by
+//!   every write transaction and copied onto the rows it writes) and `purge_epoch`
+//!   (incremented when tombstones are purged, i.e. rows vanish without a new `seq`).
+
+use std::path::Path;
+
+use memory_storage::StorageError;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::connection::{BACKEND, TxError};
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `meta` key of the embedding model id.
+const META_MODEL: &str = "embedding_model";
+/// `meta` key of the embedding dimensions.
+const META_DIMS: &str = "embedding_dimensions";
+/// `meta` key of the change counter.
+pub(crate) const META_SEQ: &str = "seq";
+/// `meta` key of the purge counter.
+pub(crate) const META_PURGE_EPOCH: &str = "purge_epoch";
+
+/// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Each is written
+/// so that running it twice is harmless.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE IF NOT EXISTS meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0), ('purge_epoch', 0);
+
+    CREATE TABLE IF NOT EXISTS memories (
+        id             INTEGER PRIMARY KEY,
+        content_hash   TEXT    NOT NULL UNIQUE,
+        content        TEXT    NOT NULL,
+        tags           TEXT    NOT NULL DEFAULT '',
+        memory_type    TEXT,
+        metadata       TEXT    NOT NULL DEFAULT '{}',
+        created_at     REAL    NOT NULL,
+        created_at_iso TEXT    NOT NULL,
+        created_at_us  INTEGER NOT NULL,
+        updated_at     REAL    NOT NULL,
+        updated_at_iso TEXT    NOT NULL,
+        updated_at_us  INTEGER NOT NULL,
+        deleted_at     REAL,
+        embedding      BLOB    NOT NULL,
+        seq            INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS idx_memories_live_created
+        ON memories (created_at_us, content_hash) WHERE deleted_at IS NULL;
+    CREATE INDEX IF NOT EXISTS idx_memories_live_type
+        ON memories (memory_type) WHERE deleted_at IS NULL;
+    CREATE INDEX IF NOT EXISTS idx_memories_deleted_at
+        ON memories (deleted_at) WHERE deleted_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS idx_memories_seq ON memories (seq);
+
+    CREATE TABLE IF NOT EXISTS memory_tags (
+        memory_id INTEGER NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+        tag       TEXT    NOT NULL,
+        PRIMARY KEY (memory_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS idx_memory_tags_tag ON memory_tags (tag, memory_id);
+    "#,
+];
+
+/// The version recorded in the file.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]; returns the version found. A file written by
+/// a newer build is refused rather than guessed at.
+pub(crate) fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<i64, TxError> {
+    let found = user_version(tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::backend(
+            BACKEND,
+            format!(
+                "{} has schema version {found}, newer than this build understands \
+                 ({SCHEMA_VERSION}); upgrade mcp-memory, or point it at another file",
+                path.display()
+            ),
+            UnknownSchema(found),
+        )
+        .into());
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS) {
+        if version > found {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tracing::info!(path = %path.display(), version, "migrated the memory database");
+        }
+    }
+    Ok(found)
+}
+
+/// The error source of a too-new schema.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown schema version {0}")]
+struct UnknownSchema(i64);
+
+/// Records the embedding model in a new (empty) store, or checks that the store was built
+/// with the same model and dimensions.
+///
+/// A store without any row, not even a deleted one, adopts the configured model: nothing
+/// in it could be mixed up.
+pub(crate) fn check_model(tx: &Transaction<'_>, model: &str, dims: usize) -> Result<(), TxError> {
+    let recorded_model: Option<String> = meta_value(tx, META_MODEL)?;
+    let recorded_dims: Option<i64> = meta_value(tx, META_DIMS)?;
+    let configured_dims = i64::try_from(dims).unwrap_or(i64::MAX);
+    if let (Some(m), Some(d)) = (&recorded_model, recorded_dims)
+        && m == model
+        && d == configured_dims
+    {
+        return Ok(());
+    }
+    let rows: i64 = tx.query_row("SELECT COUNT(*) FROM memories", [], |r| r.get(0))?;
+    if rows > 0
+        && let (Some(m), Some(d)) = (recorded_model, recorded_dims)
+    {
+        return Err(StorageError::ModelMismatch {
+            recorded: format!("{m} ({d} dims)"),
+            configured: format!("{model} ({dims} dims)"),
+        }
+        .into());
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2), (?3, ?4)",
+        params![META_MODEL, model, META_DIMS, configured_dims],
+    )?;
+    Ok(())
+}
+
+/// A `meta` value, if set.
+pub(crate) fn meta_value<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    key: &str,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// A counter in `meta` (0 when missing).
+pub(crate) fn meta_counter(conn: &Connection, key: &str) -> rusqlite::Result<i64> {
+    Ok(meta_value(conn, key)?.unwrap_or(0))
+}
+
+/// Increments a counter in `meta` inside the current transaction and returns the new value.
+pub(crate) fn bump_counter(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("UPDATE meta SET value = value + 1 WHERE key = ?1 RETURNING value")?
+        .query_row([key], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteConfig;
+    use crate::connection::{Role, open_connection, write_transaction};
+
+    fn fresh() -> (tempfile::TempDir, SqliteConfig, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SqliteConfig::new(dir.path().join("m.db"));
+        let conn = open_connection(&cfg, Role::Writer).unwrap();
+        (dir, cfg, conn)
+    }
+
+    fn migrate_once(conn: &mut Connection, cfg: &SqliteConfig) -> i64 {
+        write_transaction(conn, cfg, "migrating", |tx| migrate(tx, &cfg.path)).unwrap()
+    }
+
+    #[test]
+    fn migrations_run_once_and_are_idempotent() {
+        let (_dir, cfg, mut conn) = fresh();
+        assert_eq!(migrate_once(&mut conn, &cfg), 0);
+        assert_eq!(migrate_once(&mut conn, &cfg), SCHEMA_VERSION);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        // Running the statements again on a migrated file changes nothing.
+        for sql in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        assert_eq!(meta_counter(&conn, META_SEQ).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_advice() {
+        let (_dir, cfg, mut conn) = fresh();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = write_transaction(&mut conn, &cfg, "migrating", |tx| migrate(tx, &cfg.path))
+            .unwrap_err();
+        assert!(err.to_string().contains("upgrade mcp-memory"), "{err}");
+    }
+
+    #[test]
+    fn counters_increment_within_a_transaction() {
+        let (_dir, cfg, mut conn) = fresh();
+        migrate_once(&mut conn, &cfg);
+        let (a, b) = write_transaction(&mut conn, &cfg, "t", |tx| {
+            Ok((bump_counter(tx, META_SEQ)?, bump_counter(tx, META_SEQ)?))
+        })
+        .unwrap();
+        assert_eq!((a, b), (1, 2));
+        assert_eq!(meta_counter(&conn, META_SEQ).unwrap(), 2);
+    }
+
+    #[test]
+    fn model_is_recorded_then_checked() {
+        let (_dir, cfg, mut conn) = fresh();
+        migrate_once(&mut conn, &cfg);
+        let check = |conn: &mut Connection, model: &'static str, dims: usize| {
+            write_transaction(conn, &cfg, "checking", |tx| check_model(tx, model, dims))
+        };
+        check(&mut conn, "m1", 4).unwrap();
+        check(&mut conn, "m1", 4).unwrap();
+        // Empty store: a new model is adopted.
+        check(&mut conn, "m2", 8).unwrap();
+        conn.execute(
+            "INSERT INTO memories (content_hash, content, created_at, created_at_iso, created_at_us,
+             updated_at, updated_at_iso, updated_at_us, embedding, seq)
+             VALUES ('h', 'c', 0, '', 0, 0, '', 0, x'', 1)",
+            [],
+        )
+        .unwrap();
+        let err = check(&mut conn, "m2", 16).unwrap_err();
+        match err {
+            StorageError::ModelMismatch {
+                recorded,
+                configured,
+            } => {
+                assert_eq!(recorded, "m2 (8 dims)");
+                assert_eq!(configured, "m2 (16 dims)");
+            }
+            other => panic!("expected ModelMismatch, got {other}"),
+        }
+    }
+}

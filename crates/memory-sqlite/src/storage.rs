@@ -1,0 +1,1159 @@
+//! [`SqliteStorage`]: the [`MemoryStorage`] implementation.
+//!
+//! Every database call runs on tokio's blocking pool (`spawn_blocking`), never on the async
+//! runtime's workers. One writer connection (behind a mutex) does every write in a
+//! `BEGIN IMMEDIATE` transaction; a small pool of read-only connections serves reads in
+//! parallel with it (WAL mode). Embedding happens before the database is touched, outside
+//! any lock.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use memory_core::memory::{normalise_memory_type, validate_content};
+use memory_core::{
+    ContentHash, Memory, MemoryQueryResult, QueryDebugInfo, Tags, Timestamp, limits,
+};
+use memory_embed::Embedder;
+use memory_storage::{
+    CleanupReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter, MemoryStorage,
+    MemoryUpdate, SemanticQuery, StorageError, StorageResult, StorageStats, StoreOutcome, TagCount,
+    validate_limit,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use tokio::task::JoinError;
+
+use crate::codec::{MEMORY_COLUMNS, encode_embedding, json_ids, memory_from_row, unit_vector};
+use crate::conditions::Conditions;
+use crate::config::SqliteConfig;
+use crate::connection::{
+    BACKEND, ReaderPool, Role, TxError, db_error, lock, open_connection, write_transaction,
+};
+use crate::live_index::LiveIndex;
+use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter, check_model, migrate, user_version};
+
+/// Microseconds in the 7 days that [`StorageStats::memories_this_week`] counts.
+const WEEK_MICROS: i64 = 7 * 24 * 60 * 60 * 1_000_000;
+
+/// The embedded default backend: one SQLite file (WAL) holding memories, tags and
+/// embeddings, searched by an in-process vector index.
+///
+/// Cheap to clone (clones share the connections and the index). Several processes may
+/// open the same file: writes wait for each other's locks, and each process's index
+/// follows the others' changes before every search.
+///
+/// Returned [`Memory`] values never carry their embedding (`embedding` is `None`), to keep
+/// lists and search results small; [`get_embedding`](Self::get_embedding) reads one.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SqliteConfig,
+    embedder: Arc<dyn Embedder>,
+    model: String,
+    dims: NonZeroUsize,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+    index: LiveIndex,
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("path", &self.inner.config.path)
+            .field("model", &self.inner.model)
+            .field("dimensions", &self.inner.dims)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStorage {
+    /// Opens the database at `path` with default options, creating the file, its parent
+    /// directories and the schema as needed, and loads the embeddings into memory.
+    ///
+    /// Fails with [`StorageError::ModelMismatch`] when the file holds memories embedded by
+    /// another model or with other dimensions than `embedder`'s.
+    pub async fn open(
+        path: impl Into<PathBuf>,
+        embedder: Arc<dyn Embedder>,
+    ) -> StorageResult<Self> {
+        Self::open_with(SqliteConfig::new(path), embedder).await
+    }
+
+    /// [`open`](Self::open) with explicit options.
+    pub async fn open_with(
+        config: SqliteConfig,
+        embedder: Arc<dyn Embedder>,
+    ) -> StorageResult<Self> {
+        config.validate()?;
+        let dims = NonZeroUsize::new(embedder.dimensions()).ok_or_else(|| {
+            StorageError::invalid(
+                "embedder",
+                format!("model {} reports 0 dimensions", embedder.model_id()),
+            )
+        })?;
+        let inner = tokio::task::spawn_blocking(move || Inner::open(config, embedder, dims))
+            .await
+            .map_err(join_error)??;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// The options the store was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.inner.config
+    }
+
+    /// The embedder that turns texts into vectors.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.inner.embedder
+    }
+
+    /// Number of vectors in the in-memory index (live memories as of the last refresh).
+    pub fn indexed_vectors(&self) -> usize {
+        self.inner.index.len()
+    }
+
+    /// The stored (unit-length) embedding of the live memory with this hash, if any.
+    pub async fn get_embedding(&self, hash: &ContentHash) -> StorageResult<Option<Vec<f32>>> {
+        let hash = hash.clone();
+        self.run(move |inner| {
+            let blob: Option<Vec<u8>> = inner.read("reading an embedding", |c| {
+                c.prepare_cached(
+                    "SELECT embedding FROM memories WHERE content_hash = ?1 AND deleted_at IS NULL",
+                )?
+                .query_row([hash.as_str()], |r| r.get(0))
+                .optional()
+            })?;
+            blob.map(|b| {
+                let mut v = Vec::new();
+                crate::codec::decode_embedding_into(&b, inner.dims.get(), &mut v).map_err(
+                    |bytes| {
+                        StorageError::backend(
+                            BACKEND,
+                            format!(
+                                "the embedding of {hash} in {} has {bytes} bytes, not {}",
+                                inner.config.path.display(),
+                                inner.dims.get() * 4
+                            ),
+                            "embedding size mismatch",
+                        )
+                    },
+                )?;
+                Ok(v)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Semantic search with a query vector computed elsewhere (no embedder call): the true
+    /// top `limit` among live memories matching `filter`, most similar first.
+    ///
+    /// `vector` must have the store's dimensions; it is scaled to unit length if needed.
+    /// This is [`search`](MemoryStorage::search) minus the embedding step, for callers
+    /// that already hold an embedding and for benchmarks of retrieval alone.
+    pub async fn search_by_vector(
+        &self,
+        vector: Vec<f32>,
+        limit: usize,
+        filter: MemoryFilter,
+        min_similarity: Option<f32>,
+    ) -> StorageResult<Vec<MemoryQueryResult>> {
+        let vector = unit_vector(vector, self.inner.dims.get()).map_err(|problem| {
+            StorageError::invalid("embedding", format!("the query vector {problem}"))
+        })?;
+        let query = SemanticQuery {
+            text: "(query vector)".into(),
+            limit,
+            filter,
+            min_similarity,
+        };
+        query.validate()?;
+        self.run(move |inner| inner.search(&query, &vector)).await
+    }
+
+    /// Runs `f` on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> StorageResult<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(join_error)?
+    }
+
+    /// Embeds `texts` in one call, checking what the model returns.
+    async fn embed(&self, texts: Vec<String>) -> StorageResult<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let vectors = inner
+            .embedder
+            .embed(&texts)
+            .await
+            .map_err(|e| StorageError::Embedding {
+                message: format!(
+                    "model {} could not embed {} text(s): {e}",
+                    inner.model,
+                    texts.len()
+                ),
+                source: Some(Box::new(e)),
+            })?;
+        if vectors.len() != texts.len() {
+            return Err(StorageError::Embedding {
+                message: format!(
+                    "model {} returned {} vectors for {} texts; the embedder is broken",
+                    inner.model,
+                    vectors.len(),
+                    texts.len()
+                ),
+                source: None,
+            });
+        }
+        vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                unit_vector(v, inner.dims.get()).map_err(|problem| StorageError::Embedding {
+                    message: format!(
+                        "model {} returned an unusable vector for text {i}: it {problem}; \
+                         check the model files",
+                        inner.model
+                    ),
+                    source: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks a memory before storing and separates its supplied embedding (made unit
+    /// length) from it.
+    fn prepare(&self, mut memory: Memory) -> StorageResult<Prepared> {
+        validate_content(memory.content())?;
+        if let Some(t) = memory.memory_type.take() {
+            memory.memory_type = normalise_memory_type(&t)?;
+        }
+        let vector = memory
+            .embedding
+            .take()
+            .map(|v| {
+                unit_vector(v, self.inner.dims.get()).map_err(|problem| {
+                    StorageError::invalid("embedding", format!("the supplied embedding {problem}"))
+                })
+            })
+            .transpose()?;
+        Ok(Prepared { memory, vector })
+    }
+}
+
+/// A memory ready to be written, with its unit vector once known.
+struct Prepared {
+    memory: Memory,
+    vector: Option<Vec<f32>>,
+}
+
+/// A `spawn_blocking` task that did not finish.
+fn join_error(e: JoinError) -> StorageError {
+    if e.is_panic() {
+        StorageError::backend(
+            BACKEND,
+            "a database task panicked; this is a bug, please report it with the log",
+            e,
+        )
+    } else {
+        StorageError::Unavailable {
+            backend: BACKEND.into(),
+            message: "the database task was cancelled (the runtime is shutting down)".into(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// `usize` → SQLite integer, saturating (SQLite integers are `i64`).
+fn sql_int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// SQLite count → `u64` (counts are never negative).
+fn count_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl Inner {
+    /// Opens the connections, migrates, checks the model and loads the index.
+    fn open(
+        config: SqliteConfig,
+        embedder: Arc<dyn Embedder>,
+        dims: NonZeroUsize,
+    ) -> StorageResult<Self> {
+        let path = config.path.clone();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StorageError::Unavailable {
+                backend: BACKEND.into(),
+                message: format!(
+                    "cannot create the directory {} for the database: {e}; \
+                     check its permissions or choose another path",
+                    parent.display()
+                ),
+                source: Some(Box::new(e)),
+            })?;
+        }
+        let model = embedder.model_id().to_owned();
+        let mut writer = open_connection(&config, Role::Writer)
+            .map_err(|e| db_error("opening the database", &path, e))?;
+        write_transaction(&mut writer, &config, "preparing the database", |tx| {
+            migrate(tx, &path)?;
+            check_model(tx, &model, dims.get())
+        })?;
+        let follower = open_connection(&config, Role::Reader)
+            .map_err(|e| db_error("opening the database", &path, e))?;
+        let index = LiveIndex::load(follower, dims)
+            .map_err(|e| db_error("loading the embeddings", &path, e))?;
+        tracing::info!(
+            path = %path.display(),
+            memories = index.len(),
+            model,
+            dims = dims.get(),
+            "opened the memory database"
+        );
+        Ok(Self {
+            readers: ReaderPool::new(config.clone()),
+            config,
+            embedder,
+            model,
+            dims,
+            writer: Mutex::new(writer),
+            index,
+        })
+    }
+
+    fn db_err(&self, action: &str, e: rusqlite::Error) -> StorageError {
+        db_error(action, &self.config.path, e)
+    }
+
+    /// Runs `f` on a pooled reader.
+    fn read<T>(
+        &self,
+        action: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> StorageResult<T> {
+        let conn = self.readers.get().map_err(|e| self.db_err(action, e))?;
+        f(&conn).map_err(|e| self.db_err(action, e))
+    }
+
+    /// Runs `body` in a write transaction, then brings the vector index up to date.
+    fn write<T>(
+        &self,
+        action: &str,
+        body: impl FnMut(&Transaction<'_>) -> Result<T, TxError>,
+    ) -> StorageResult<T> {
+        let result = {
+            let mut writer = lock(&self.writer);
+            write_transaction(&mut writer, &self.config, action, body)
+        };
+        if result.is_ok()
+            && let Err(e) = self.index.refresh()
+        {
+            // The write is committed; the next search refreshes again.
+            tracing::warn!(error = %e, "refreshing the vector index after {action} failed");
+        }
+        result
+    }
+
+    /// Whether a live memory has this hash.
+    fn is_live(&self, hash: &ContentHash) -> StorageResult<bool> {
+        self.read("looking up a memory", |c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM memories WHERE content_hash = ?1 AND deleted_at IS NULL)",
+            )?
+            .query_row([hash.as_str()], |r| r.get(0))
+        })
+    }
+
+    /// Which of `hashes` belong to live memories.
+    fn live_hashes(&self, hashes: &[&str]) -> StorageResult<HashSet<String>> {
+        if hashes.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let list = crate::codec::json_strings(hashes.iter().copied());
+        self.read("looking up memories", |c| {
+            c.prepare_cached(
+                "SELECT content_hash FROM memories \
+                 WHERE content_hash IN (SELECT value FROM json_each(?1)) AND deleted_at IS NULL",
+            )?
+            .query_map([list], |r| r.get(0))?
+            .collect()
+        })
+    }
+
+    /// Live memories by row id.
+    fn memories_by_id(&self, ids: &[i64]) -> StorageResult<HashMap<i64, Memory>> {
+        let list = json_ids(ids.iter().copied());
+        self.read("reading memories", |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories m \
+                 WHERE m.id IN (SELECT value FROM json_each(?1)) AND m.deleted_at IS NULL"
+            ))?
+            .query_map([list], memory_from_row)?
+            .collect()
+        })
+    }
+
+    fn search(
+        &self,
+        query: &SemanticQuery,
+        vector: &[f32],
+    ) -> StorageResult<Vec<MemoryQueryResult>> {
+        let refresh = || {
+            self.index
+                .refresh()
+                .map_err(|e| self.db_err("refreshing the vector index", e))
+        };
+        refresh()?;
+        let mut attempt = 0;
+        loop {
+            let hits = self
+                .index
+                .search(vector, query.limit, query.min_similarity, &query.filter)
+                .map_err(|e| StorageError::backend(BACKEND, "searching the vector index", e))?;
+            if hits.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<i64> = hits.iter().map(|h| h.id).collect();
+            let mut rows = self.memories_by_id(&ids)?;
+            // A row missing (or changed so that it no longer matches) was written by another
+            // connection after the index's last refresh: refresh once and rank again.
+            let stale = hits
+                .iter()
+                .any(|h| rows.get(&h.id).is_none_or(|m| !query.filter.matches(m)));
+            if stale && attempt == 0 {
+                attempt += 1;
+                refresh()?;
+                continue;
+            }
+            return Ok(hits
+                .iter()
+                .filter_map(|h| {
+                    let memory = rows.remove(&h.id)?;
+                    query.filter.matches(&memory).then(|| MemoryQueryResult {
+                        memory,
+                        relevance_score: h.score.clamp(-1.0, 1.0),
+                        debug_info: Some(QueryDebugInfo {
+                            method: "semantic".into(),
+                            raw_score: Some(h.score),
+                            model: Some(self.model.clone()),
+                            note: None,
+                        }),
+                    })
+                })
+                .collect());
+        }
+    }
+
+    fn list(&self, query: &ListQuery) -> StorageResult<Vec<Memory>> {
+        let Some(cond) = Conditions::for_filter(&query.filter) else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories m WHERE {} \
+             ORDER BY m.created_at_us DESC, m.content_hash DESC LIMIT ? OFFSET ?",
+            cond.sql
+        );
+        let mut params = cond.params;
+        params.push(Value::Integer(query.limit.map_or(-1, sql_int)));
+        params.push(Value::Integer(sql_int(query.offset)));
+        self.read("listing memories", |c| {
+            c.prepare_cached(&sql)?
+                .query_map(params_from_iter(params.iter()), |r| {
+                    memory_from_row(r).map(|(_, m)| m)
+                })?
+                .collect()
+        })
+    }
+
+    fn count(&self, filter: &MemoryFilter) -> StorageResult<u64> {
+        let Some(cond) = Conditions::for_filter(filter) else {
+            return Ok(0);
+        };
+        let sql = format!("SELECT COUNT(*) FROM memories m WHERE {}", cond.sql);
+        let n: i64 = self.read("counting memories", |c| {
+            c.prepare_cached(&sql)?
+                .query_row(params_from_iter(cond.params.iter()), |r| r.get(0))
+        })?;
+        Ok(count_u64(n))
+    }
+
+    fn get_by_hash(&self, hash: &ContentHash) -> StorageResult<Option<Memory>> {
+        self.read("reading a memory", |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MEMORY_COLUMNS} FROM memories m \
+                 WHERE m.content_hash = ?1 AND m.deleted_at IS NULL"
+            ))?
+            .query_row([hash.as_str()], |r| memory_from_row(r).map(|(_, m)| m))
+            .optional()
+        })
+    }
+
+    fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
+        let empty = || DeleteReport {
+            hashes: Vec::new(),
+            dry_run: request.dry_run,
+        };
+        let Some(cond) = Conditions::for_selector(&request.selector) else {
+            return Ok(empty());
+        };
+        let sql = format!(
+            "SELECT m.id, m.content_hash FROM memories m WHERE {} \
+             ORDER BY m.created_at_us DESC, m.content_hash DESC",
+            cond.sql
+        );
+        let select = |c: &Connection| -> rusqlite::Result<Vec<(i64, String)>> {
+            c.prepare_cached(&sql)?
+                .query_map(params_from_iter(cond.params.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+        };
+        let rows = if request.dry_run {
+            self.read("selecting memories to delete", select)?
+        } else {
+            self.write("deleting memories", |tx| {
+                let rows = select(tx)?;
+                if !rows.is_empty() {
+                    let seq = bump_counter(tx, META_SEQ)?;
+                    tx.execute(
+                        "UPDATE memories SET deleted_at = ?1, seq = ?2 \
+                         WHERE id IN (SELECT value FROM json_each(?3))",
+                        params![
+                            Timestamp::now().epoch_seconds(),
+                            seq,
+                            json_ids(rows.iter().map(|r| r.0))
+                        ],
+                    )?;
+                }
+                Ok(rows)
+            })?
+        };
+        let hashes = rows
+            .into_iter()
+            .map(|(_, h)| {
+                h.parse::<ContentHash>().map_err(|e| {
+                    StorageError::backend(
+                        BACKEND,
+                        format!(
+                            "a stored hash in {} is malformed",
+                            self.config.path.display()
+                        ),
+                        e,
+                    )
+                })
+            })
+            .collect::<StorageResult<_>>()?;
+        Ok(DeleteReport {
+            hashes,
+            dry_run: request.dry_run,
+        })
+    }
+
+    fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
+        self.write("removing duplicate memories", |tx| {
+            let rows = duplicate_candidates(tx)?;
+            let groups = group_duplicates(&rows);
+            let mut report = CleanupReport {
+                examined: rows.len() as u64,
+                duplicate_groups: groups.len() as u64,
+                removed: Vec::new(),
+            };
+            if groups.is_empty() {
+                return Ok(report);
+            }
+            let seq = bump_counter(tx, META_SEQ)?;
+            let now = Timestamp::now();
+            for group in groups {
+                let keeper = &rows[group[0]];
+                let mut union: Vec<String> = Vec::new();
+                for &i in &group {
+                    for tag in rows[i].tags.split(',').filter(|t| !t.is_empty()) {
+                        if !union.iter().any(|u| u == tag) {
+                            union.push(tag.to_owned());
+                        }
+                    }
+                }
+                union.truncate(limits::MAX_TAGS);
+                let tags = Tags::parse(union)
+                    .map_err(|e| StorageError::backend(BACKEND, "merging tags", e))?;
+                if tags.joined() != keeper.tags {
+                    tx.execute(
+                        "UPDATE memories SET tags = ?2, updated_at = ?3, updated_at_iso = ?4, \
+                         updated_at_us = ?5, seq = ?6 WHERE id = ?1",
+                        params![
+                            keeper.id,
+                            tags.joined(),
+                            now.epoch_seconds(),
+                            now.to_iso(),
+                            now.epoch_micros(),
+                            seq
+                        ],
+                    )?;
+                    set_tags(tx, keeper.id, &tags)?;
+                }
+                for &i in &group[1..] {
+                    tx.execute(
+                        "UPDATE memories SET deleted_at = ?2, seq = ?3 WHERE id = ?1",
+                        params![rows[i].id, now.epoch_seconds(), seq],
+                    )?;
+                    let hash = rows[i].stored.parse::<ContentHash>().map_err(|e| {
+                        StorageError::backend(BACKEND, "a stored hash is malformed", e)
+                    })?;
+                    report.removed.push(hash);
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn update(
+        &self,
+        hash: &ContentHash,
+        updates: &MemoryUpdate,
+        preserve_timestamps: bool,
+    ) -> StorageResult<Memory> {
+        let memory_type = match &updates.memory_type {
+            Some(Some(t)) => Some(normalise_memory_type(t)?),
+            Some(None) => Some(None),
+            None => None,
+        };
+        self.write("updating a memory", |tx| {
+            let found = tx
+                .prepare_cached(&format!(
+                    "SELECT {MEMORY_COLUMNS} FROM memories m \
+                     WHERE m.content_hash = ?1 AND m.deleted_at IS NULL"
+                ))?
+                .query_row([hash.as_str()], memory_from_row)
+                .optional()?;
+            let Some((id, mut memory)) = found else {
+                return Err(StorageError::NotFound { hash: hash.clone() }.into());
+            };
+            if let Some(tags) = &updates.tags {
+                memory.tags = tags.clone();
+            }
+            if let Some(t) = &memory_type {
+                memory.memory_type = t.clone();
+            }
+            if let Some(m) = &updates.metadata {
+                memory.metadata.merge(m.clone());
+            }
+            let now = Timestamp::now();
+            memory.updated_at = now;
+            if !preserve_timestamps {
+                memory.created_at = updates.created_at.unwrap_or(now);
+            }
+            let seq = bump_counter(tx, META_SEQ)?;
+            tx.execute(
+                "UPDATE memories SET tags = ?2, memory_type = ?3, metadata = ?4, \
+                 created_at = ?5, created_at_iso = ?6, created_at_us = ?7, \
+                 updated_at = ?8, updated_at_iso = ?9, updated_at_us = ?10, seq = ?11 \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    memory.tags.joined(),
+                    memory.memory_type,
+                    memory.metadata.to_json_string(),
+                    memory.created_at.epoch_seconds(),
+                    memory.created_at.to_iso(),
+                    memory.created_at.epoch_micros(),
+                    memory.updated_at.epoch_seconds(),
+                    memory.updated_at.to_iso(),
+                    memory.updated_at.epoch_micros(),
+                    seq
+                ],
+            )?;
+            if updates.tags.is_some() {
+                set_tags(tx, id, &memory.tags)?;
+            }
+            Ok(memory)
+        })
+    }
+
+    fn stats(&self) -> StorageResult<StorageStats> {
+        let week_ago = Timestamp::now().epoch_micros().saturating_sub(WEEK_MICROS);
+        let (total, tombstones, this_week, content_bytes, unique_tags, version) =
+            self.read("computing statistics", |c| {
+                let counts = c.query_row(
+                    "SELECT \
+                       (SELECT COUNT(*) FROM memories WHERE deleted_at IS NULL), \
+                       (SELECT COUNT(*) FROM memories WHERE deleted_at IS NOT NULL), \
+                       (SELECT COUNT(*) FROM memories WHERE deleted_at IS NULL AND created_at_us >= ?1), \
+                       (SELECT COALESCE(SUM(octet_length(content)), 0) FROM memories WHERE deleted_at IS NULL), \
+                       (SELECT COUNT(DISTINCT t.tag) FROM memory_tags t \
+                          JOIN memories m ON m.id = t.memory_id WHERE m.deleted_at IS NULL)",
+                    [week_ago],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )?;
+                Ok((counts.0, counts.1, counts.2, counts.3, counts.4, user_version(c)?))
+            })?;
+        let file_bytes = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let mut wal = self.config.path.clone().into_os_string();
+        wal.push("-wal");
+        let db_bytes = file_bytes(&self.config.path);
+        let wal_bytes = file_bytes(Path::new(&wal)).unwrap_or(0);
+        let mut extra = serde_json::Map::new();
+        extra.insert("path".into(), self.config.path.display().to_string().into());
+        extra.insert("schema_version".into(), version.into());
+        extra.insert("indexed_vectors".into(), self.index.len().into());
+        extra.insert("wal_bytes".into(), wal_bytes.into());
+        Ok(StorageStats {
+            backend: BACKEND.into(),
+            total_memories: count_u64(total),
+            unique_tags: count_u64(unique_tags),
+            memories_this_week: count_u64(this_week),
+            content_bytes: count_u64(content_bytes),
+            tombstones: count_u64(tombstones),
+            embedding_model: self.model.clone(),
+            embedding_dimensions: self.dims.get(),
+            storage_bytes: db_bytes.map(|b| b + wal_bytes),
+            extra,
+        })
+    }
+
+    fn all_tags(&self) -> StorageResult<Vec<TagCount>> {
+        self.read("counting tags", |c| {
+            c.prepare_cached(
+                "SELECT t.tag, COUNT(*) AS n FROM memory_tags t \
+                 JOIN memories m ON m.id = t.memory_id WHERE m.deleted_at IS NULL \
+                 GROUP BY t.tag ORDER BY n DESC, t.tag ASC",
+            )?
+            .query_map([], |r| {
+                Ok(TagCount {
+                    tag: r.get(0)?,
+                    count: count_u64(r.get(1)?),
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn purge(&self, older_than: Option<Timestamp>) -> StorageResult<u64> {
+        let cutoff = older_than.map(|t| t.epoch_seconds());
+        self.write("purging deleted memories", |tx| {
+            let n = tx.execute(
+                "DELETE FROM memories WHERE deleted_at IS NOT NULL \
+                 AND (?1 IS NULL OR deleted_at <= ?1)",
+                [cutoff],
+            )?;
+            if n > 0 {
+                bump_counter(tx, META_PURGE_EPOCH)?;
+            }
+            Ok(n as u64)
+        })
+    }
+}
+
+/// Writes one memory in the current transaction: inserts it, revives a soft-deleted row
+/// with the same hash, or refuses a live duplicate.
+fn put_memory(
+    tx: &Transaction<'_>,
+    memory: &Memory,
+    vector: Option<&[f32]>,
+    seq: i64,
+) -> Result<StoreOutcome, TxError> {
+    let hash = memory.content_hash();
+    let existing: Option<(i64, bool)> = tx
+        .prepare_cached("SELECT id, deleted_at IS NOT NULL FROM memories WHERE content_hash = ?1")?
+        .query_row([hash.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((_, false)) = existing {
+        return Err(StorageError::Duplicate { hash: hash.clone() }.into());
+    }
+    let Some(vector) = vector else {
+        // Only memories found live before embedding come without a vector.
+        return Err(StorageError::Unavailable {
+            backend: BACKEND.into(),
+            message: format!(
+                "memory {hash} was deleted by another process while this batch was being \
+                 stored; store it again"
+            ),
+            source: None,
+        }
+        .into());
+    };
+    let blob = encode_embedding(vector);
+    let (c, u) = (memory.created_at, memory.updated_at);
+    let outcome = match existing {
+        Some((id, _)) => {
+            tx.prepare_cached(
+                "UPDATE memories SET content = ?2, tags = ?3, memory_type = ?4, metadata = ?5, \
+                 created_at = ?6, created_at_iso = ?7, created_at_us = ?8, \
+                 updated_at = ?9, updated_at_iso = ?10, updated_at_us = ?11, \
+                 deleted_at = NULL, embedding = ?12, seq = ?13 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                memory.content(),
+                memory.tags.joined(),
+                memory.memory_type,
+                memory.metadata.to_json_string(),
+                c.epoch_seconds(),
+                c.to_iso(),
+                c.epoch_micros(),
+                u.epoch_seconds(),
+                u.to_iso(),
+                u.epoch_micros(),
+                blob,
+                seq
+            ])?;
+            set_tags(tx, id, &memory.tags)?;
+            StoreOutcome::Revived
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO memories (content_hash, content, tags, memory_type, metadata, \
+                 created_at, created_at_iso, created_at_us, updated_at, updated_at_iso, \
+                 updated_at_us, embedding, seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                hash.as_str(),
+                memory.content(),
+                memory.tags.joined(),
+                memory.memory_type,
+                memory.metadata.to_json_string(),
+                c.epoch_seconds(),
+                c.to_iso(),
+                c.epoch_micros(),
+                u.epoch_seconds(),
+                u.to_iso(),
+                u.epoch_micros(),
+                blob,
+                seq
+            ])?;
+            set_tags(tx, tx.last_insert_rowid(), &memory.tags)?;
+            StoreOutcome::Stored
+        }
+    };
+    Ok(outcome)
+}
+
+/// Replaces the `memory_tags` rows of a memory.
+fn set_tags(tx: &Transaction<'_>, id: i64, tags: &Tags) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM memory_tags WHERE memory_id = ?1")?
+        .execute([id])?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO memory_tags (memory_id, tag) VALUES (?1, ?2)")?;
+    for tag in tags {
+        insert.execute(params![id, tag])?;
+    }
+    Ok(())
+}
+
+/// What duplicate clean-up needs of a live row (not its content: that is hashed as it
+/// streams by).
+#[derive(Debug)]
+struct DupRow {
+    id: i64,
+    stored: String,
+    recomputed: String,
+    tags: String,
+}
+
+/// Live rows, oldest first, with their content re-hashed by the current rule.
+fn duplicate_candidates(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DupRow>> {
+    let mut stmt = tx.prepare(
+        "SELECT id, content_hash, content, tags FROM memories \
+         WHERE deleted_at IS NULL ORDER BY created_at_us, id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let content = row.get_ref(2)?.as_str()?;
+        out.push(DupRow {
+            id: row.get(0)?,
+            stored: row.get(1)?,
+            recomputed: ContentHash::of(content).as_str().to_owned(),
+            tags: row.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Groups of rows (indices into `rows`, oldest first) that are the same memory: their
+/// contents hash alike under the current rule, or one's content hashes to the hash
+/// another is stored under. Groups of one are left out.
+fn group_duplicates(rows: &[DupRow]) -> Vec<Vec<usize>> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..rows.len()).collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        for key in [row.stored.as_str(), row.recomputed.as_str()] {
+            match owner.get(key) {
+                Some(&j) => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    // The older root (smaller index) stays the root.
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    owner.insert(key, i);
+                }
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..rows.len() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    out.sort_by_key(|g| g[0]);
+    out
+}
+
+#[async_trait]
+impl MemoryStorage for SqliteStorage {
+    fn backend_name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn initialize(&self) -> StorageResult<()> {
+        self.run(|inner| {
+            let model = inner.model.clone();
+            let dims = inner.dims.get();
+            let path = inner.config.path.clone();
+            inner.write("preparing the database", |tx| {
+                migrate(tx, &path)?;
+                check_model(tx, &model, dims)
+            })
+        })
+        .await
+    }
+
+    async fn store(&self, memory: Memory) -> StorageResult<StoreOutcome> {
+        let Prepared { memory, vector } = self.prepare(memory)?;
+        let vector = match vector {
+            Some(v) => v,
+            None => {
+                let hash = memory.content_hash().clone();
+                let live = {
+                    let hash = hash.clone();
+                    self.run(move |inner| inner.is_live(&hash)).await?
+                };
+                if live {
+                    // Skip the embedding: the write would refuse it anyway.
+                    return Err(StorageError::Duplicate { hash });
+                }
+                let mut vectors = self.embed(vec![memory.content().to_owned()]).await?;
+                vectors.pop().ok_or_else(|| StorageError::Embedding {
+                    message: format!("model {} returned no vector", self.inner.model),
+                    source: None,
+                })?
+            }
+        };
+        self.run(move |inner| {
+            inner.write("storing a memory", |tx| {
+                let seq = bump_counter(tx, META_SEQ)?;
+                put_memory(tx, &memory, Some(&vector), seq)
+            })
+        })
+        .await
+    }
+
+    async fn store_batch(
+        &self,
+        memories: Vec<Memory>,
+    ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
+        let mut outcomes: Vec<Option<StorageResult<StoreOutcome>>> =
+            Vec::with_capacity(memories.len());
+        let mut items: Vec<(usize, Prepared)> = Vec::with_capacity(memories.len());
+        for (i, m) in memories.into_iter().enumerate() {
+            match self.prepare(m) {
+                Ok(p) => {
+                    outcomes.push(None);
+                    items.push((i, p));
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        if items.is_empty() {
+            return Ok(outcomes.into_iter().flatten().collect());
+        }
+
+        // Embed, in one call, each memory that needs it and can be stored: not live
+        // already, and the first of its hash in the batch.
+        let live = {
+            let hashes: Vec<String> = items
+                .iter()
+                .filter(|(_, p)| p.vector.is_none())
+                .map(|(_, p)| p.memory.content_hash().as_str().to_owned())
+                .collect();
+            self.run(move |inner| {
+                let refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+                inner.live_hashes(&refs)
+            })
+            .await?
+        };
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut to_embed: Vec<usize> = Vec::new();
+        for (k, (_, p)) in items.iter().enumerate() {
+            let hash = p.memory.content_hash().as_str();
+            let first = seen.insert(hash);
+            if p.vector.is_none() && first && !live.contains(hash) {
+                to_embed.push(k);
+            }
+        }
+        let texts = to_embed
+            .iter()
+            .map(|&k| items[k].1.memory.content().to_owned())
+            .collect();
+        let vectors = self.embed(texts).await?;
+        for (k, v) in to_embed.into_iter().zip(vectors) {
+            items[k].1.vector = Some(v);
+        }
+
+        let written = self
+            .run(move |inner| {
+                inner.write("storing a batch of memories", |tx| {
+                    let seq = bump_counter(tx, META_SEQ)?;
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, p) in &items {
+                        let result = match put_memory(tx, &p.memory, p.vector.as_deref(), seq) {
+                            Ok(outcome) => Ok(outcome),
+                            Err(TxError::Storage(e)) => Err(e),
+                            Err(db) => return Err(db),
+                        };
+                        out.push((*i, result));
+                    }
+                    Ok(out)
+                })
+            })
+            .await?;
+        for (i, result) in written {
+            outcomes[i] = Some(result);
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    async fn search(&self, query: &SemanticQuery) -> StorageResult<Vec<MemoryQueryResult>> {
+        query.validate()?;
+        if query
+            .filter
+            .tags
+            .as_ref()
+            .is_some_and(|t| t.tags.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        let vector = self
+            .embed(vec![query.text.clone()])
+            .await?
+            .pop()
+            .ok_or_else(|| StorageError::Embedding {
+                message: format!("model {} returned no vector", self.inner.model),
+                source: None,
+            })?;
+        let query = query.clone();
+        self.run(move |inner| inner.search(&query, &vector)).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> StorageResult<Vec<Memory>> {
+        if let Some(limit) = query.limit {
+            validate_limit("limit", limit)?;
+        }
+        let query = query.clone();
+        self.run(move |inner| inner.list(&query)).await
+    }
+
+    async fn count(&self, filter: &MemoryFilter) -> StorageResult<u64> {
+        let filter = filter.clone();
+        self.run(move |inner| inner.count(&filter)).await
+    }
+
+    async fn get_by_hash(&self, hash: &ContentHash) -> StorageResult<Option<Memory>> {
+        let hash = hash.clone();
+        self.run(move |inner| inner.get_by_hash(&hash)).await
+    }
+
+    async fn delete(&self, hash: &ContentHash) -> StorageResult<()> {
+        let hash = hash.clone();
+        self.run(move |inner| {
+            inner.write("deleting a memory", |tx| {
+                let seq = bump_counter(tx, META_SEQ)?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE memories SET deleted_at = ?1, seq = ?2 \
+                         WHERE content_hash = ?3 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![
+                        Timestamp::now().epoch_seconds(),
+                        seq,
+                        hash.as_str()
+                    ])?;
+                if n == 0 {
+                    return Err(StorageError::NotFound { hash: hash.clone() }.into());
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
+        request.selector.validate()?;
+        let request = request.clone();
+        self.run(move |inner| inner.delete_memories(&request)).await
+    }
+
+    async fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
+        self.run(|inner| inner.cleanup_duplicates()).await
+    }
+
+    async fn update_memory_metadata(
+        &self,
+        hash: &ContentHash,
+        updates: MemoryUpdate,
+        preserve_timestamps: bool,
+    ) -> StorageResult<Memory> {
+        let hash = hash.clone();
+        self.run(move |inner| inner.update(&hash, &updates, preserve_timestamps))
+            .await
+    }
+
+    async fn get_stats(&self) -> StorageResult<StorageStats> {
+        self.run(|inner| inner.stats()).await
+    }
+
+    async fn get_all_tags(&self) -> StorageResult<Vec<TagCount>> {
+        self.run(|inner| inner.all_tags()).await
+    }
+
+    async fn purge_deleted(&self, older_than: Option<Timestamp>) -> StorageResult<u64> {
+        self.run(move |inner| inner.purge(older_than)).await
+    }
+}

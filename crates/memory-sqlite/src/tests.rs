@@ -1,0 +1,1092 @@
+//! Behaviour of [`SqliteStorage`], with a deterministic test-only embedder.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use memory_core::{ContentHash, Memory, Metadata, Tags, TimeRange, Timestamp};
+use memory_embed::{EmbedError, Embedder};
+use memory_storage::{
+    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
+    SemanticQuery, StorageError, StoreOutcome, TagFilter,
+};
+use tempfile::TempDir;
+
+use crate::{SqliteConfig, SqliteStorage};
+
+/// TEST ONLY. A bag-of-words embedder: each lower-cased word adds ±1 to a bucket chosen by
+/// its FNV hash, then the vector is normalised. Texts sharing words are close; it is
+/// deterministic and instant. It counts its calls.
+#[derive(Debug)]
+pub(crate) struct WordsEmbedder {
+    model: &'static str,
+    dims: usize,
+    calls: AtomicUsize,
+}
+
+impl WordsEmbedder {
+    pub(crate) fn new(dims: usize) -> Arc<Self> {
+        Self::named("test-words", dims)
+    }
+
+    pub(crate) fn named(model: &'static str, dims: usize) -> Arc<Self> {
+        Arc::new(Self {
+            model,
+            dims,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn vector(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0.0f32; self.dims];
+        for word in text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in word.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+            v[(h % self.dims as u64) as usize] += sign;
+        }
+        if v.iter().all(|x| *x == 0.0) {
+            v[0] = 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+}
+
+#[async_trait]
+impl Embedder for WordsEmbedder {
+    fn model_id(&self) -> &str {
+        self.model
+    }
+    fn dimensions(&self) -> usize {
+        self.dims
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(texts.iter().map(|t| self.vector(t)).collect())
+    }
+}
+
+const DIMS: usize = 64;
+
+struct Fixture {
+    dir: TempDir,
+    embedder: Arc<WordsEmbedder>,
+    store: SqliteStorage,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let embedder = WordsEmbedder::new(DIMS);
+        let store = SqliteStorage::open(dir.path().join("sub/dir/m.db"), embedder.clone())
+            .await
+            .unwrap();
+        Self {
+            dir,
+            embedder,
+            store,
+        }
+    }
+
+    /// Another store on the same file, as a second process would open it.
+    async fn second(&self) -> SqliteStorage {
+        SqliteStorage::open(self.store.path().to_owned(), self.embedder.clone())
+            .await
+            .unwrap()
+    }
+}
+
+fn memory(text: &str) -> Memory {
+    Memory::new(text).unwrap()
+}
+
+fn tagged(text: &str, tags: &str) -> Memory {
+    memory(text).with_tags(Tags::parse(tags).unwrap())
+}
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_epoch_micros(secs * 1_000_000 + 123_457).unwrap()
+}
+
+fn contents(memories: &[Memory]) -> Vec<&str> {
+    memories.iter().map(Memory::content).collect()
+}
+
+fn tags(t: &str) -> Tags {
+    Tags::parse(t).unwrap()
+}
+
+#[tokio::test]
+async fn stored_memory_reads_back_equal_in_every_field() {
+    let f = Fixture::new().await;
+    let mut md = Metadata::new();
+    md.insert("source", "chat");
+    md.insert_f64("score", 0.25).unwrap();
+    let original = tagged("Grüße aus Köln 🌍 — 東京 too", "Zeta, alpha, ünï")
+        .with_memory_type("note")
+        .unwrap()
+        .with_metadata(md)
+        .with_created_at(at(1_700_000_000));
+    assert_eq!(
+        f.store.store(original.clone()).await.unwrap(),
+        StoreOutcome::Stored
+    );
+    let back = f
+        .store
+        .get_by_hash(original.content_hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, original);
+    assert_eq!(back.embedding, None);
+}
+
+#[tokio::test]
+async fn one_megabyte_of_content_is_stored_and_read_back() {
+    let f = Fixture::new().await;
+    let big = "ünïcode ".repeat(1024 * 1024 / 9 + 1);
+    assert!(big.len() > 1024 * 1024);
+    let m = memory(&big);
+    f.store.store(m.clone()).await.unwrap();
+    let back = f
+        .store
+        .get_by_hash(m.content_hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.content(), big);
+}
+
+#[tokio::test]
+async fn live_duplicate_is_refused_without_embedding_and_changes_nothing() {
+    let f = Fixture::new().await;
+    let first = tagged("same text", "a");
+    f.store.store(first.clone()).await.unwrap();
+    let calls = f.embedder.calls();
+    let err = f
+        .store
+        .store(tagged("  SAME text ", "b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Duplicate { ref hash } if hash == first.content_hash()));
+    assert_eq!(f.embedder.calls(), calls);
+    let back = f
+        .store
+        .get_by_hash(first.content_hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.tags, tags("a"));
+}
+
+#[tokio::test]
+async fn deleted_memory_is_hidden_and_storing_it_again_revives_it_with_new_fields() {
+    let f = Fixture::new().await;
+    let m = tagged("revive me", "old");
+    f.store.store(m.clone()).await.unwrap();
+    f.store.delete(m.content_hash()).await.unwrap();
+    assert!(
+        f.store
+            .get_by_hash(m.content_hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        f.store.delete(m.content_hash()).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 0);
+    assert!(f.store.retrieve("revive me", 5).await.unwrap().is_empty());
+
+    let again = tagged("revive me", "new").with_created_at(at(1_800_000_000));
+    assert_eq!(
+        f.store.store(again.clone()).await.unwrap(),
+        StoreOutcome::Revived
+    );
+    assert_eq!(
+        f.store.get_by_hash(m.content_hash()).await.unwrap(),
+        Some(again)
+    );
+    assert_eq!(f.store.retrieve("revive me", 5).await.unwrap().len(), 1);
+    let all_tags = f.store.get_all_tags().await.unwrap();
+    assert_eq!(all_tags.len(), 1);
+    assert_eq!(all_tags[0].tag, "new");
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_hash_is_not_found() {
+    let f = Fixture::new().await;
+    let err = f
+        .store
+        .delete(&ContentHash::of("nothing"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }));
+}
+
+#[tokio::test]
+async fn batch_embeds_once_and_reports_each_item() {
+    let f = Fixture::new().await;
+    f.store.store(memory("already here")).await.unwrap();
+    let calls = f.embedder.calls();
+    let mut bad = memory("bad vector");
+    bad.embedding = Some(vec![1.0; 3]);
+    let out = f
+        .store
+        .store_batch(vec![
+            memory("one"),
+            memory("two"),
+            memory("ONE "),
+            memory("already here"),
+            bad,
+            memory("three").with_embedding(vec![0.5; DIMS]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.embedder.calls(),
+        calls + 1,
+        "one embedder call for the batch"
+    );
+    assert!(matches!(out[0], Ok(StoreOutcome::Stored)));
+    assert!(matches!(out[1], Ok(StoreOutcome::Stored)));
+    assert!(matches!(out[2], Err(StorageError::Duplicate { .. })));
+    assert!(matches!(out[3], Err(StorageError::Duplicate { .. })));
+    assert!(matches!(
+        out[4],
+        Err(StorageError::InvalidInput {
+            field: "embedding",
+            ..
+        })
+    ));
+    assert!(matches!(out[5], Ok(StoreOutcome::Stored)));
+    assert_eq!(out.len(), 6);
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 4);
+    // The supplied vector was made unit length.
+    let v = f
+        .store
+        .get_embedding(&ContentHash::of("three"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[tokio::test]
+async fn supplied_embedding_of_wrong_size_or_not_finite_is_invalid_input() {
+    let f = Fixture::new().await;
+    let err = f
+        .store
+        .store(memory("x").with_embedding(vec![0.1; DIMS + 1]))
+        .await
+        .unwrap_err();
+    match err {
+        StorageError::InvalidInput { field, reason } => {
+            assert_eq!(field, "embedding");
+            assert!(reason.contains(&DIMS.to_string()), "{reason}");
+        }
+        other => panic!("expected InvalidInput, got {other}"),
+    }
+    let mut v = vec![0.1; DIMS];
+    v[3] = f32::NAN;
+    let err = f
+        .store
+        .store(memory("x").with_embedding(v))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::InvalidInput {
+            field: "embedding",
+            ..
+        }
+    ));
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn supplied_embedding_is_used_instead_of_the_model() {
+    let f = Fixture::new().await;
+    let calls = f.embedder.calls();
+    let v = f.embedder.vector("apples and pears");
+    f.store
+        .store(memory("unrelated words").with_embedding(v))
+        .await
+        .unwrap();
+    assert_eq!(f.embedder.calls(), calls);
+    let hits = f.store.retrieve("apples and pears", 1).await.unwrap();
+    assert_eq!(hits[0].memory.content(), "unrelated words");
+    assert!(hits[0].relevance_score > 0.99);
+}
+
+#[tokio::test]
+async fn search_ranks_by_cosine_and_reports_how() {
+    let f = Fixture::new().await;
+    for t in [
+        "rust borrow checker",
+        "python garbage collector",
+        "rust async runtime tokio",
+    ] {
+        f.store.store(memory(t)).await.unwrap();
+    }
+    let hits = f.store.retrieve("rust tokio runtime", 3).await.unwrap();
+    assert_eq!(hits[0].memory.content(), "rust async runtime tokio");
+    assert!(
+        hits.windows(2)
+            .all(|w| w[0].relevance_score >= w[1].relevance_score)
+    );
+    let expected = {
+        let q = f.embedder.vector("rust tokio runtime");
+        let m = f.embedder.vector("rust async runtime tokio");
+        q.iter().zip(&m).map(|(a, b)| a * b).sum::<f32>()
+    };
+    assert!((hits[0].relevance_score - expected).abs() < 1e-5);
+    let info = hits[0].debug_info.as_ref().unwrap();
+    assert_eq!(info.method, "semantic");
+    assert_eq!(info.model.as_deref(), Some("test-words"));
+    assert_eq!(hits[0].memory.embedding, None);
+}
+
+#[tokio::test]
+async fn filtered_search_returns_the_true_top_n_among_matches() {
+    let f = Fixture::new().await;
+    // Twenty close but untagged memories, and two far ones carrying the tag.
+    for i in 0..20 {
+        f.store
+            .store(memory(&format!("deploy on tuesday {i}")))
+            .await
+            .unwrap();
+    }
+    f.store
+        .store(tagged("cats sleep a lot", "pets"))
+        .await
+        .unwrap();
+    f.store.store(tagged("deploy cats", "pets")).await.unwrap();
+    let q = SemanticQuery::new("deploy on tuesday", 2)
+        .with_filter(MemoryFilter::all().with_tags(TagFilter::any(tags("pets"))));
+    let hits = f.store.search(&q).await.unwrap();
+    assert_eq!(
+        hits.iter().map(|h| h.memory.content()).collect::<Vec<_>>(),
+        ["deploy cats", "cats sleep a lot"]
+    );
+}
+
+#[tokio::test]
+async fn search_filters_by_type_time_and_all_tags() {
+    let f = Fixture::new().await;
+    f.store
+        .store(
+            tagged("alpha one", "a,b")
+                .with_memory_type("note")
+                .unwrap()
+                .with_created_at(at(100)),
+        )
+        .await
+        .unwrap();
+    f.store
+        .store(
+            tagged("alpha two", "a")
+                .with_memory_type("note")
+                .unwrap()
+                .with_created_at(at(200)),
+        )
+        .await
+        .unwrap();
+    f.store
+        .store(
+            tagged("alpha three", "a,b")
+                .with_memory_type("decision")
+                .unwrap()
+                .with_created_at(at(300)),
+        )
+        .await
+        .unwrap();
+    let search = |filter: MemoryFilter| {
+        let store = f.store.clone();
+        async move {
+            let hits = store
+                .search(&SemanticQuery::new("alpha", 10).with_filter(filter))
+                .await
+                .unwrap();
+            let mut c: Vec<String> = hits.into_iter().map(|h| h.memory.into_content()).collect();
+            c.sort();
+            c
+        }
+    };
+    assert_eq!(
+        search(MemoryFilter::all().with_tags(TagFilter::all(tags("a,b")))).await,
+        ["alpha one", "alpha three"]
+    );
+    assert_eq!(
+        search(MemoryFilter::all().with_memory_type("note")).await,
+        ["alpha one", "alpha two"]
+    );
+    assert_eq!(
+        search(MemoryFilter::all().with_time(TimeRange {
+            start: at(200),
+            end: at(300)
+        }))
+        .await,
+        ["alpha three", "alpha two"]
+    );
+    assert!(
+        search(MemoryFilter::all().with_memory_type("nope"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        search(MemoryFilter::all().with_tags(TagFilter::any(Tags::empty())))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn min_similarity_drops_weak_hits() {
+    let f = Fixture::new().await;
+    f.store.store(memory("exact words here")).await.unwrap();
+    f.store
+        .store(memory("something else entirely"))
+        .await
+        .unwrap();
+    let mut q = SemanticQuery::new("exact words here", 10);
+    q.min_similarity = Some(0.99);
+    let hits = f.store.search(&q).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory.content(), "exact words here");
+}
+
+#[tokio::test]
+async fn search_validates_the_query() {
+    let f = Fixture::new().await;
+    assert!(matches!(
+        f.store.retrieve("  ", 3).await,
+        Err(StorageError::InvalidInput { field: "query", .. })
+    ));
+    assert!(matches!(
+        f.store.retrieve("x", 0).await,
+        Err(StorageError::InvalidInput { field: "limit", .. })
+    ));
+}
+
+#[tokio::test]
+async fn list_is_newest_first_with_hash_tie_break_and_pages() {
+    let f = Fixture::new().await;
+    for (t, s) in [("a", 1), ("b", 3), ("c", 2), ("d", 3)] {
+        f.store
+            .store(memory(t).with_created_at(at(s)))
+            .await
+            .unwrap();
+    }
+    let all = f
+        .store
+        .list(&ListQuery::all(MemoryFilter::all()))
+        .await
+        .unwrap();
+    let mut tied = [ContentHash::of("b"), ContentHash::of("d")];
+    tied.sort();
+    let first_two: Vec<&ContentHash> = all[..2].iter().map(Memory::content_hash).collect();
+    assert_eq!(first_two, [&tied[1], &tied[0]]);
+    assert_eq!(contents(&all[2..]), ["c", "a"]);
+    let page = f
+        .store
+        .list(&ListQuery::page(MemoryFilter::all(), 2, 3).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(contents(&page), ["a"]);
+    assert_eq!(f.store.get_recent_memories(1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn list_and_count_apply_every_filter() {
+    let f = Fixture::new().await;
+    f.store
+        .store(tagged("one", "x,y").with_created_at(at(10)))
+        .await
+        .unwrap();
+    f.store
+        .store(
+            tagged("two", "y")
+                .with_memory_type("t")
+                .unwrap()
+                .with_created_at(at(20)),
+        )
+        .await
+        .unwrap();
+    f.store
+        .store(tagged("three", "z").with_created_at(at(30)))
+        .await
+        .unwrap();
+    let count = |filter: MemoryFilter| {
+        let s = f.store.clone();
+        async move { s.count(&filter).await.unwrap() }
+    };
+    assert_eq!(
+        count(MemoryFilter::all().with_tags(TagFilter::any(tags("x,z")))).await,
+        2
+    );
+    assert_eq!(
+        count(MemoryFilter::all().with_tags(TagFilter::all(tags("x,y")))).await,
+        1
+    );
+    assert_eq!(count(MemoryFilter::all().with_memory_type("t")).await, 1);
+    assert_eq!(
+        count(MemoryFilter::all().with_time(TimeRange {
+            start: at(10),
+            end: at(20)
+        }))
+        .await,
+        2
+    );
+    let by_tag = f.store.search_by_tag(&tags("y")).await.unwrap();
+    assert_eq!(contents(&by_tag), ["two", "one"]);
+    let in_time = f
+        .store
+        .get_memories_by_time_range(at(20), at(30))
+        .await
+        .unwrap();
+    assert_eq!(contents(&in_time), ["three", "two"]);
+}
+
+#[tokio::test]
+async fn delete_memories_dry_run_reports_and_real_run_deletes() {
+    let f = Fixture::new().await;
+    f.store
+        .store(tagged("keep", "k").with_created_at(at(1)))
+        .await
+        .unwrap();
+    f.store
+        .store(tagged("old drop", "d").with_created_at(at(2)))
+        .await
+        .unwrap();
+    f.store
+        .store(tagged("new drop", "d").with_created_at(at(3)))
+        .await
+        .unwrap();
+    let selector = DeleteSelector {
+        tags: Some(TagFilter::any(tags("d"))),
+        ..DeleteSelector::default()
+    };
+    let dry = f
+        .store
+        .delete_memories(&DeleteRequest {
+            selector: selector.clone(),
+            dry_run: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.hashes,
+        [ContentHash::of("new drop"), ContentHash::of("old drop")]
+    );
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 3);
+    let real = f
+        .store
+        .delete_memories(&DeleteRequest {
+            selector,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(real.hashes, dry.hashes);
+    assert!(!real.dry_run);
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 1);
+    assert_eq!(f.store.delete_by_tag("k").await.unwrap(), 1);
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn delete_memories_refuses_an_empty_selector() {
+    let f = Fixture::new().await;
+    f.store.store(memory("x")).await.unwrap();
+    let err = f
+        .store
+        .delete_memories(&DeleteRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::InvalidInput {
+            field: "selector",
+            ..
+        }
+    ));
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn cleanup_keeps_the_oldest_with_the_union_of_tags() {
+    let f = Fixture::new().await;
+    // A row stored under an older hashing rule, then the same text under today's rule.
+    let legacy = Memory::from_parts(
+        "Hello World".into(),
+        ContentHash::of("legacy rule output"),
+        tags("a"),
+        None,
+        Metadata::new(),
+        None,
+        at(1),
+        at(1),
+    );
+    f.store.store(legacy.clone()).await.unwrap();
+    f.store
+        .store(tagged("hello world", "b").with_created_at(at(2)))
+        .await
+        .unwrap();
+    f.store.store(memory("unrelated")).await.unwrap();
+    let report = f.store.cleanup_duplicates().await.unwrap();
+    assert_eq!(report.examined, 3);
+    assert_eq!(report.duplicate_groups, 1);
+    assert_eq!(report.removed, [ContentHash::of("hello world")]);
+    let kept = f
+        .store
+        .get_by_hash(legacy.content_hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.tags, tags("a,b"));
+    assert_eq!(kept.created_at, at(1));
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 2);
+    let again = f.store.cleanup_duplicates().await.unwrap();
+    assert_eq!(again.duplicate_groups, 0);
+}
+
+#[tokio::test]
+async fn update_replaces_tags_and_type_merges_metadata_and_sets_timestamps() {
+    let f = Fixture::new().await;
+    let m = tagged("update me", "old")
+        .with_memory_type("note")
+        .unwrap()
+        .with_metadata(Metadata::parse(r#"{"a":1,"b":2}"#).unwrap())
+        .with_created_at(at(1000));
+    f.store.store(m.clone()).await.unwrap();
+    let before = Timestamp::now();
+    let updated = f
+        .store
+        .update_memory_metadata(
+            m.content_hash(),
+            MemoryUpdate {
+                tags: Some(tags("new,other")),
+                memory_type: Some(None),
+                metadata: Some(Metadata::parse(r#"{"b":3,"c":4}"#).unwrap()),
+                created_at: Some(at(5)),
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.tags, tags("new,other"));
+    assert_eq!(updated.memory_type, None);
+    assert_eq!(updated.metadata.to_json_string(), r#"{"a":1,"b":3,"c":4}"#);
+    assert_eq!(updated.created_at, at(1000), "preserved");
+    assert!(updated.updated_at >= before);
+    assert_eq!(
+        f.store.get_by_hash(m.content_hash()).await.unwrap(),
+        Some(updated)
+    );
+    assert_eq!(f.store.search_by_tag(&tags("old")).await.unwrap().len(), 0);
+    assert_eq!(
+        f.store.search_by_tag(&tags("other")).await.unwrap().len(),
+        1
+    );
+
+    let moved = f
+        .store
+        .update_memory_metadata(
+            m.content_hash(),
+            MemoryUpdate {
+                created_at: Some(at(5)),
+                ..MemoryUpdate::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.created_at, at(5));
+    let now_created = f
+        .store
+        .update_memory_metadata(m.content_hash(), MemoryUpdate::default(), false)
+        .await
+        .unwrap();
+    assert!(now_created.created_at >= before);
+}
+
+#[tokio::test]
+async fn update_of_a_deleted_or_unknown_memory_is_not_found() {
+    let f = Fixture::new().await;
+    let m = memory("gone");
+    f.store.store(m.clone()).await.unwrap();
+    f.store.delete(m.content_hash()).await.unwrap();
+    for hash in [m.content_hash().clone(), ContentHash::of("never")] {
+        let err = f
+            .store
+            .update_memory_metadata(&hash, MemoryUpdate::default(), true)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn tags_are_counted_on_live_memories_most_used_first() {
+    let f = Fixture::new().await;
+    f.store.store(tagged("1", "b,a")).await.unwrap();
+    f.store.store(tagged("2", "b,c")).await.unwrap();
+    f.store.store(tagged("3", "c,z")).await.unwrap();
+    f.store.delete(&ContentHash::of("3")).await.unwrap();
+    let got: Vec<(String, u64)> = f
+        .store
+        .get_all_tags()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.tag, t.count))
+        .collect();
+    assert_eq!(got, [("b".into(), 2), ("a".into(), 1), ("c".into(), 1)]);
+}
+
+#[tokio::test]
+async fn stats_count_live_memories_tombstones_and_the_file() {
+    let f = Fixture::new().await;
+    f.store.store(tagged("héllo", "a,b")).await.unwrap();
+    f.store
+        .store(tagged("old", "c").with_created_at(at(1)))
+        .await
+        .unwrap();
+    f.store.store(memory("deleted")).await.unwrap();
+    f.store.delete(&ContentHash::of("deleted")).await.unwrap();
+    let s = f.store.get_stats().await.unwrap();
+    assert_eq!(s.backend, "sqlite");
+    assert_eq!(s.total_memories, 2);
+    assert_eq!(s.tombstones, 1);
+    assert_eq!(s.memories_this_week, 1);
+    assert_eq!(s.unique_tags, 3);
+    assert_eq!(s.content_bytes, "héllo".len() as u64 + 3);
+    assert_eq!(s.embedding_model, "test-words");
+    assert_eq!(s.embedding_dimensions, DIMS);
+    assert!(s.storage_bytes.unwrap() > 0);
+    assert_eq!(s.extra["indexed_vectors"], 2);
+}
+
+#[tokio::test]
+async fn purge_removes_tombstones_for_good() {
+    let f = Fixture::new().await;
+    f.store.store(memory("a")).await.unwrap();
+    f.store.store(memory("b")).await.unwrap();
+    f.store.delete(&ContentHash::of("a")).await.unwrap();
+    assert_eq!(f.store.purge_deleted(Some(at(1))).await.unwrap(), 0);
+    assert_eq!(
+        f.store.purge_deleted(Some(Timestamp::now())).await.unwrap(),
+        1
+    );
+    assert_eq!(f.store.get_stats().await.unwrap().tombstones, 0);
+    assert_eq!(f.store.purge_deleted(None).await.unwrap(), 0);
+    // The hash is free again: storing it is a plain store.
+    assert_eq!(
+        f.store.store(memory("a")).await.unwrap(),
+        StoreOutcome::Stored
+    );
+}
+
+#[tokio::test]
+async fn a_store_through_one_instance_is_found_by_another() {
+    let f = Fixture::new().await;
+    let other = f.second().await;
+    assert!(other.retrieve("shared note", 5).await.unwrap().is_empty());
+    f.store
+        .store(memory("shared note about sqlite"))
+        .await
+        .unwrap();
+    let hits = other.retrieve("shared note", 5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(other.indexed_vectors(), 1);
+}
+
+#[tokio::test]
+async fn a_delete_through_one_instance_disappears_from_another() {
+    let f = Fixture::new().await;
+    let other = f.second().await;
+    f.store.store(memory("short lived")).await.unwrap();
+    f.store.store(memory("long lived")).await.unwrap();
+    assert_eq!(other.retrieve("lived", 5).await.unwrap().len(), 2);
+    f.store
+        .delete(&ContentHash::of("short lived"))
+        .await
+        .unwrap();
+    let hits = other.retrieve("lived", 5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory.content(), "long lived");
+    assert_eq!(other.indexed_vectors(), 1);
+}
+
+#[tokio::test]
+async fn delete_and_purge_unseen_by_another_instance_are_still_reconciled() {
+    let f = Fixture::new().await;
+    f.store.store(memory("first")).await.unwrap();
+    f.store.store(memory("second")).await.unwrap();
+    let other = f.second().await;
+    assert_eq!(other.indexed_vectors(), 2);
+    // Delete and purge before the other instance looks again.
+    f.store.delete(&ContentHash::of("first")).await.unwrap();
+    f.store.purge_deleted(None).await.unwrap();
+    let hits = other.retrieve("first second", 5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(other.indexed_vectors(), 1);
+}
+
+#[tokio::test]
+async fn update_through_one_instance_changes_filtered_search_in_another() {
+    let f = Fixture::new().await;
+    let other = f.second().await;
+    let m = tagged("tagged later", "before");
+    f.store.store(m.clone()).await.unwrap();
+    let q = SemanticQuery::new("tagged", 5)
+        .with_filter(MemoryFilter::all().with_tags(TagFilter::any(tags("after"))));
+    assert!(other.search(&q).await.unwrap().is_empty());
+    f.store
+        .update_memory_metadata(
+            m.content_hash(),
+            MemoryUpdate {
+                tags: Some(tags("after")),
+                ..MemoryUpdate::default()
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.search(&q).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn reopening_with_other_dimensions_is_a_model_mismatch() {
+    let f = Fixture::new().await;
+    f.store.store(memory("x")).await.unwrap();
+    let path = f.store.path().to_owned();
+    drop(f.store);
+    let err = SqliteStorage::open(path.clone(), WordsEmbedder::new(DIMS * 2))
+        .await
+        .unwrap_err();
+    match err {
+        StorageError::ModelMismatch {
+            recorded,
+            configured,
+        } => {
+            assert_eq!(recorded, format!("test-words ({DIMS} dims)"));
+            assert_eq!(configured, format!("test-words ({} dims)", DIMS * 2));
+        }
+        other => panic!("expected ModelMismatch, got {other}"),
+    }
+    let err = SqliteStorage::open(path.clone(), WordsEmbedder::named("other-model", DIMS))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::ModelMismatch { .. }));
+    // The right model still opens it, with its data.
+    let again = SqliteStorage::open(path, WordsEmbedder::new(DIMS))
+        .await
+        .unwrap();
+    assert_eq!(again.indexed_vectors(), 1);
+    drop(f.dir);
+}
+
+#[tokio::test]
+async fn reopening_loads_the_index_and_initialize_is_idempotent() {
+    let f = Fixture::new().await;
+    f.store.store(memory("persisted")).await.unwrap();
+    f.store.initialize().await.unwrap();
+    let again = f.second().await;
+    again.initialize().await.unwrap();
+    assert_eq!(again.retrieve("persisted", 1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_write_lock_held_too_long_by_another_process_is_unavailable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SqliteConfig::new(dir.path().join("m.db"))
+        .busy_timeout(Duration::from_millis(30))
+        .write_retries(1, Duration::from_millis(10));
+    let store = cfg.open(WordsEmbedder::new(DIMS)).await.unwrap();
+    let blocker = rusqlite::Connection::open(store.path()).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store.store(memory("blocked")).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("another process"), "{err}");
+    // Reads still work while the lock is held (WAL).
+    assert_eq!(store.count(&MemoryFilter::all()).await.unwrap(), 0);
+    blocker.execute_batch("COMMIT").unwrap();
+    store.store(memory("blocked")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_one_file_all_succeed() {
+    let f = Fixture::new().await;
+    let other = f.second().await;
+    let mut tasks = Vec::new();
+    for (w, store) in [f.store.clone(), other.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                store
+                    .store(memory(&format!("writer {w} note {i}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 80);
+    let q = SemanticQuery::new("writer note", 100);
+    assert_eq!(f.store.search(&q).await.unwrap().len(), 80);
+    assert_eq!(other.search(&q).await.unwrap().len(), 80);
+}
+
+#[tokio::test]
+async fn embedder_failure_is_an_embedding_error() {
+    #[derive(Debug)]
+    struct Broken;
+    #[async_trait]
+    impl Embedder for Broken {
+        fn model_id(&self) -> &str {
+            "broken"
+        }
+        fn dimensions(&self) -> usize {
+            4
+        }
+        async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+            Err(EmbedError::Other("model not loaded".into()))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStorage::open(dir.path().join("m.db"), Arc::new(Broken))
+        .await
+        .unwrap();
+    let err = store.store(memory("x")).await.unwrap_err();
+    assert!(matches!(err, StorageError::Embedding { .. }), "{err}");
+    assert!(err.to_string().contains("model not loaded"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    let err = SqliteStorage::open(path, WordsEmbedder::new(DIMS))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+}
+
+/// Not a test: prints the latency of retrieval without embedding at 10,000 memories of
+/// 384 dimensions. Run with
+/// `cargo test -p memory-sqlite --release -- --ignored --nocapture retrieval_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing report, run on demand in release mode"]
+async fn retrieval_latency_at_10k_memories() {
+    const N: usize = 10_000;
+    const D: usize = 384;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStorage::open(dir.path().join("m.db"), WordsEmbedder::new(D))
+        .await
+        .unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut random_vector = move || -> Vec<f32> {
+        (0..D)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    };
+    let batch: Vec<Memory> = (0..N)
+        .map(|i| {
+            memory(&format!("memory number {i}"))
+                .with_tags(tags(&format!("t{}", i % 10)))
+                .with_embedding(random_vector())
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    store.store_batch(batch).await.unwrap();
+    println!("stored {N} in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let reopened = SqliteStorage::open(store.path().to_owned(), WordsEmbedder::new(D))
+        .await
+        .unwrap();
+    println!("reopened (index load) in {:?}", started.elapsed());
+    assert_eq!(reopened.indexed_vectors(), N);
+    for (name, filter) in [
+        ("unfiltered", MemoryFilter::all()),
+        (
+            "tag filter",
+            MemoryFilter::all().with_tags(TagFilter::any(tags("t3"))),
+        ),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let q = random_vector();
+            let t = std::time::Instant::now();
+            let hits = store
+                .search_by_vector(q, 10, filter.clone(), None)
+                .await
+                .unwrap();
+            times.push(t.elapsed());
+            assert_eq!(hits.len(), 10);
+        }
+        times.sort();
+        println!(
+            "{name}: p50 {:?}  p90 {:?}  p99 {:?}",
+            times[100], times[180], times[198]
+        );
+    }
+}
+
+/// Not a test: prints the latency of the bare scan (no SQLite) at 10,000 × 384.
+#[test]
+#[ignore = "timing report, run on demand in release mode"]
+fn scan_latency_at_10k_vectors() {
+    use crate::vector::VectorIndex;
+    const N: usize = 10_000;
+    const D: usize = 384;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut random_vector = move || -> Vec<f32> {
+        (0..D)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    };
+    let mut index: VectorIndex = VectorIndex::new(std::num::NonZeroUsize::new(D).unwrap());
+    for id in 0..N as i64 {
+        index.upsert(id, &random_vector(), ()).unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..500 {
+        let q = random_vector();
+        let t = std::time::Instant::now();
+        let hits = index.search(&q, 10, None, |_| true).unwrap();
+        times.push(t.elapsed());
+        assert_eq!(hits.len(), 10);
+    }
+    times.sort();
+    println!(
+        "bare scan: p10 {:?} p50 {:?}  p90 {:?}",
+        times[50], times[250], times[450]
+    );
+}
