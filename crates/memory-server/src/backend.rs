@@ -1,15 +1,30 @@
 //! Opens the configured backend.
 //!
-//! PLACEHOLDER until the SQLite backend and local model land.
+//! The embedded default is a [`SqliteStorage`] whose model ([`LazyEmbedder`]) loads only
+//! when something is embedded: `list`, `tags`, `stats` and `delete` never read the weights,
+//! and work even before `cargo xtask fetch-model`.
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use memory_embed::{CachedEmbedder, Embedder, LazyEmbedder};
+use memory_sqlite::SqliteConfig;
 use memory_storage::MemoryStorage;
 
-use crate::config::Config;
+use crate::config::{BackendKind, Config};
 
 /// Opens the storage the configuration names.
 pub async fn open(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
-    anyhow::bail!("backend {:?} is not wired yet", config.backend)
+    match config.backend {
+        BackendKind::Sqlite => {
+            let model = LazyEmbedder::new(&config.embedding_model, config.model_dir.clone())
+                .context("MCP_MEMORY_EMBEDDING_MODEL")?;
+            let embedder: Arc<dyn Embedder> = Arc::new(CachedEmbedder::new(model));
+            let store = SqliteConfig::new(&config.sqlite_path)
+                .open(embedder)
+                .await
+                .with_context(|| format!("opening {}", config.sqlite_path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
 }

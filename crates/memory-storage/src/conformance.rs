@@ -910,7 +910,11 @@ pub async fn an_embedding_of_the_wrong_size_or_non_finite_is_refused(store: &dyn
         &["embedding"],
         "store with a NaN in the embedding",
     );
-    assert_eq!(count(store, MemoryFilter::all()).await, 0, "nothing is stored");
+    assert_eq!(
+        count(store, MemoryFilter::all()).await,
+        0,
+        "nothing is stored"
+    );
     let stored = put(store, mem(odd.content(), "")).await;
     assert_eq!(
         stored.content_hash(),
