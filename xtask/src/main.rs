@@ -98,6 +98,12 @@ fn test(args: &[String]) -> Result<()> {
     let model_dir = model::fetch(false)?;
     eprintln!("==> test model: {}", model_dir.display());
     if has_nextest() {
+        // Doc tests first, so nextest's summary is the run's closing line.
+        step("cargo test --doc", {
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--locked", "--doc"]);
+            c
+        })?;
         step("cargo nextest run", {
             let mut c = cargo();
             c.args([
@@ -108,11 +114,6 @@ fn test(args: &[String]) -> Result<()> {
                 "--no-fail-fast",
             ])
             .args(args);
-            c
-        })?;
-        step("cargo test --doc", {
-            let mut c = cargo();
-            c.args(["test", "--workspace", "--locked", "--doc"]);
             c
         })
     } else {
