@@ -7,7 +7,8 @@
 //! * `with_embedding`: the real all-MiniLM-L6-v2 embeds every stored text / query.
 //! * `without_embedding`: store gets a memory carrying its vector; retrieve's query vector
 //!   comes from the LRU embedding cache (the same query each time), so what is measured is
-//!   the backend: filter, vector ranking, row fetch.
+//!   the backend: filter, vector ranking, row fetch. `search_by_vector` is the same without
+//!   even the cache lookup.
 //! * Each store adds a memory, so the store grows a little during the run (≤ a few percent).
 
 use std::hint::black_box;
@@ -18,7 +19,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use memory_core::{Memory, Tags};
 use memory_embed::{BertEmbedder, CachedEmbedder, DEFAULT_MODEL_ID, Embedder};
 use memory_sqlite::{SqliteConfig, SqliteStorage};
-use memory_storage::MemoryStorage;
+use memory_storage::{MemoryFilter, MemoryStorage};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::runtime::Runtime;
 
@@ -34,21 +35,19 @@ fn random_unit(rng: &mut StdRng, dims: usize) -> Vec<f32> {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    /// Embeds every text (no cache).
-    plain: SqliteStorage,
-    /// Same file, with the query vector served from the LRU cache.
-    cached: SqliteStorage,
+    /// One store, as a process has: the model behind the LRU cache, so a repeated query
+    /// is not embedded again while every new text is.
+    store: SqliteStorage,
     rng: StdRng,
     dims: usize,
 }
 
 async fn fixture(n: usize, model: Arc<BertEmbedder>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.db");
     let dims = model.dimensions();
-    let plain_embedder: Arc<dyn Embedder> = model.clone();
-    let plain = SqliteConfig::new(&path)
-        .open(plain_embedder)
+    let embedder: Arc<dyn Embedder> = Arc::new(CachedEmbedder::new(model));
+    let store = SqliteConfig::new(dir.path().join("bench.db"))
+        .open(embedder)
         .await
         .expect("open store");
     let mut rng = StdRng::seed_from_u64(42);
@@ -66,38 +65,15 @@ async fn fixture(n: usize, model: Arc<BertEmbedder>) -> Fixture {
             })
             .collect();
         i += batch.len();
-        for outcome in plain.store_batch(batch).await.expect("batch stored") {
+        for outcome in store.store_batch(batch).await.expect("batch stored") {
             outcome.expect("each memory stored");
         }
     }
-    let cached_embedder: Arc<dyn Embedder> = Arc::new(CachedEmbedder::new(ArcEmbedder(model)));
-    let cached = SqliteConfig::new(&path)
-        .open(cached_embedder)
-        .await
-        .expect("open second handle");
     Fixture {
         _dir: dir,
-        plain,
-        cached,
+        store,
         rng,
         dims,
-    }
-}
-
-/// Lets the cache decorator wrap the shared model.
-#[derive(Debug)]
-struct ArcEmbedder(Arc<BertEmbedder>);
-
-#[async_trait::async_trait]
-impl Embedder for ArcEmbedder {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    fn dimensions(&self) -> usize {
-        self.0.dimensions()
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, memory_embed::EmbedError> {
-        self.0.embed(texts).await
     }
 }
 
@@ -112,7 +88,7 @@ fn bench(c: &mut Criterion) {
 
         let dims = fx.dims;
         let vectors: Vec<Vec<f32>> = (0..2_000).map(|_| random_unit(&mut fx.rng, dims)).collect();
-        let (plain, cached, vectors, counter) = (&fx.plain, &fx.cached, &vectors, &counter);
+        let (store, vectors, counter) = (&fx.store, &vectors, &counter);
 
         let mut group = c.benchmark_group(format!("sqlite_{n}"));
         group.sample_size(30);
@@ -120,10 +96,25 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("retrieve", "without_embedding"), |b| {
             b.to_async(&rt).iter(|| async move {
                 black_box(
-                    cached
+                    store
                         .retrieve("notes about topic 42", 5)
                         .await
                         .expect("retrieve"),
+                )
+            })
+        });
+        let query_vector = rt
+            .block_on(model.embed(&["notes about topic 42".to_owned()]))
+            .expect("embed the query")
+            .remove(0);
+        let query_vector = &query_vector;
+        group.bench_function(BenchmarkId::new("search_by_vector", "no_embedder"), |b| {
+            b.to_async(&rt).iter(|| async move {
+                black_box(
+                    store
+                        .search_by_vector(query_vector.clone(), 5, MemoryFilter::all(), None)
+                        .await
+                        .expect("search by vector"),
                 )
             })
         });
@@ -131,7 +122,7 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async move {
                 let k = counter.fetch_add(1, Ordering::Relaxed);
                 let q = format!("what did I write about topic {k}?");
-                black_box(plain.retrieve(&q, 5).await.expect("retrieve"))
+                black_box(store.retrieve(&q, 5).await.expect("retrieve"))
             })
         });
         group.bench_function(BenchmarkId::new("store", "with_embedding"), |b| {
@@ -139,7 +130,7 @@ fn bench(c: &mut Criterion) {
                 let k = counter.fetch_add(1, Ordering::Relaxed);
                 let m = Memory::new(format!("fresh note {k} about the release plan"))
                     .expect("valid content");
-                black_box(plain.store(m).await.expect("store"))
+                black_box(store.store(m).await.expect("store"))
             })
         });
         group.bench_function(BenchmarkId::new("store", "without_embedding"), |b| {
@@ -148,7 +139,7 @@ fn bench(c: &mut Criterion) {
                 let m = Memory::new(format!("pre-embedded note {k}"))
                     .expect("valid content")
                     .with_embedding(vectors[k as usize % vectors.len()].clone());
-                black_box(plain.store(m).await.expect("store"))
+                black_box(store.store(m).await.expect("store"))
             })
         });
         group.finish();
