@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
 use memory_storage::{
-    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, SemanticQuery, TagFilter,
+    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, SemanticQuery,
+    StorageError, TagFilter,
 };
 
 mod backend;
@@ -178,8 +179,13 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Store(args) => {
             let memory = build_memory(args)?;
             let hash = memory.content_hash().clone();
-            let outcome = store.store(memory).await?;
-            out.stored(&hash, outcome);
+            // Storing what is already stored is not a failure for a person at a prompt: the
+            // memory is there, unchanged. Scripts see `"outcome": "duplicate"` with --json.
+            match store.store(memory).await {
+                Ok(outcome) => out.stored(&hash, Some(outcome)),
+                Err(StorageError::Duplicate { hash }) => out.stored(&hash, None),
+                Err(e) => return Err(e.into()),
+            }
         }
         Command::Search(args) => {
             let mut filter = MemoryFilter::all();

@@ -21,16 +21,17 @@ impl Output {
         println!("{value:#}");
     }
 
-    /// After a store.
-    pub fn stored(&self, hash: &ContentHash, outcome: StoreOutcome) {
+    /// After a store: `None` when the same content was already stored (nothing changed).
+    pub fn stored(&self, hash: &ContentHash, outcome: Option<StoreOutcome>) {
+        let (word, text) = match outcome {
+            Some(StoreOutcome::Stored) => ("stored", "stored"),
+            Some(StoreOutcome::Revived) => ("revived", "stored (revived a deleted memory)"),
+            None => ("duplicate", "already stored, unchanged:"),
+        };
         if self.json {
-            self.print_json(json!({"content_hash": hash, "outcome": outcome}));
+            self.print_json(json!({"content_hash": hash, "outcome": word}));
         } else {
-            let verb = match outcome {
-                StoreOutcome::Stored => "stored",
-                StoreOutcome::Revived => "stored (revived a deleted memory)",
-            };
-            println!("{verb} {hash}");
+            println!("{text} {hash}");
         }
     }
 

@@ -134,94 +134,30 @@ pub fn scan_top_k(
     query: &[f32],
     k: usize,
     min_score: Option<f32>,
-    keep: impl Fn(usize) -> bool + Sync,
+    keep: impl FnMut(usize) -> bool,
 ) -> Vec<(usize, f32)> {
     // Row indices are far below i64::MAX, so they serve as their own tie-break key.
     top_k_by(matrix, dims, query, k, min_score, keep, |row| row as i64)
 }
 
-/// Matrices at least this large (in `f32`s; 2 MiB) are scanned by several threads. Below it,
-/// starting a thread costs more than it saves; above it the scan is bound by memory
-/// bandwidth, which one core cannot use up (measured by `cargo bench --bench vector_search`).
-pub const PARALLEL_MIN_FLOATS: usize = 512 * 1024;
-
-/// Most threads one scan uses.
-pub const MAX_SCAN_THREADS: usize = 4;
-
 /// [`scan_top_k`] with ties broken by the smaller `tie_key(row)` (an id, for the index).
-/// Large matrices are split into contiguous parts ranked on scoped threads, whose top `k`
-/// lists are merged: the result is the same as one sequential pass.
 fn top_k_by(
     matrix: &[f32],
     dims: NonZeroUsize,
     query: &[f32],
     k: usize,
     min_score: Option<f32>,
-    keep: impl Fn(usize) -> bool + Sync,
-    tie_key: impl Fn(usize) -> i64 + Sync,
+    mut keep: impl FnMut(usize) -> bool,
+    tie_key: impl Fn(usize) -> i64,
 ) -> Vec<(usize, f32)> {
     if k == 0 {
         return Vec::new();
     }
-    let d = dims.get();
-    let rows = matrix.len() / d;
-    let threads = if matrix.len() >= PARALLEL_MIN_FLOATS {
-        std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(MAX_SCAN_THREADS)
-    } else {
-        1
-    };
-    if threads <= 1 || rows < threads {
-        return top_k_part(matrix, d, 0, query, k, min_score, &keep, &tie_key)
-            .into_iter()
-            .map(|r| (r.row, r.score))
-            .collect();
-    }
-    let per_part = rows.div_ceil(threads);
-    let mut merged: Vec<Ranked> = std::thread::scope(|scope| {
-        let (keep, tie_key) = (&keep, &tie_key);
-        let mut parts = matrix.chunks(per_part * d).enumerate();
-        // The calling thread ranks the first part itself.
-        let (_, first) = parts.next().unwrap_or((0, &[]));
-        let handles: Vec<_> = parts
-            .map(|(i, part)| {
-                scope.spawn(move || {
-                    top_k_part(part, d, i * per_part, query, k, min_score, keep, tie_key)
-                })
-            })
-            .collect();
-        let mut all = top_k_part(first, d, 0, query, k, min_score, keep, tie_key);
-        for h in handles {
-            // A part's thread only computes dot products; it cannot panic short of a bug.
-            all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        all
-    });
-    merged.sort_unstable_by(|a, b| b.cmp(a));
-    merged.truncate(k);
-    merged.into_iter().map(|r| (r.row, r.score)).collect()
-}
-
-/// Ranks the rows of one contiguous part (whose first row is `first_row` of the whole
-/// matrix) and returns its best `k`, best first.
-#[allow(clippy::too_many_arguments)]
-fn top_k_part(
-    part: &[f32],
-    d: usize,
-    first_row: usize,
-    query: &[f32],
-    k: usize,
-    min_score: Option<f32>,
-    keep: &(impl Fn(usize) -> bool + Sync),
-    tie_key: &(impl Fn(usize) -> i64 + Sync),
-) -> Vec<Ranked> {
     let min_score = min_score.unwrap_or(f32::NEG_INFINITY);
     let mut heap: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
     // The worst score still in a full heap; anything strictly below cannot enter.
     let mut floor = f32::NEG_INFINITY;
-    for (offset, vector) in part.chunks_exact(d).enumerate() {
-        let row = first_row + offset;
+    for (row, vector) in matrix.chunks_exact(dims.get()).enumerate() {
         if !keep(row) {
             continue;
         }
@@ -249,7 +185,7 @@ fn top_k_part(
     }
     heap.into_sorted_vec()
         .into_iter()
-        .map(|Reverse(r)| r)
+        .map(|Reverse(r)| (r.row, r.score))
         .collect()
 }
 
@@ -392,11 +328,8 @@ impl<A> VectorIndex<A> {
         query: &[f32],
         k: usize,
         min_score: Option<f32>,
-        filter: impl Fn(&A) -> bool + Sync,
-    ) -> Result<Vec<Hit>, DimensionMismatch>
-    where
-        A: Sync,
-    {
+        mut filter: impl FnMut(&A) -> bool,
+    ) -> Result<Vec<Hit>, DimensionMismatch> {
         if query.len() != self.dims.get() {
             return Err(DimensionMismatch {
                 expected: self.dims.get(),
