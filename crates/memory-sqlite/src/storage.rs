@@ -802,40 +802,25 @@ fn put_memory(
     };
     let blob = encode_embedding(vector);
     let (c, u) = (memory.created_at, memory.updated_at);
-    let outcome = match existing {
-        Some((id, _)) => {
-            tx.prepare_cached(
-                "UPDATE memories SET content = ?2, tags = ?3, memory_type = ?4, metadata = ?5, \
-                 created_at = ?6, created_at_iso = ?7, created_at_us = ?8, \
-                 updated_at = ?9, updated_at_iso = ?10, updated_at_us = ?11, \
-                 deleted_at = NULL, embedding = ?12, seq = ?13 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                memory.content(),
-                memory.tags.joined(),
-                memory.memory_type,
-                memory.metadata.to_json_string(),
-                c.epoch_seconds(),
-                c.to_iso(),
-                c.epoch_micros(),
-                u.epoch_seconds(),
-                u.to_iso(),
-                u.epoch_micros(),
-                blob,
-                seq
-            ])?;
-            set_tags(tx, id, &memory.tags)?;
-            StoreOutcome::Revived
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO memories (content_hash, content, tags, memory_type, metadata, \
-                 created_at, created_at_iso, created_at_us, updated_at, updated_at_iso, \
-                 updated_at_us, embedding, seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
+    // One statement for both cases: a new row, or the soft-deleted row with this hash
+    // revived with every field of the new memory (a live one was refused above).
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO memories (content_hash, content, tags, memory_type, metadata, \
+             created_at, created_at_iso, created_at_us, updated_at, updated_at_iso, \
+             updated_at_us, embedding, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT (content_hash) DO UPDATE SET content = excluded.content, \
+             tags = excluded.tags, memory_type = excluded.memory_type, \
+             metadata = excluded.metadata, created_at = excluded.created_at, \
+             created_at_iso = excluded.created_at_iso, created_at_us = excluded.created_at_us, \
+             updated_at = excluded.updated_at, updated_at_iso = excluded.updated_at_iso, \
+             updated_at_us = excluded.updated_at_us, deleted_at = NULL, \
+             embedding = excluded.embedding, seq = excluded.seq \
+             RETURNING id",
+        )?
+        .query_row(
+            params![
                 hash.as_str(),
                 memory.content(),
                 memory.tags.joined(),
@@ -849,10 +834,14 @@ fn put_memory(
                 u.epoch_micros(),
                 blob,
                 seq
-            ])?;
-            set_tags(tx, tx.last_insert_rowid(), &memory.tags)?;
-            StoreOutcome::Stored
-        }
+            ],
+            |r| r.get(0),
+        )?;
+    set_tags(tx, id, &memory.tags)?;
+    let outcome = if existing.is_some() {
+        StoreOutcome::Revived
+    } else {
+        StoreOutcome::Stored
     };
     Ok(outcome)
 }
