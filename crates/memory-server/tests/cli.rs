@@ -158,3 +158,37 @@ fn recall_and_delete_by_tag_round_trip() {
     let tags = ok(&db, &["tags"]);
     assert_eq!(tags.trim(), "1  shopping");
 }
+
+#[test]
+fn several_processes_storing_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(&db, &["stats"]); // create the file and schema first, as a running server would have
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
+                .arg("--db")
+                .arg(&db)
+                .args([
+                    "store",
+                    &format!("note {i} written by process {i}"),
+                    "--tags",
+                    "race",
+                ])
+                .env("MCP_MEMORY_LOG", "off")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn mcp-memory")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a concurrent store failed: {err}");
+        assert!(!err.contains("locked"), "{err}");
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["--json", "list", "--tags", "race"])).unwrap();
+    assert_eq!(listed["total"], 8, "every process's memory is there");
+}
