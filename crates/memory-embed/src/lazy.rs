@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use crate::{BertEmbedder, EmbedError, Embedder, ModelLocation, ModelSpec};
+#[cfg(not(feature = "hub"))]
+use crate::ModelLocation;
+use crate::{BertEmbedder, EmbedError, Embedder, ModelSpec};
 
 /// A [`BertEmbedder`] for a model of the registry, loaded when first asked to embed.
 ///
@@ -34,8 +36,9 @@ pub struct LazyEmbedder {
 }
 
 impl LazyEmbedder {
-    /// A lazily loaded `model_id`, from `dir` when given, else from [`ModelLocation::resolve`]
-    /// (`MCP_MEMORY_MODEL_DIR`, then the per-user cache) at load time.
+    /// A lazily loaded `model_id`, from `dir` when given, else from [`ModelLocation::resolve`](crate::ModelLocation::resolve)
+    /// (`MCP_MEMORY_MODEL_DIR`, then the per-user cache) at load time; with the `hub`
+    /// feature a model found nowhere is downloaded into the per-user cache first.
     ///
     /// # Errors
     /// [`EmbedError::ModelNotFound`] when `model_id` is not in the registry (its dimensions
@@ -67,17 +70,35 @@ impl LazyEmbedder {
     /// Loads the model now (idempotent), e.g. in the background after a server starts.
     ///
     /// # Errors
-    /// Any error of [`ModelLocation::resolve`] or [`BertEmbedder::load_async`].
+    /// Any error of [`ModelLocation::resolve`](crate::ModelLocation::resolve) or [`BertEmbedder::load_async`].
     pub async fn load(&self) -> Result<&BertEmbedder, EmbedError> {
         self.model
             .get_or_try_init(|| async {
                 let dir = match &self.dir {
                     Some(d) => d.clone(),
-                    None => ModelLocation::resolve(self.spec.id)?.dir,
+                    None => locate(self.spec.id).await?,
                 };
                 BertEmbedder::load_async(dir, self.spec.id).await
             })
             .await
+    }
+}
+
+/// Where the files of `model_id` are: [`ModelLocation::resolve`](crate::ModelLocation::resolve); with the `hub` feature, a
+/// model found nowhere is first downloaded into the per-user cache (off the async runtime).
+async fn locate(model_id: &'static str) -> Result<PathBuf, EmbedError> {
+    #[cfg(feature = "hub")]
+    {
+        tokio::task::spawn_blocking(move || crate::hub::resolve_or_download(model_id))
+            .await
+            .map_err(|e| EmbedError::TaskFailed {
+                reason: e.to_string(),
+            })?
+            .map(|location| location.dir)
+    }
+    #[cfg(not(feature = "hub"))]
+    {
+        ModelLocation::resolve(model_id).map(|location| location.dir)
     }
 }
 
