@@ -37,6 +37,83 @@ use thiserror::Error;
 /// latency) without any `unsafe`. Measured faster than eight lanes at 384 dimensions.
 const LANES: usize = 16;
 
+/// Largest finite half-precision value; an index holding larger components scans in `f32`.
+const HALF_MAX: f32 = 65504.0;
+
+/// Relative rounding error of a half-precision value (11 significant bits).
+const HALF_RELATIVE_ERROR: f32 = 1.0 / 2048.0;
+
+/// Dot products of half-precision rows with an `f32` query, where the CPU converts halves in
+/// hardware (x86-64 with AVX2, FMA and F16C, detected at run time). Elsewhere
+/// [`available`](half_scan::available) is false and the index scans its `f32` copy.
+mod half_scan {
+    /// Whether [`dot`] runs on hardware conversion here.
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Dot product of half-precision bit patterns with `f32` values (equal lengths).
+    /// Callers check [`available`] first; without it this falls back to software conversion.
+    pub(super) fn dot(halves: &[u16], query: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
+            return unsafe { dot_f16c(halves, query) };
+        }
+        halves
+            .iter()
+            .zip(query)
+            .map(|(&h, &q)| half::f16::from_bits(h).to_f32() * q)
+            .sum()
+    }
+
+    /// Sixteen halves per step: two hardware conversions to `f32` and two fused
+    /// multiply-adds into independent accumulators; the tail is converted in software.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_f16c(halves: &[u16], query: &[f32]) -> f32 {
+        use std::arch::x86_64::{
+            __m128i, _mm_loadu_si128, _mm256_add_ps, _mm256_cvtph_ps, _mm256_fmadd_ps,
+            _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        };
+        let n = halves.len().min(query.len());
+        let steps = n / 16;
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        for i in 0..steps {
+            let p = i * 16;
+            // SAFETY: p + 16 <= n, so both 8-lane reads of each slice stay in bounds;
+            // the loads are unaligned loads.
+            unsafe {
+                let h0 = _mm_loadu_si128(halves.as_ptr().add(p).cast::<__m128i>());
+                let h1 = _mm_loadu_si128(halves.as_ptr().add(p + 8).cast::<__m128i>());
+                let q0 = _mm256_loadu_ps(query.as_ptr().add(p));
+                let q1 = _mm256_loadu_ps(query.as_ptr().add(p + 8));
+                acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(h0), q0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(h1), q1, acc1);
+            }
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` has room for eight f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1)) };
+        let tail: f32 = halves[steps * 16..n]
+            .iter()
+            .zip(&query[steps * 16..n])
+            .map(|(&h, &q)| half::f16::from_bits(h).to_f32() * q)
+            .sum();
+        lanes.iter().sum::<f32>() + tail
+    }
+}
+
 /// A vector whose length differs from the index's dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error(
@@ -198,6 +275,13 @@ fn top_k_by(
 pub struct VectorIndex<A = ()> {
     dims: NonZeroUsize,
     data: Vec<f32>,
+    /// `data` rounded to IEEE half precision (bit patterns), scanned first where the CPU
+    /// converts halves in hardware: half the bytes to read per query.
+    halves: Vec<u16>,
+    /// Largest L2 norm of any vector ever inserted (bounds the half-precision error).
+    max_norm: f32,
+    /// False once a component beyond half precision's range was inserted.
+    halves_usable: bool,
     ids: Vec<i64>,
     attrs: Vec<A>,
     rows: HashMap<i64, usize>,
@@ -209,6 +293,9 @@ impl<A> VectorIndex<A> {
         Self {
             dims,
             data: Vec::new(),
+            halves: Vec::new(),
+            max_norm: 0.0,
+            halves_usable: true,
             ids: Vec::new(),
             attrs: Vec::new(),
             rows: HashMap::new(),
@@ -220,6 +307,9 @@ impl<A> VectorIndex<A> {
         Self {
             dims,
             data: Vec::with_capacity(rows.saturating_mul(dims.get())),
+            halves: Vec::with_capacity(rows.saturating_mul(dims.get())),
+            max_norm: 0.0,
+            halves_usable: true,
             ids: Vec::with_capacity(rows),
             attrs: Vec::with_capacity(rows),
             rows: HashMap::with_capacity(rows),
@@ -272,9 +362,15 @@ impl<A> VectorIndex<A> {
                 got: vector.len(),
             });
         }
+        self.max_norm = self.max_norm.max(dot(vector, vector).sqrt());
+        self.halves_usable &= vector.iter().all(|x| x.abs() <= HALF_MAX);
+        let halves = vector.iter().map(|&x| half::f16::from_f32(x).to_bits());
         match self.rows.get(&id) {
             Some(&row) => {
                 self.data[row * d..(row + 1) * d].copy_from_slice(vector);
+                for (slot, h) in self.halves[row * d..(row + 1) * d].iter_mut().zip(halves) {
+                    *slot = h;
+                }
                 self.attrs[row] = attrs;
             }
             None => {
@@ -282,6 +378,7 @@ impl<A> VectorIndex<A> {
                 self.ids.push(id);
                 self.attrs.push(attrs);
                 self.data.extend_from_slice(vector);
+                self.halves.extend(halves);
             }
         }
         Ok(())
@@ -296,12 +393,14 @@ impl<A> VectorIndex<A> {
         let last = self.ids.len() - 1;
         if row != last {
             self.data.copy_within(last * d..(last + 1) * d, row * d);
+            self.halves.copy_within(last * d..(last + 1) * d, row * d);
             let moved = self.ids[last];
             self.rows.insert(moved, row);
         }
         self.ids.swap_remove(row);
         self.attrs.swap_remove(row);
         self.data.truncate(last * d);
+        self.halves.truncate(last * d);
         true
     }
 
@@ -316,6 +415,9 @@ impl<A> VectorIndex<A> {
     /// Removes every vector.
     pub fn clear(&mut self) {
         self.data.clear();
+        self.halves.clear();
+        self.max_norm = 0.0;
+        self.halves_usable = true;
         self.ids.clear();
         self.attrs.clear();
         self.rows.clear();
@@ -336,6 +438,9 @@ impl<A> VectorIndex<A> {
                 got: query.len(),
             });
         }
+        if self.halves_usable && half_scan::available() {
+            return Ok(self.search_halves(query, k, min_score, filter));
+        }
         let ids = &self.ids;
         let attrs = &self.attrs;
         Ok(top_k_by(
@@ -353,6 +458,81 @@ impl<A> VectorIndex<A> {
             score,
         })
         .collect())
+    }
+
+    /// [`search`](Self::search) in two passes with the same result: half-precision scores
+    /// for every kept row (half the memory traffic), then exact `f32` scores for the rows
+    /// whose approximate score is within twice the rounding bound of the `k`-th best. A row
+    /// of the true top `k` cannot fall outside that band, so the answer is exact.
+    fn search_halves(
+        &self,
+        query: &[f32],
+        k: usize,
+        min_score: Option<f32>,
+        mut filter: impl FnMut(&A) -> bool,
+    ) -> Vec<Hit> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let d = self.dims.get();
+        // |q·v − q·ṽ| ≤ Σ|qᵢ||vᵢ − ṽᵢ| ≤ 2⁻¹¹·|q|·|v| (11 significant bits, Cauchy–Schwarz);
+        // twice that covers subnormal rounding and the different summation orders.
+        let bound = dot(query, query).sqrt() * self.max_norm * HALF_RELATIVE_ERROR * 2.0;
+        let min_score = min_score.unwrap_or(f32::NEG_INFINITY);
+        let mut approx = vec![f32::NEG_INFINITY; self.ids.len()];
+        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
+        for (row, halves) in self.halves.chunks_exact(d).enumerate() {
+            if !filter(&self.attrs[row]) {
+                continue;
+            }
+            let score = half_scan::dot(halves, query);
+            if score.is_nan() || score < min_score - bound {
+                continue;
+            }
+            approx[row] = score;
+            let candidate = Ranked { score, key: 0, row };
+            if best.len() < k {
+                best.push(Reverse(candidate));
+            } else if let Some(mut worst) = best.peek_mut()
+                && score > worst.0.score
+            {
+                *worst = Reverse(candidate);
+            }
+        }
+        let cutoff = match best.peek() {
+            Some(worst) if best.len() == k => worst.0.score - 2.0 * bound,
+            _ => f32::NEG_INFINITY,
+        };
+        let mut exact: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
+        for (row, &a) in approx.iter().enumerate() {
+            if a == f32::NEG_INFINITY || a < cutoff {
+                continue;
+            }
+            let score = dot(&self.data[row * d..(row + 1) * d], query);
+            if score < min_score || score.is_nan() {
+                continue;
+            }
+            let candidate = Ranked {
+                score,
+                key: self.ids[row],
+                row,
+            };
+            if exact.len() < k {
+                exact.push(Reverse(candidate));
+            } else if let Some(mut worst) = exact.peek_mut()
+                && candidate > worst.0
+            {
+                *worst = Reverse(candidate);
+            }
+        }
+        exact
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(r)| Hit {
+                id: self.ids[r.row],
+                score: r.score,
+            })
+            .collect()
     }
 }
 
@@ -522,5 +702,110 @@ mod tests {
         ids.sort();
         assert_eq!(ids, [0, 2, 4, 6, 8]);
         assert_eq!(index.vector(8), Some(&[8.0][..]));
+    }
+
+    /// The exact answer from the `f32` copy alone, for comparing with [`VectorIndex::search`].
+    fn exact_top_k<A>(
+        index: &VectorIndex<A>,
+        q: &[f32],
+        k: usize,
+        min_score: Option<f32>,
+        keep: impl Fn(&A) -> bool + Sync,
+    ) -> Vec<(i64, f32)>
+    where
+        A: Sync,
+    {
+        top_k_by(
+            &index.data,
+            index.dims,
+            q,
+            k,
+            min_score,
+            |row| keep(&index.attrs[row]),
+            |row| index.ids[row],
+        )
+        .into_iter()
+        .map(|(row, score)| (index.ids[row], score))
+        .collect()
+    }
+
+    #[test]
+    fn half_precision_pass_returns_exactly_the_f32_answer() {
+        let mut index = VectorIndex::new(dims(384));
+        for id in 0..3000 {
+            index
+                .upsert(id, &unit_vector(id as u64 + 77, 384), (id % 5) as u32)
+                .unwrap();
+        }
+        for (q, k, min) in [
+            (1u64, 1usize, None),
+            (2, 10, None),
+            (3, 50, Some(0.05)),
+            (4, 3000, None),
+        ] {
+            let query = unit_vector(q + 5000, 384);
+            let got: Vec<(i64, f32)> = index
+                .search(&query, k, min, |a| *a != 2)
+                .unwrap()
+                .iter()
+                .map(|h| (h.id, h.score))
+                .collect();
+            assert_eq!(
+                got,
+                exact_top_k(&index, &query, k, min, |a| *a != 2),
+                "k={k}"
+            );
+        }
+    }
+
+    #[test]
+    fn near_ties_below_half_precision_are_ranked_by_the_exact_score() {
+        // Vectors that round to the same halves but differ in f32: only the exact second
+        // pass can order them.
+        let base = unit_vector(9, 64);
+        let mut index = VectorIndex::new(dims(64));
+        for id in 0..20i64 {
+            let mut v = base.clone();
+            v[0] += id as f32 * 1e-6;
+            index.upsert(id, &v, ()).unwrap();
+        }
+        let mut query = vec![0.0f32; 64];
+        query[0] = 1.0;
+        let got: Vec<i64> = index
+            .search(&query, 3, None, |_| true)
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(got, [19, 18, 17]);
+    }
+
+    #[test]
+    fn components_beyond_half_range_fall_back_to_f32() {
+        let mut index = VectorIndex::new(dims(2));
+        index.upsert(1, &[70000.0, 0.0], ()).unwrap();
+        index.upsert(2, &[1.0, 1.0], ()).unwrap();
+        assert!(!index.halves_usable);
+        let hits = index.search(&[1.0, 0.0], 1, None, |_| true).unwrap();
+        assert_eq!((hits[0].id, hits[0].score), (1, 70000.0));
+    }
+
+    #[test]
+    fn removal_keeps_the_half_copy_in_step() {
+        let mut index = VectorIndex::new(dims(32));
+        for id in 0..10 {
+            index.upsert(id, &unit_vector(id as u64, 32), ()).unwrap();
+        }
+        index.remove(3);
+        index.remove(0);
+        index.upsert(5, &unit_vector(99, 32), ()).unwrap();
+        let query = unit_vector(99, 32);
+        let hits = index.search(&query, 10, None, |_| true).unwrap();
+        assert_eq!(hits.len(), 8);
+        assert_eq!(hits[0].id, 5);
+        assert_eq!(
+            hits.iter().map(|h| (h.id, h.score)).collect::<Vec<_>>(),
+            exact_top_k(&index, &query, 10, None, |_| true)
+        );
     }
 }
