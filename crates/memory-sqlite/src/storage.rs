@@ -584,6 +584,7 @@ impl Inner {
             }
             let seq = bump_counter(tx, META_SEQ)?;
             let now = Timestamp::now();
+            let mut hard_deleted = false;
             for group in groups {
                 let keeper = &rows[group[0]];
                 let mut union: Vec<String> = Vec::new();
@@ -612,16 +613,40 @@ impl Inner {
                     )?;
                     set_tags(tx, keeper.id, &tags)?;
                 }
+                let mut removed: Vec<&str> = Vec::with_capacity(group.len());
                 for &i in &group[1..] {
                     tx.execute(
                         "UPDATE memories SET deleted_at = ?2, seq = ?3 WHERE id = ?1",
                         params![rows[i].id, now.epoch_seconds(), seq],
                     )?;
-                    let hash = rows[i].stored.parse::<ContentHash>().map_err(|e| {
+                    removed.push(&rows[i].stored);
+                }
+                if keeper.stored != keeper.recomputed {
+                    // The keeper takes today's hash, so storing the same text again is a
+                    // duplicate rather than the revival of a removed row; whichever row held
+                    // that hash (a removed duplicate or an old tombstone) goes for good, and
+                    // the keeper's old hash is what disappears from the user's view.
+                    let freed = tx.execute(
+                        "DELETE FROM memories WHERE content_hash = ?1 AND id != ?2",
+                        params![keeper.recomputed, keeper.id],
+                    )?;
+                    hard_deleted |= freed > 0;
+                    tx.execute(
+                        "UPDATE memories SET content_hash = ?2, seq = ?3 WHERE id = ?1",
+                        params![keeper.id, keeper.recomputed, seq],
+                    )?;
+                    removed.retain(|h| *h != keeper.recomputed);
+                    removed.push(&keeper.stored);
+                }
+                for stored in removed {
+                    let hash = stored.parse::<ContentHash>().map_err(|e| {
                         StorageError::backend(BACKEND, "a stored hash is malformed", e)
                     })?;
                     report.removed.push(hash);
                 }
+            }
+            if hard_deleted {
+                bump_counter(tx, META_PURGE_EPOCH)?;
             }
             Ok(report)
         })
@@ -967,6 +992,8 @@ impl MemoryStorage for SqliteStorage {
         };
         self.run(move |inner| {
             inner.write("storing a memory", |tx| {
+                // Another process may have given an empty file another model since open.
+                check_model(tx, &inner.model, inner.dims.get())?;
                 let seq = bump_counter(tx, META_SEQ)?;
                 put_memory(tx, &memory, Some(&vector), seq)
             })
@@ -1029,6 +1056,7 @@ impl MemoryStorage for SqliteStorage {
         let written = self
             .run(move |inner| {
                 inner.write("storing a batch of memories", |tx| {
+                    check_model(tx, &inner.model, inner.dims.get())?;
                     let seq = bump_counter(tx, META_SEQ)?;
                     let mut out = Vec::with_capacity(items.len());
                     for (i, p) in &items {

@@ -650,18 +650,45 @@ async fn cleanup_keeps_the_oldest_with_the_union_of_tags() {
     let report = f.store.cleanup_duplicates().await.unwrap();
     assert_eq!(report.examined, 3);
     assert_eq!(report.duplicate_groups, 1);
-    assert_eq!(report.removed, [ContentHash::of("hello world")]);
+    // The oldest row survives under today's hash; its legacy hash is what went away.
+    assert_eq!(report.removed, [legacy.content_hash().clone()]);
+    assert!(
+        f.store
+            .get_by_hash(legacy.content_hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let kept = f
         .store
-        .get_by_hash(legacy.content_hash())
+        .get_by_hash(&ContentHash::of("hello world"))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(kept.content(), "Hello World");
     assert_eq!(kept.tags, tags("a,b"));
     assert_eq!(kept.created_at, at(1));
     assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 2);
     let again = f.store.cleanup_duplicates().await.unwrap();
     assert_eq!(again.duplicate_groups, 0);
+    // Storing the same text again is a duplicate of the keeper, not a revival of the
+    // removed row.
+    let restore = f.store.store(memory("hello world")).await;
+    assert!(
+        matches!(restore, Err(StorageError::Duplicate { .. })),
+        "{restore:?}"
+    );
+    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 2);
+    let hits = f
+        .store
+        .search(&SemanticQuery::new("hello world", 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.len(),
+        2,
+        "the hard-deleted row left the vector index too"
+    );
 }
 
 #[tokio::test]
@@ -899,6 +926,28 @@ async fn reopening_with_other_dimensions_is_a_model_mismatch() {
         .unwrap();
     assert_eq!(again.indexed_vectors(), 1);
     drop(f.dir);
+}
+
+#[tokio::test]
+async fn two_models_opening_one_empty_file_cannot_mix_vectors() {
+    let f = Fixture::new().await;
+    let path = f.store.path().to_owned();
+    // Both open the still-empty file; the second adopts its model in `meta`.
+    let other = SqliteStorage::open(path, WordsEmbedder::new(DIMS * 2))
+        .await
+        .unwrap();
+    other
+        .store(memory("written with the wider model"))
+        .await
+        .unwrap();
+    // The first instance's write is checked against what the file now records.
+    let err = f
+        .store
+        .store(memory("written with the narrow model"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::ModelMismatch { .. }), "{err}");
+    assert_eq!(other.count(&MemoryFilter::all()).await.unwrap(), 1);
 }
 
 #[tokio::test]
