@@ -1,0 +1,54 @@
+//! Transport core for the Cloudflare v4 API: the secret [`ApiToken`], the response
+//! envelope [`decode`]r with its typed [`CloudflareError`], retry timing
+//! ([`BackoffConfig`], [`RetryConfig`]), the [`Idempotent`] marker and the
+//! [`RetryPolicy`] tower layer policy.
+//!
+//! Everything but [`middleware`] is I/O-free; the HTTP client will build on it.
+//!
+//! ```
+//! use cloudflare_http::{decode, Envelope};
+//! use http::{HeaderMap, StatusCode};
+//!
+//! let body = br#"{"success":true,"errors":[],"messages":[],"result":{"id":"abc"}}"#;
+//! let env: Envelope<serde_json::Value> = decode(StatusCode::OK, &HeaderMap::new(), body)?;
+//! assert_eq!(env.result["id"], "abc");
+//!
+//! let body = br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#;
+//! let err = decode::<serde_json::Value>(StatusCode::FORBIDDEN, &HeaderMap::new(), body).unwrap_err();
+//! assert!(err.to_string().contains("check CLOUDFLARE_API_TOKEN"));
+//! assert!(!err.is_retryable());
+//! # Ok::<(), cloudflare_http::CloudflareError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+pub mod backoff;
+pub mod envelope;
+pub mod error;
+pub mod idempotency;
+pub mod middleware;
+pub mod secret;
+
+pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig, RetryConfigError};
+pub use envelope::{Envelope, ResultInfo, decode, decode_at};
+pub use error::{ApiMessage, CloudflareError, parse_retry_after, retry_after_from_headers};
+pub use idempotency::{Idempotent, is_idempotent};
+pub use middleware::retry::RetryPolicy;
+pub use secret::{ApiToken, TokenError};
+
+/// Default base URL of the Cloudflare v4 API.
+///
+/// See <https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/>.
+pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+
+/// Requests allowed per [`RATE_LIMIT_WINDOW`] per API token.
+///
+/// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
+pub const RATE_LIMIT_REQUESTS: u32 = 1200;
+
+/// The window of [`RATE_LIMIT_REQUESTS`]: five minutes.
+///
+/// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
+pub const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(5 * 60);

@@ -1,0 +1,3 @@
+//! Tower layers of the Cloudflare client, one job each.
+
+pub mod retry;
