@@ -96,6 +96,19 @@ pub enum CloudflareError {
         /// The timeout that expired.
         after: Duration,
     },
+
+    /// A circuit breaker ([`crate::BreakerLayer`]) is open for this service after repeated
+    /// failures, so the call was not sent.
+    #[error(
+        "the circuit breaker for the Cloudflare {service} API is open after repeated failures, \
+         so the call was not sent; it will try again in {retry_in:?}"
+    )]
+    CircuitOpen {
+        /// The guarded service, e.g. `"d1"`.
+        service: &'static str,
+        /// How long until the breaker lets a probe call through.
+        retry_in: Duration,
+    },
 }
 
 impl CloudflareError {
@@ -115,7 +128,7 @@ impl CloudflareError {
             Self::Api { status, .. }
             | Self::Unsuccessful { status, .. }
             | Self::Decode { status, .. } => Some(*status),
-            Self::Transport { .. } | Self::Timeout { .. } => None,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::CircuitOpen { .. } => None,
         }
     }
 
@@ -143,7 +156,7 @@ impl CloudflareError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Unsuccessful { .. } => false,
+            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } => false,
             Self::Api { status, .. } | Self::Decode { status, .. } => {
                 crate::middleware::retry::is_retryable_status(*status)
             }
@@ -157,7 +170,7 @@ impl CloudflareError {
     pub fn counts_for_breaker(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Unsuccessful { .. } => false,
+            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } => false,
             Self::Api { status, .. } | Self::Decode { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
@@ -302,6 +315,14 @@ mod tests {
             errors: vec![],
         };
         assert!(!unsuccessful.is_retryable() && !unsuccessful.counts_for_breaker());
+        let open = CloudflareError::CircuitOpen {
+            service: "d1",
+            retry_in: Duration::from_secs(12),
+        };
+        assert!(!open.is_retryable() && !open.counts_for_breaker());
+        assert_eq!(open.status(), None);
+        let text = open.to_string();
+        assert!(text.contains("d1") && text.contains("12s"), "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Transport core for the Cloudflare v4 API: the secret [`ApiToken`], the response
 //! envelope [`decode`]r with its typed [`CloudflareError`], retry timing
-//! ([`BackoffConfig`], [`RetryConfig`]), the [`Idempotent`] marker and the
-//! [`RetryPolicy`] tower layer policy.
+//! ([`BackoffConfig`], [`RetryConfig`]), the [`Idempotent`] marker, the
+//! [`RetryPolicy`] tower retry policy, the [`BreakerLayer`] circuit breaker and the
+//! [`RateLimitLayer`] token bucket.
 //!
 //! Everything but [`middleware`] is I/O-free; the HTTP client will build on it.
 //!
@@ -35,6 +36,12 @@ pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig, RetryConf
 pub use envelope::{Envelope, ResultInfo, decode, decode_at};
 pub use error::{ApiMessage, CloudflareError, parse_retry_after, retry_after_from_headers};
 pub use idempotency::{Idempotent, is_idempotent};
+pub use middleware::breaker::{
+    Breaker, BreakerConfig, BreakerHandle, BreakerLayer, BreakerState, InvalidBreaker,
+};
+pub use middleware::rate_limit::{
+    InvalidRateLimit, RateLimit, RateLimitConfig, RateLimitLayer, TokenBucket,
+};
 pub use middleware::retry::RetryPolicy;
 pub use secret::{ApiToken, TokenError};
 
