@@ -141,7 +141,15 @@ fn deny() -> Result<()> {
     }
     step("cargo deny check licenses bans sources", {
         let mut c = cargo();
-        c.args(["deny", "--locked", "check", "licenses", "bans", "sources"]);
+        c.args([
+            "deny",
+            "--workspace",
+            "--locked",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ]);
         c
     })
 }

@@ -2,9 +2,11 @@
 //! envelope [`decode`]r with its typed [`CloudflareError`], retry timing
 //! ([`BackoffConfig`], [`RetryConfig`]), the [`Idempotent`] marker, the
 //! [`RetryPolicy`] tower retry policy, the [`BreakerLayer`] circuit breaker and the
-//! [`RateLimitLayer`] token bucket.
+//! [`RateLimitLayer`] token bucket, and the HTTP [`Client`] built by [`ClientBuilder`]
+//! from a [`ClientConfig`] (hyper + rustls, with [`TimeoutLayer`], [`AuthLayer`] and
+//! [`BaseUriLayer`]).
 //!
-//! Everything but [`middleware`] is I/O-free; the HTTP client will build on it.
+//! Everything but [`client`] and [`middleware`] is I/O-free.
 //!
 //! ```
 //! use cloudflare_http::{decode, Envelope};
@@ -26,6 +28,7 @@
 use std::time::Duration;
 
 pub mod backoff;
+pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod idempotency;
@@ -33,9 +36,14 @@ pub mod middleware;
 pub mod secret;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig, RetryConfigError};
+pub use client::{
+    Client, ClientBuilder, ClientConfig, ClientError, HttpRequest, HttpResponse, HttpService,
+};
 pub use envelope::{Envelope, ResultInfo, decode, decode_at};
 pub use error::{ApiMessage, CloudflareError, parse_retry_after, retry_after_from_headers};
 pub use idempotency::{Idempotent, is_idempotent};
+pub use middleware::auth::{AuthLayer, InvalidToken};
+pub use middleware::base_uri::{BaseUriLayer, InvalidBaseUrl};
 pub use middleware::breaker::{
     Breaker, BreakerConfig, BreakerHandle, BreakerLayer, BreakerState, InvalidBreaker,
 };
@@ -43,6 +51,7 @@ pub use middleware::rate_limit::{
     InvalidRateLimit, RateLimit, RateLimitConfig, RateLimitLayer, TokenBucket,
 };
 pub use middleware::retry::RetryPolicy;
+pub use middleware::timeout::TimeoutLayer;
 pub use secret::{ApiToken, TokenError};
 
 /// Default base URL of the Cloudflare v4 API.
