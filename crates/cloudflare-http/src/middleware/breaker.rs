@@ -503,14 +503,7 @@ mod tests {
         Arc<AtomicUsize>,
         impl Service<(), Response = Response<String>, Error = CloudflareError, Future: Send> + Clone,
     ) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&calls);
-        let svc = tower::service_fn(move |()| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let reply = reply();
-            async move { reply }
-        });
-        (calls, svc)
+        switchable(Arc::new(Mutex::new(reply)))
     }
 
     /// A service answering with whatever `script` currently holds, counting calls.
