@@ -1,22 +1,37 @@
-//! [`Client`]: the Cloudflare API client, and [`ClientBuilder`], which assembles its
-//! default tower stack from a [`ClientConfig`] in one place.
+//! [`Client`]: the Cloudflare API client, [`ClientBuilder`], which assembles its tower
+//! stack from a [`ClientConfig`] in one place, and [`ServiceClient`], the view of it one
+//! service (D1, Vectorize, R2, Workers AI) sends through.
 //!
-//! The stack, outermost first: the user's layers ([`ClientBuilder::with_layer`]), the
-//! request timeout ([`TimeoutLayer`]), the `Authorization` header ([`AuthLayer`]), the
-//! base URL ([`BaseUriLayer`]) and the HTTP service, a hyper-util legacy client over
-//! rustls (ring, Mozilla roots) that collects the response body so every layer sees a
-//! complete response.
+//! Each service gets its own stack over one shared connection pool, outermost first:
+//!
+//! | layer | job | shared by |
+//! |---|---|---|
+//! | the user's ([`ClientBuilder::with_layer`]) | anything | — |
+//! | [`AccountingLayer`] | calls, failures, attempts, latency per [`Operation`] | all services |
+//! | [`RetryPolicy`] | 408/429/5xx/transport retries, `retry-after`, budget | per call |
+//! | [`BreakerLayer`] | fail fast while the service is unhealthy | one per service |
+//! | [`RateLimitLayer`] | Cloudflare's per-token budget, waiting | all services |
+//! | [`TimeoutLayer`] | one attempt's deadline | — |
+//! | [`AuthLayer`], [`BaseUriLayer`] | `Authorization`, base URL | — |
+//! | [`trace_layer`] (tower-http) | a span per attempt, status, latency | — |
+//! | hyper-util client, hyper-rustls | pooled HTTP/1.1 + HTTP/2 over rustls (ring) | all services |
+//!
+//! The breaker sits inside the retry layer so a failing service opens it after the
+//! threshold whatever the retry count, and outside the rate limiter so calls refused by an
+//! open breaker spend no budget.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -24,21 +39,35 @@ use serde::de::DeserializeOwned;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
+use crate::backoff::{RetryConfig, RetryConfigError};
 use crate::envelope::{Envelope, decode};
 use crate::error::CloudflareError;
+use crate::middleware::accounting::{Accounting, AccountingLayer};
 use crate::middleware::auth::{AuthLayer, InvalidToken};
 use crate::middleware::base_uri::{BaseUriLayer, InvalidBaseUrl};
+use crate::middleware::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
+use crate::middleware::rate_limit::{RateLimitConfig, RateLimitLayer, TokenBucket};
+use crate::middleware::retry::RetryPolicy;
 use crate::middleware::timeout::TimeoutLayer;
-use crate::secret::ApiToken;
+use crate::middleware::trace::trace_layer;
+use crate::operation::Operation;
+use crate::secret::{ApiToken, TokenError};
 
 /// Default TCP connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default limit for a whole request (connect, send, read the response body).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit for one attempt (connect, send, read the response body). D1 allows a
+/// query 30 s, so this leaves room for the network.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// Default time an idle pooled connection is kept open.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default number of idle connections kept per host.
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 8;
+
+/// Environment variable holding the account id ([`ClientConfig::from_env`]).
+pub const ACCOUNT_ID_ENV: &str = "CLOUDFLARE_ACCOUNT_ID";
+/// Environment variable overriding the base URL, e.g. a local emulator
+/// ([`ClientConfig::from_env`]).
+pub const BASE_URL_ENV: &str = "CLOUDFLARE_API_BASE_URL";
 
 /// A request as the stack takes it: the URI holds only the API path and query
 /// (e.g. `/accounts/{id}/d1/database`), [`BaseUriLayer`] adds the rest.
@@ -47,6 +76,19 @@ pub type HttpRequest = http::Request<Full<Bytes>>;
 pub type HttpResponse = http::Response<Bytes>;
 /// The type-erased client stack.
 pub type HttpService = BoxCloneSyncService<HttpRequest, HttpResponse, CloudflareError>;
+
+/// Which root certificates TLS trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RootStore {
+    /// Mozilla's roots, compiled in (webpki-roots): works in any container.
+    #[default]
+    Webpki,
+    /// The operating system's store (feature `native-roots`), for corporate proxies that
+    /// re-sign TLS with their own root.
+    #[cfg(feature = "native-roots")]
+    Native,
+}
 
 /// Settings of a [`Client`].
 ///
@@ -62,12 +104,50 @@ pub struct ClientConfig {
     pub base_url: Uri,
     /// TCP connect timeout ([`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
-    /// Whole-request timeout ([`DEFAULT_REQUEST_TIMEOUT`]).
+    /// Timeout of one attempt ([`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: Duration,
     /// How long idle pooled connections stay open ([`DEFAULT_POOL_IDLE_TIMEOUT`]).
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per host ([`DEFAULT_POOL_MAX_IDLE_PER_HOST`]).
     pub pool_max_idle_per_host: usize,
+    /// Retries ([`RetryConfig::default`]; `max_retries: 0` turns them off).
+    pub retry: RetryConfig,
+    /// The circuit breaker every service gets (its name is replaced by the service's),
+    /// or `None` for no breaker.
+    pub breaker: Option<BreakerConfig>,
+    /// The token's request budget shared by all services ([`RateLimitConfig::default`]:
+    /// Cloudflare's 1200 per 5 minutes), or `None` for no limit.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Root certificates ([`RootStore::Webpki`]).
+    pub root_store: RootStore,
+}
+
+/// Why [`ClientConfig::from_env`] failed: names the variable to set or fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is unset or blank.
+    #[error("{variable} is not set: {hint}")]
+    Missing {
+        /// The variable.
+        variable: &'static str,
+        /// Where to find the value.
+        hint: &'static str,
+    },
+    /// The token variable is unusable.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A retry variable is unusable.
+    #[error(transparent)]
+    Retry(#[from] RetryConfigError),
+    /// The base URL variable is not a URL.
+    #[error("{BASE_URL_ENV}={value:?} is not a URL ({reason}); unset it to use {default}", default = crate::DEFAULT_BASE_URL)]
+    BaseUrl {
+        /// The value.
+        value: String,
+        /// The parser's message.
+        reason: String,
+    },
 }
 
 impl ClientConfig {
@@ -81,7 +161,47 @@ impl ClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            retry: RetryConfig::default(),
+            breaker: Some(BreakerConfig::named("cloudflare")),
+            rate_limit: Some(RateLimitConfig::default()),
+            root_store: RootStore::default(),
         }
+    }
+
+    /// Reads [`ACCOUNT_ID_ENV`], `CLOUDFLARE_API_TOKEN`, optional [`BASE_URL_ENV`] and the
+    /// retry variables (`CLOUDFLARE_MAX_RETRIES`, `CLOUDFLARE_BASE_DELAY`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the variable that is missing or invalid.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// [`ClientConfig::from_env`] reading variables through `lookup`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientConfig::from_env`].
+    pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let read = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let account_id = read(ACCOUNT_ID_ENV).ok_or(ConfigError::Missing {
+            variable: ACCOUNT_ID_ENV,
+            hint: "copy the account id from the Cloudflare dashboard (Workers & Pages, right column)",
+        })?;
+        let token = ApiToken::from_env_lookup(&lookup)?;
+        let mut config = Self::new(account_id.trim(), token);
+        if let Some(url) = read(BASE_URL_ENV) {
+            config.base_url =
+                url.trim()
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| ConfigError::BaseUrl {
+                        value: url.clone(),
+                        reason: e.to_string(),
+                    })?;
+        }
+        config.retry = RetryConfig::from_env_lookup(&lookup)?;
+        Ok(config)
     }
 
     /// Replaces the base URL (e.g. a local emulator).
@@ -102,22 +222,24 @@ pub enum ClientError {
     /// The token cannot be sent in an HTTP header.
     #[error(transparent)]
     Token(#[from] InvalidToken),
-    /// rustls rejected the TLS configuration.
-    #[error("could not set up TLS for the Cloudflare client: {source}; this is a bug, report it")]
+    /// rustls rejected the TLS configuration, or the native root store could not be read.
+    #[error("could not set up TLS for the Cloudflare client: {source}")]
     Tls {
-        /// The rustls error.
+        /// The rustls or I/O error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 }
 
-/// A user layer, applied by [`ClientBuilder::build`].
-type BoxedLayer = Box<dyn FnOnce(HttpService) -> HttpService + Send>;
+/// A user layer, applied to each service's stack by [`ClientBuilder::build`].
+type SharedLayer = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
 
 /// Builds a [`Client`] from a [`ClientConfig`]: the default stack plus user layers.
 pub struct ClientBuilder {
     config: ClientConfig,
-    layers: Vec<BoxedLayer>,
+    layers: Vec<SharedLayer>,
+    accounting: Accounting,
+    transport: Option<HttpService>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -125,7 +247,7 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("config", &self.config)
             .field("layers", &self.layers.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,16 +258,28 @@ impl ClientBuilder {
         Self {
             config,
             layers: Vec::new(),
+            accounting: Accounting::new(),
+            transport: None,
         }
     }
 
-    /// Wraps `layer` around the stack built so far: the last layer added is the outermost.
-    /// User layers see requests before the timeout, auth and base-URL layers (the URI is
-    /// still the bare API path) and complete responses.
+    /// Sends over `transport` instead of the hyper connection pool (and its tracing
+    /// layer); every other layer stays. For tests that script Cloudflare's answers, and for
+    /// callers bringing their own HTTP stack. `transport` gets absolute URIs with the
+    /// `Authorization` header set.
+    #[must_use]
+    pub fn with_transport(mut self, transport: HttpService) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Wraps `layer` around every service's stack: the last layer added is the outermost.
+    /// User layers see requests before every default layer (the URI is still the bare API
+    /// path, the [`Operation`] is set) and complete responses.
     #[must_use]
     pub fn with_layer<L>(mut self, layer: L) -> Self
     where
-        L: Layer<HttpService> + Send + 'static,
+        L: Layer<HttpService> + Send + Sync + 'static,
         L::Service: tower::Service<HttpRequest, Response = HttpResponse, Error = CloudflareError>
             + Clone
             + Send
@@ -153,9 +287,16 @@ impl ClientBuilder {
             + 'static,
         <L::Service as tower::Service<HttpRequest>>::Future: Send + 'static,
     {
-        self.layers.push(Box::new(move |inner| {
+        self.layers.push(Arc::new(move |inner| {
             BoxCloneSyncService::new(layer.layer(inner))
         }));
+        self
+    }
+
+    /// Records into `accounting` instead of a fresh registry (to share one between clients).
+    #[must_use]
+    pub fn with_accounting(mut self, accounting: Accounting) -> Self {
+        self.accounting = accounting;
         self
     }
 
@@ -165,71 +306,110 @@ impl ClientBuilder {
     ///
     /// [`ClientError`] if the base URL or the token is unusable, or TLS setup fails.
     pub fn build(self) -> Result<Client, ClientError> {
-        let Self { config, layers } = self;
+        let Self {
+            config,
+            layers,
+            accounting,
+            transport,
+        } = self;
         let base = BaseUriLayer::new(config.base_url.clone())?;
         let auth = AuthLayer::new(&config.token)?;
 
+        let wire = match transport {
+            Some(transport) => transport,
+            None => Self::hyper_transport(&config)?,
+        };
+        let transport = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::new(config.request_timeout))
+                .layer(auth)
+                .layer(base)
+                .service(wire),
+        );
+        Ok(Client {
+            shared: Arc::new(Shared {
+                account_id: config.account_id,
+                base_url: config.base_url,
+                transport,
+                retry: config.retry,
+                breaker: config.breaker,
+                bucket: config.rate_limit.map(TokenBucket::new),
+                accounting,
+                layers,
+                services: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// hyper-util's pooled client over hyper-rustls, traced, bodies collected.
+    fn hyper_transport(config: &ClientConfig) -> Result<HttpService, ClientError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
-        let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| ClientError::Tls {
-                source: Box::new(e),
-            })?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let tls = |e: std::io::Error| ClientError::Tls {
+            source: Box::new(e),
+        };
+        let provider = rustls::crypto::ring::default_provider();
+        let https = match config.root_store {
+            RootStore::Webpki => HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| ClientError::Tls {
+                    source: Box::new(e),
+                })?,
+            #[cfg(feature = "native-roots")]
+            RootStore::Native => HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(provider)
+                .map_err(tls)?,
+        }
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+        let _ = tls;
         let hyper = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .build(https);
-
-        let mut service = BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(TimeoutLayer::new(config.request_timeout))
-                .layer(auth)
-                .layer(base)
-                .service(Hyper { client: hyper }),
-        );
-        for layer in layers {
-            service = layer(service);
-        }
-        Ok(Client {
-            service,
-            account_id: config.account_id,
-            base_url: config.base_url,
-        })
+        let wire = ServiceBuilder::new()
+            .map_err(CloudflareError::transport)
+            .map_response(|r: http::Response<_>| r.map(BodyExt::boxed))
+            .layer(trace_layer())
+            .service(hyper);
+        Ok(BoxCloneSyncService::new(Collect {
+            inner: BoxCloneSyncService::new(wire),
+        }))
     }
 }
 
-/// The innermost service: sends over hyper and reads the whole body.
+/// The raw wire service: hyper + tracing, bodies still streaming.
+type WireService = BoxCloneSyncService<
+    HttpRequest,
+    http::Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>,
+    CloudflareError,
+>;
+
+/// Reads the whole response body so every layer above sees a complete response.
 #[derive(Clone)]
-struct Hyper {
-    client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+struct Collect {
+    inner: WireService,
 }
 
-impl tower::Service<HttpRequest> for Hyper {
+impl tower::Service<HttpRequest> for Collect {
     type Response = HttpResponse;
     type Error = CloudflareError;
     type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, CloudflareError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
-        let client = self.client.clone();
+        let call = self.inner.call(request);
         Box::pin(async move {
             // hyper errors carry no request headers, so the token cannot leak here.
-            let response = client
-                .request(request)
-                .await
-                .map_err(CloudflareError::transport)?;
-            let (parts, body) = response.into_parts();
+            let (parts, body) = call.await?.into_parts();
             let body = body
                 .collect()
                 .await
@@ -240,68 +420,226 @@ impl tower::Service<HttpRequest> for Hyper {
     }
 }
 
-/// A Cloudflare API client: cheap to clone, `Send + Sync`.
+/// What all clones of a [`Client`] share.
+struct Shared {
+    account_id: String,
+    base_url: Uri,
+    transport: HttpService,
+    retry: RetryConfig,
+    breaker: Option<BreakerConfig>,
+    bucket: Option<TokenBucket>,
+    accounting: Accounting,
+    layers: Vec<SharedLayer>,
+    services: Mutex<HashMap<&'static str, ServiceClient>>,
+}
+
+/// A Cloudflare API client: cheap to clone, `Send + Sync`. Hand out one
+/// [`ServiceClient`] per service with [`Client::service`].
 ///
 /// ```no_run
 /// use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = ClientConfig::new("account-id", ApiToken::from_env()?);
-/// let client = ClientBuilder::new(config).build()?;
-/// let path = format!("/accounts/{}/d1/database", client.account_id());
-/// let request = http::Request::get(path).body(Default::default())?;
-/// let databases: cloudflare_http::Envelope<serde_json::Value> = client.send_json(request).await?;
+/// let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+/// let d1 = client.service("d1");
+/// let path = format!("/accounts/{}/d1/database", d1.account_id());
+/// let request = cloudflare_http::empty_request(http::Method::GET, &path)?;
+/// let databases: cloudflare_http::Envelope<serde_json::Value> =
+///     d1.send_json("list", request).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    service: HttpService,
-    account_id: String,
-    base_url: Uri,
+    shared: Arc<Shared>,
 }
 
 impl Client {
     /// The configured account id.
     #[must_use]
     pub fn account_id(&self) -> &str {
-        &self.account_id
+        &self.shared.account_id
     }
 
     /// The configured base URL.
     #[must_use]
     pub fn base_url(&self) -> &Uri {
-        &self.base_url
+        &self.shared.base_url
     }
 
-    /// A clone of the whole stack, to call directly.
+    /// The client for `service` (e.g. `"d1"`), with its own circuit breaker; built on first
+    /// use, then shared.
     #[must_use]
-    pub fn service(&self) -> HttpService {
-        self.service.clone()
+    pub fn service(&self, service: &'static str) -> ServiceClient {
+        let mut services = self
+            .shared
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        services
+            .entry(service)
+            .or_insert_with(|| self.build_service(service))
+            .clone()
     }
 
-    /// Sends `request` (URI = API path and query) through the stack and decodes the
-    /// Cloudflare envelope with [`decode`].
+    /// The breakers of the services used so far, by service name.
+    #[must_use]
+    pub fn breakers(&self) -> Vec<BreakerHandle> {
+        let services = self
+            .shared
+            .services
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut handles: Vec<BreakerHandle> = services
+            .values()
+            .filter_map(|s| s.breaker.clone())
+            .collect();
+        handles.sort_by_key(|h| h.config().name());
+        handles
+    }
+
+    /// Calls, failures, attempts and latency per operation, for every service.
+    #[must_use]
+    pub fn accounting(&self) -> &Accounting {
+        &self.shared.accounting
+    }
+
+    /// The token bucket shared by all services, if rate limiting is on.
+    #[must_use]
+    pub fn rate_limiter(&self) -> Option<&TokenBucket> {
+        self.shared.bucket.as_ref()
+    }
+
+    /// Sends `request` as [`Operation::UNNAMED`] through the `"api"` service's stack and
+    /// decodes the envelope.
     ///
     /// # Errors
     ///
-    /// [`CloudflareError::Transport`] or [`CloudflareError::Timeout`] if no response came,
-    /// otherwise whatever [`decode`] reports.
+    /// As [`ServiceClient::send_json`].
     pub async fn send_json<T: DeserializeOwned>(
         &self,
         request: HttpRequest,
     ) -> Result<Envelope<T>, CloudflareError> {
-        let response = self.service().oneshot(request).await?;
-        let (parts, body) = response.into_parts();
-        decode(parts.status, &parts.headers, &body)
+        self.service(Operation::UNNAMED.service)
+            .send_json(Operation::UNNAMED.name, request)
+            .await
+    }
+
+    fn build_service(&self, name: &'static str) -> ServiceClient {
+        let shared = &self.shared;
+        let mut stack = shared.transport.clone();
+        if let Some(bucket) = &shared.bucket {
+            stack = BoxCloneSyncService::new(RateLimitLayer::new(bucket.clone()).layer(stack));
+        }
+        let breaker = shared.breaker.map(|config| {
+            let layer = BreakerLayer::new(config.for_service(name));
+            let handle = layer.handle();
+            stack = BoxCloneSyncService::new(layer.layer(stack.clone()));
+            handle
+        });
+        if shared.retry.max_retries > 0 {
+            stack = BoxCloneSyncService::new(
+                tower::retry::RetryLayer::new(RetryPolicy::new(shared.retry)).layer(stack),
+            );
+        }
+        stack =
+            BoxCloneSyncService::new(AccountingLayer::new(shared.accounting.clone()).layer(stack));
+        for layer in &shared.layers {
+            stack = layer(stack);
+        }
+        ServiceClient {
+            name,
+            account_id: shared.account_id.clone(),
+            stack,
+            breaker,
+        }
     }
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("account_id", &self.account_id)
-            .field("base_url", &self.base_url)
+            .field("account_id", &self.shared.account_id)
+            .field("base_url", &self.shared.base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// One service's view of a [`Client`]: its own breaker, the shared pool, rate limit and
+/// accounting. Cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct ServiceClient {
+    name: &'static str,
+    account_id: String,
+    stack: HttpService,
+    breaker: Option<BreakerHandle>,
+}
+
+impl fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceClient")
+            .field("name", &self.name)
+            .field("account_id", &self.account_id)
+            .field("breaker", &self.breaker.as_ref().map(BreakerHandle::state))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceClient {
+    /// The service name, e.g. `"d1"`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The account id, for building paths.
+    #[must_use]
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// This service's circuit breaker, if breakers are on.
+    #[must_use]
+    pub fn breaker(&self) -> Option<&BreakerHandle> {
+        self.breaker.as_ref()
+    }
+
+    /// The whole stack, to call as a tower service (requests should carry an [`Operation`]).
+    #[must_use]
+    pub fn stack(&self) -> HttpService {
+        self.stack.clone()
+    }
+
+    /// Sends `request` as operation `operation` of this service and returns the response
+    /// whatever its status (after retries). Use [`crate::check_status`] or [`decode`].
+    ///
+    /// # Errors
+    ///
+    /// [`CloudflareError::Transport`], [`CloudflareError::Timeout`] or
+    /// [`CloudflareError::CircuitOpen`] when no response came.
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        mut request: HttpRequest,
+    ) -> Result<HttpResponse, CloudflareError> {
+        request
+            .extensions_mut()
+            .insert(Operation::new(self.name, operation));
+        self.stack.clone().oneshot(request).await
+    }
+
+    /// [`ServiceClient::send`], then decodes the Cloudflare envelope with [`decode`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ServiceClient::send`], then whatever [`decode`] reports.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: HttpRequest,
+    ) -> Result<Envelope<T>, CloudflareError> {
+        let response = self.send(operation, request).await?;
+        let (parts, body) = response.into_parts();
+        decode(parts.status, &parts.headers, &body)
     }
 }
 
@@ -383,6 +721,8 @@ mod tests {
             .with_base_url(format!("http://{addr}/client/v4").parse().unwrap());
         config.request_timeout = request_timeout;
         config.connect_timeout = Duration::from_secs(2);
+        // These tests look at single attempts; the stack tests (tests/stack.rs) cover retries.
+        config.retry.max_retries = 0;
         ClientBuilder::new(config).build().unwrap()
     }
 

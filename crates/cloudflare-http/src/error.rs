@@ -109,6 +109,13 @@ pub enum CloudflareError {
         /// How long until the breaker lets a probe call through.
         retry_in: Duration,
     },
+
+    /// The request could not be built (an invalid path or body); nothing was sent.
+    #[error("the Cloudflare request could not be built: {reason}; nothing was sent")]
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl CloudflareError {
@@ -128,7 +135,10 @@ impl CloudflareError {
             Self::Api { status, .. }
             | Self::Unsuccessful { status, .. }
             | Self::Decode { status, .. } => Some(*status),
-            Self::Transport { .. } | Self::Timeout { .. } | Self::CircuitOpen { .. } => None,
+            Self::Transport { .. }
+            | Self::Timeout { .. }
+            | Self::CircuitOpen { .. }
+            | Self::InvalidRequest { .. } => None,
         }
     }
 
@@ -156,7 +166,9 @@ impl CloudflareError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } => false,
+            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } | Self::InvalidRequest { .. } => {
+                false
+            }
             Self::Api { status, .. } | Self::Decode { status, .. } => {
                 crate::middleware::retry::is_retryable_status(*status)
             }
@@ -170,7 +182,9 @@ impl CloudflareError {
     pub fn counts_for_breaker(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } => false,
+            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } | Self::InvalidRequest { .. } => {
+                false
+            }
             Self::Api { status, .. } | Self::Decode { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }

@@ -33,15 +33,19 @@ pub mod envelope;
 pub mod error;
 pub mod idempotency;
 pub mod middleware;
+pub mod operation;
+pub mod request;
 pub mod secret;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig, RetryConfigError};
 pub use client::{
-    Client, ClientBuilder, ClientConfig, ClientError, HttpRequest, HttpResponse, HttpService,
+    ACCOUNT_ID_ENV, BASE_URL_ENV, Client, ClientBuilder, ClientConfig, ClientError, ConfigError,
+    HttpRequest, HttpResponse, HttpService, RootStore, ServiceClient,
 };
 pub use envelope::{Envelope, ResultInfo, decode, decode_at};
 pub use error::{ApiMessage, CloudflareError, parse_retry_after, retry_after_from_headers};
 pub use idempotency::{Idempotent, is_idempotent};
+pub use middleware::accounting::{Accounting, AccountingLayer, OperationStats};
 pub use middleware::auth::{AuthLayer, InvalidToken};
 pub use middleware::base_uri::{BaseUriLayer, InvalidBaseUrl};
 pub use middleware::breaker::{
@@ -52,6 +56,12 @@ pub use middleware::rate_limit::{
 };
 pub use middleware::retry::RetryPolicy;
 pub use middleware::timeout::TimeoutLayer;
+pub use middleware::trace::{TRACE_TARGET, trace_layer};
+pub use operation::{Attempt, Operation};
+pub use request::{
+    body_request, check_status, empty_request, encode_segment, idempotent, json_request,
+    not_idempotent,
+};
 pub use secret::{ApiToken, TokenError};
 
 /// Default base URL of the Cloudflare v4 API.

@@ -105,6 +105,14 @@ impl BreakerConfig {
         })
     }
 
+    /// The same settings for the service `name` (the client gives each service its own
+    /// breaker from one template).
+    #[must_use]
+    pub fn for_service(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
     /// The guarded service's name, quoted in [`CloudflareError::CircuitOpen`].
     #[must_use]
     pub fn name(&self) -> &'static str {

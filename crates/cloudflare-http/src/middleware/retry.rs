@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 use crate::backoff::RetryConfig;
 use crate::error::{CloudflareError, retry_after_from_headers};
 use crate::idempotency::is_idempotent;
+use crate::operation::Attempt;
 
 /// Whether a response status is worth retrying: 408, 429 or 5xx.
 #[must_use]
@@ -97,7 +98,7 @@ where
 
     fn retry(
         &mut self,
-        _request: &mut Request<B>,
+        request: &mut Request<B>,
         result: &mut Result<Response<ResB>, CloudflareError>,
     ) -> Option<Sleep> {
         let retry_after = match result {
@@ -117,6 +118,9 @@ where
             return None;
         }
         self.retries += 1;
+        if let Some(attempt) = request.extensions().get::<Attempt>() {
+            attempt.bump();
+        }
         Some(tokio::time::sleep(delay))
     }
 

@@ -1,0 +1,331 @@
+//! Test support for the Cloudflare clients: [`Prism`], a mock server of Cloudflare's
+//! official OpenAPI spec (the subset in `spec/`), started per test on 127.0.0.1 and
+//! killed when dropped, with a client that records every spec violation Prism reports.
+//!
+//! Prism answers every path of the spec with a schema-valid example and refuses a request
+//! that breaks the spec with 422 and an `sl-violations` header; [`Prism::client`]
+//! records those, so a test ends with [`Prism::assert_no_violations`].
+//!
+//! Where Prism comes from, first found wins: `PRISM_BIN`; the per-user tool cache
+//! (`<cache>/mcp-memory/tools/prism/node_modules/.bin/prism`, filled by
+//! `cargo xtask fetch-prism`); `prism` on `PATH`. Without Prism a test is skipped, saying
+//! so, unless `CI` is set, where a missing Prism fails the test.
+
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cloudflare_http::{
+    ApiToken, Client, ClientBuilder, ClientConfig, HttpRequest, HttpResponse, HttpService,
+    Operation,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tower::ServiceExt;
+
+/// The account id the spec's examples use; any 32-hex id would do.
+pub const PRISM_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+/// The token [`Prism::client`] sends (Prism only checks that one is present).
+pub const PRISM_TOKEN: &str = "prism-test-token-0000";
+
+/// Environment variable naming the Prism executable.
+pub const PRISM_BIN_ENV: &str = "PRISM_BIN";
+
+/// How long Prism may take to load the spec and listen.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The OpenAPI subset shipped with this crate (a copy of Cloudflare's official spec,
+/// cut to the paths the clients call).
+#[must_use]
+pub fn spec_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("spec")
+        .join("cloudflare-openapi-subset.json")
+}
+
+/// Where Prism is installed, if anywhere (see the crate docs for the search order).
+#[must_use]
+pub fn find_prism() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(PRISM_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let cached = dirs::cache_dir().map(|c| {
+        c.join("mcp-memory")
+            .join("tools")
+            .join("prism")
+            .join("node_modules")
+            .join(".bin")
+            .join("prism")
+    });
+    if let Some(path) = cached.filter(|p| p.is_file()) {
+        return Some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("prism"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A running `prism mock` of [`spec_path`] on a free 127.0.0.1 port; killed on drop.
+#[derive(Debug)]
+pub struct Prism {
+    port: u16,
+    violations: Arc<Mutex<Vec<String>>>,
+    _child: Child,
+}
+
+impl Prism {
+    /// Starts Prism and waits until it listens.
+    ///
+    /// Returns `None`, after printing why the test is skipped, when Prism is not
+    /// installed and `CI` is unset.
+    ///
+    /// # Panics
+    ///
+    /// When Prism is missing under `CI`, fails to start, or does not listen within a minute.
+    pub async fn start() -> Option<Self> {
+        let Some(bin) = find_prism() else {
+            let why = format!(
+                "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set {PRISM_BIN_ENV}"
+            );
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            println!("SKIPPED: {why}");
+            eprintln!("SKIPPED: {why}");
+            return None;
+        };
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .arg("mock")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(spec_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let waited = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            let mut seen = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("Prism is listening") {
+                    return Ok(());
+                }
+                seen.push(line);
+            }
+            Err(seen)
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(seen)) => {
+                let mut err = String::new();
+                let mut stderr = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = stderr.next_line().await {
+                    err.push_str(&line);
+                    err.push('\n');
+                }
+                panic!("Prism exited before listening:\n{}\n{err}", seen.join("\n"));
+            }
+            Err(_) => panic!("Prism did not listen within {STARTUP_TIMEOUT:?}"),
+        }
+        // Keep draining Prism's output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(_)) = lines.next_line().await {}
+        });
+        Some(Self {
+            port,
+            violations: Arc::default(),
+            _child: child,
+        })
+    }
+
+    /// The mock's base URL (`http://127.0.0.1:PORT`; Prism serves the spec's paths
+    /// without the `/client/v4` prefix).
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A config for the mock: [`PRISM_ACCOUNT_ID`], [`PRISM_TOKEN`], no retries and no rate
+    /// limit (a violation must show up at once, not after backoff).
+    #[must_use]
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(PRISM_ACCOUNT_ID, ApiToken::new(PRISM_TOKEN))
+            .with_base_url(self.base_url().parse().expect("a valid URL"));
+        config.retry.max_retries = 0;
+        config.rate_limit = None;
+        config.request_timeout = Duration::from_secs(20);
+        config
+    }
+
+    /// A client for the mock (see [`Prism::config`]) that records every violation.
+    ///
+    /// # Panics
+    ///
+    /// Never for the built-in config.
+    #[must_use]
+    pub fn client(&self) -> Client {
+        self.builder()
+            .build()
+            .expect("the Prism client config is valid")
+    }
+
+    /// A builder for the mock with the violation recorder installed, to add layers.
+    #[must_use]
+    pub fn builder(&self) -> ClientBuilder {
+        let violations = Arc::clone(&self.violations);
+        ClientBuilder::new(self.config()).with_layer(tower::layer::layer_fn(
+            move |inner: HttpService| Recorder {
+                inner,
+                violations: Arc::clone(&violations),
+            },
+        ))
+    }
+
+    /// Every violation recorded so far: `"<operation> <method> <path>: <what>"`.
+    #[must_use]
+    pub fn violations(&self) -> Vec<String> {
+        self.violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// # Panics
+    ///
+    /// If Prism flagged any request, listing each.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "{} request(s) broke Cloudflare's OpenAPI spec:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("127.0.0.1 has a free port")
+}
+
+/// Records responses Prism marks as violating the spec.
+#[derive(Clone)]
+struct Recorder {
+    inner: HttpService,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl tower::Service<HttpRequest> for Recorder {
+    type Response = HttpResponse;
+    type Error = cloudflare_http::CloudflareError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let what = format!(
+            "{} {} {}",
+            Operation::of(&request),
+            request.method(),
+            request.uri()
+        );
+        let inner = self.inner.clone();
+        let violations = Arc::clone(&self.violations);
+        Box::pin(async move {
+            let response = inner.oneshot(request).await?;
+            let flagged = response
+                .headers()
+                .get("sl-violations")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let status = response.status();
+            if flagged.is_some() || status == http::StatusCode::UNPROCESSABLE_ENTITY {
+                let detail = flagged.unwrap_or_else(|| {
+                    String::from_utf8_lossy(&response.body()[..response.body().len().min(500)])
+                        .into_owned()
+                });
+                violations
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(format!("{what}: {status} {detail}"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_spec_is_the_shared_one_when_present() {
+        let shipped = std::fs::read(spec_path()).expect("the spec ships with the crate");
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/cloudflare-api/cloudflare-openapi-subset.json");
+        if let Ok(shared) = std::fs::read(&shared) {
+            assert!(
+                shared == shipped,
+                "spec/ differs from ../shared: copy it again"
+            );
+        }
+        let spec: serde_json::Value = serde_json::from_slice(&shipped).unwrap();
+        assert_eq!(spec["openapi"], "3.0.3");
+    }
+
+    #[tokio::test]
+    async fn prism_flags_a_request_that_breaks_the_spec() {
+        let Some(prism) = Prism::start().await else {
+            return;
+        };
+        let client = prism.client();
+        let d1 = client.service("d1");
+        let path = format!("/accounts/{PRISM_ACCOUNT_ID}/d1/database/db/query");
+        // The spec types params as strings: a number is a violation.
+        let bad = cloudflare_http::json_request(
+            http::Method::POST,
+            &path,
+            &serde_json::json!({"sql": "SELECT ?", "params": [1]}),
+        )
+        .unwrap();
+        let err = d1
+            .send_json::<serde_json::Value>("query", bad)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(http::StatusCode::UNPROCESSABLE_ENTITY));
+        let violations = prism.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("d1.query POST"), "{violations:?}");
+        let good = cloudflare_http::json_request(
+            http::Method::POST,
+            &path,
+            &serde_json::json!({"sql": "SELECT ?", "params": ["1"]}),
+        )
+        .unwrap();
+        d1.send_json::<serde_json::Value>("query", good)
+            .await
+            .unwrap();
+        assert_eq!(prism.violations().len(), 1);
+    }
+}
