@@ -3,8 +3,9 @@
 //! | task | what it does |
 //! |---|---|
 //! | `ci` | everything CI checks: fmt, clippy `-D warnings`, cargo-deny (licenses, bans, sources), the tests |
-//! | `test` | fetches the test model if missing, then runs the whole test suite |
+//! | `test` | fetches the test model and Prism if missing, then runs the whole test suite |
 //! | `fetch-model` | puts the all-MiniLM-L6-v2 model files into the per-user model cache |
+//! | `fetch-prism` | installs Prism (OpenAPI mock/validating proxy, from npm) into the per-user tool cache |
 //! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
 //! | `bench` | runs the criterion benchmarks |
 //!
@@ -17,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod model;
+mod prism;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,12 @@ enum Task {
         #[arg(long)]
         force: bool,
     },
+    /// Install Prism (the OpenAPI mock and validating proxy of the Cloudflare conformance tests).
+    FetchPrism {
+        /// Install again even if present.
+        #[arg(long)]
+        force: bool,
+    },
     /// cargo deny check licenses bans sources (the advisory database cannot be fetched here).
     Deny,
     /// Run the criterion benchmarks (arguments go to `cargo bench`).
@@ -62,6 +70,9 @@ fn main() -> Result<()> {
         Task::Ci => ci(),
         Task::Test { args } => test(&args),
         Task::FetchModel { force } => model::fetch(force).map(|_| ()),
+        Task::FetchPrism { force } => prism::fetch(force).map(|bin| {
+            eprintln!("==> prism: {}", bin.display());
+        }),
         Task::Deny => deny(),
         Task::Bench { args } => {
             let mut cmd = cargo();
@@ -97,6 +108,8 @@ fn ci() -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     let model_dir = model::fetch(false)?;
     eprintln!("==> test model: {}", model_dir.display());
+    let prism = prism::fetch(false)?;
+    eprintln!("==> prism: {}", prism.display());
     if has_nextest() {
         // Doc tests first, so nextest's summary is the run's closing line.
         step("cargo test --doc", {

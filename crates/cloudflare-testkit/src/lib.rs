@@ -89,6 +89,18 @@ impl Prism {
     ///
     /// When Prism is missing under `CI`, fails to start, or does not listen within a minute.
     pub async fn start() -> Option<Self> {
+        Self::spawn(&["mock"], None).await
+    }
+
+    /// Starts `prism proxy --errors` in front of `upstream` (e.g. an emulator's
+    /// `http://127.0.0.1:PORT/client/v4`): it forwards every request and answers 500 with a
+    /// JSON list of violations when the request or the upstream's response breaks the spec.
+    /// Same skipping and panics as [`Prism::start`].
+    pub async fn start_proxy(upstream: &str) -> Option<Self> {
+        Self::spawn(&["proxy", "--errors"], Some(upstream)).await
+    }
+
+    async fn spawn(mode: &[&str], upstream: Option<&str>) -> Option<Self> {
         let Some(bin) = find_prism() else {
             let why = format!(
                 "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set {PRISM_BIN_ENV}"
@@ -100,9 +112,10 @@ impl Prism {
         };
         let port = free_port();
         let mut child = Command::new(&bin)
-            .arg("mock")
+            .args(mode)
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .arg(spec_path())
+            .args(upstream)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -149,8 +162,8 @@ impl Prism {
         })
     }
 
-    /// The mock's base URL (`http://127.0.0.1:PORT`; Prism serves the spec's paths
-    /// without the `/client/v4` prefix).
+    /// Prism's base URL (`http://127.0.0.1:PORT`; Prism serves the spec's paths without
+    /// the `/client/v4` prefix).
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
