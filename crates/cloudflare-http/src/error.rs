@@ -257,7 +257,8 @@ fn decode_hint(status: &StatusCode, retry_after: &Option<Duration>) -> String {
 }
 
 /// First [`BODY_EXCERPT_CHARS`] characters of `body` (lossy UTF-8), with `…` if cut.
-pub(crate) fn body_excerpt(body: &[u8]) -> String {
+#[must_use]
+pub fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut chars = text.chars();
     let mut out: String = chars.by_ref().take(BODY_EXCERPT_CHARS).collect();

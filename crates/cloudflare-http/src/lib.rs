@@ -43,7 +43,9 @@ pub use client::{
     HttpRequest, HttpResponse, HttpService, RootStore, ServiceClient,
 };
 pub use envelope::{Envelope, ResultInfo, decode, decode_at};
-pub use error::{ApiMessage, CloudflareError, parse_retry_after, retry_after_from_headers};
+pub use error::{
+    ApiMessage, CloudflareError, body_excerpt, parse_retry_after, retry_after_from_headers,
+};
 pub use idempotency::{Idempotent, is_idempotent};
 pub use middleware::accounting::{Accounting, AccountingLayer, OperationStats};
 pub use middleware::auth::{AuthLayer, InvalidToken};

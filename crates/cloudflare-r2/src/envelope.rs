@@ -25,9 +25,6 @@ pub const CODE_NO_SUCH_BUCKET: i64 = 10006;
 /// See <https://developers.cloudflare.com/r2/api/error-codes/>.
 pub const CODE_NO_SUCH_KEY: i64 = 10007;
 
-/// How much of an undecodable body an error quotes.
-const BODY_EXCERPT_CHARS: usize = cloudflare_http::error::BODY_EXCERPT_CHARS;
-
 /// The envelope, `result` still undecoded; `messages` is ignored (strings in R2).
 #[derive(Deserialize)]
 struct RawEnvelope {
@@ -55,22 +52,12 @@ pub(crate) struct R2Envelope<T> {
     pub(crate) result_info: Option<ListResultInfo>,
 }
 
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut chars = text.chars();
-    let mut out: String = chars.by_ref().take(BODY_EXCERPT_CHARS).collect();
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
-}
-
 fn decode_error(response: &HttpResponse, expected: String, detail: String) -> CloudflareError {
     CloudflareError::Decode {
         status: response.status(),
         expected,
         detail,
-        body: excerpt(response.body()),
+        body: cloudflare_http::body_excerpt(response.body()),
         retry_after: retry_after_from_headers(response.headers(), SystemTime::now()),
     }
 }
@@ -246,7 +233,10 @@ mod tests {
         else {
             panic!("expected a decode error");
         };
-        assert_eq!(body.chars().count(), BODY_EXCERPT_CHARS + 1);
+        assert_eq!(
+            body.chars().count(),
+            cloudflare_http::error::BODY_EXCERPT_CHARS + 1
+        );
     }
 
     #[test]
