@@ -8,6 +8,7 @@
 //! | `fetch-prism` | installs Prism (OpenAPI mock/validating proxy, from npm) into the per-user tool cache |
 //! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
 //! | `bench` | runs the criterion benchmarks |
+//! | `emulator` | runs the local Cloudflare API emulator (`cloudflare-emulator --help` for options) |
 //!
 //! Only the standard library and a process runner: xtask must build fast on a cold machine.
 
@@ -54,6 +55,13 @@ enum Task {
     },
     /// cargo deny check licenses bans sources (the advisory database cannot be fetched here).
     Deny,
+    /// Run the local Cloudflare API emulator until interrupted (arguments go to the emulator,
+    /// e.g. `--port 8787 --data-dir ./emulator-data`).
+    Emulator {
+        /// Arguments for `cloudflare-emulator`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the criterion benchmarks (arguments go to `cargo bench`).
     Bench {
         /// Extra arguments for `cargo bench`.
@@ -74,6 +82,12 @@ fn main() -> Result<()> {
             eprintln!("==> prism: {}", bin.display());
         }),
         Task::Deny => deny(),
+        Task::Emulator { args } => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--release", "-q", "-p", "cloudflare-emulator", "--"])
+                .args(&args);
+            run(&mut cmd)
+        }
         Task::Bench { args } => {
             let mut cmd = cargo();
             cmd.arg("bench").args(&args);

@@ -1,0 +1,78 @@
+//! [`EmulatorConfig`]: accounts, tokens, storage, limits and model stand-ins.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The account id the emulator serves by default.
+pub const DEFAULT_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+/// The token the emulator accepts by default.
+pub const DEFAULT_TOKEN: &str = "emulator-token";
+/// Cloudflare's API limit: requests per [`DEFAULT_RATE_WINDOW`] per token.
+/// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
+pub const DEFAULT_RATE_LIMIT: u32 = 1200;
+/// The window of [`DEFAULT_RATE_LIMIT`].
+pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Which local embedding model stands in for a Workers AI model id. The emulator says so
+/// at start and in the `cf-emulator-stand-in` response header; the vectors are the local
+/// model's, not Cloudflare's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelStandIn {
+    /// The Workers AI model id served, e.g. `@cf/baai/bge-small-en-v1.5`.
+    pub cloudflare_model: String,
+    /// The local model answering for it (a `memory-embed` model id), e.g.
+    /// `sentence-transformers/all-MiniLM-L6-v2`.
+    pub local_model: String,
+    /// Where its weights are; `None` = `memory-embed`'s usual lookup
+    /// (`MCP_MEMORY_MODEL_DIR`, then the per-user cache).
+    pub local_dir: Option<PathBuf>,
+}
+
+impl ModelStandIn {
+    /// The default: all-MiniLM-L6-v2 (384 dimensions, the model the project's tests have
+    /// locally) answers for `@cf/baai/bge-small-en-v1.5` (also 384).
+    #[must_use]
+    pub fn default_small() -> Self {
+        Self {
+            cloudflare_model: "@cf/baai/bge-small-en-v1.5".to_owned(),
+            local_model: "sentence-transformers/all-MiniLM-L6-v2".to_owned(),
+            local_dir: None,
+        }
+    }
+}
+
+/// Settings of an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Account ids served; requests for any other get Cloudflare's 403 shape.
+    pub account_ids: Vec<String>,
+    /// Accepted API tokens.
+    pub tokens: Vec<String>,
+    /// Where D1 databases, Vectorize indexes and R2 objects persist; `None` = in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Requests per `rate_window` per token before 429.
+    pub rate_limit: u32,
+    /// The rate limit window.
+    pub rate_window: Duration,
+    /// How long a Vectorize mutation takes to become visible (eventual consistency).
+    pub mutation_delay: Duration,
+    /// Workers AI stand-ins.
+    pub models: Vec<ModelStandIn>,
+    /// Seed of every random choice (fault injection).
+    pub seed: u64,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            account_ids: vec![DEFAULT_ACCOUNT_ID.to_owned()],
+            tokens: vec![DEFAULT_TOKEN.to_owned()],
+            data_dir: None,
+            rate_limit: DEFAULT_RATE_LIMIT,
+            rate_window: DEFAULT_RATE_WINDOW,
+            mutation_delay: Duration::ZERO,
+            models: vec![ModelStandIn::default_small()],
+            seed: 0,
+        }
+    }
+}
