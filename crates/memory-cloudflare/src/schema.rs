@@ -134,7 +134,10 @@ impl Tables {
         let has = |name: &str| existing.iter().any(|c| c.eq_ignore_ascii_case(name));
         let mut out = Vec::new();
         if !has("tags") {
-            out.push(format!("ALTER TABLE {} ADD COLUMN tags TEXT", self.memories));
+            out.push(format!(
+                "ALTER TABLE {} ADD COLUMN tags TEXT",
+                self.memories
+            ));
         }
         if !has("deleted_at") {
             out.push(format!(
@@ -159,7 +162,11 @@ mod tests {
         );
         let t = Tables::new(Some("team_a"));
         assert_eq!(t.memories, "team_a_memories");
-        assert!(t.create_statements().iter().all(|s| !s.contains(" memories(")));
+        assert!(
+            t.create_statements()
+                .iter()
+                .all(|s| !s.contains(" memories("))
+        );
         assert!(t.deleted_at_index().contains("team_a_memories(deleted_at)"));
     }
 
