@@ -4,4 +4,19 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
+mod connect;
+pub mod consistency;
+pub mod embedder;
+mod error_map;
+pub mod namespace;
+mod rows;
 pub mod schema;
+mod sql;
+pub mod storage;
+#[cfg(test)]
+mod testing;
+
+pub use consistency::{ConsistencyReport, RepairReport};
+pub use namespace::{InvalidNamespace, Namespace};
+pub use storage::{CloudflareStorage, Options, Parts};

@@ -3,10 +3,16 @@
 //! The embedded default is a [`SqliteStorage`] whose model ([`LazyEmbedder`]) loads only
 //! when something is embedded: `list`, `tags`, `stats` and `delete` never read the weights,
 //! and work even before `cargo xtask fetch-model`.
+//!
+//! The Cloudflare backend ([`CloudflareStorage`]) is built from the `CLOUDFLARE_*` variables
+//! and initialized here (tables and the Vectorize index created if missing, the recorded
+//! embedding model checked), so a wrong token or database id fails at start with a message
+//! naming the variable.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use memory_cloudflare::CloudflareStorage;
 use memory_embed::{CachedEmbedder, Embedder, LazyEmbedder};
 use memory_sqlite::SqliteConfig;
 use memory_storage::MemoryStorage;
@@ -24,6 +30,19 @@ pub async fn open(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
                 .open(embedder)
                 .await
                 .with_context(|| format!("opening {}", config.sqlite_path.display()))?;
+            Ok(Arc::new(store))
+        }
+        BackendKind::Cloudflare => {
+            let cloudflare = config.cloudflare.as_ref().context(
+                "MCP_MEMORY_STORAGE_BACKEND=cloudflare but the CLOUDFLARE_* variables were not read",
+            )?;
+            let store = CloudflareStorage::connect(cloudflare)?;
+            store.initialize().await.with_context(|| {
+                format!(
+                    "initializing the Cloudflare backend (D1 database {}, Vectorize index {})",
+                    cloudflare.d1_database_id, cloudflare.vectorize_index
+                )
+            })?;
             Ok(Arc::new(store))
         }
     }

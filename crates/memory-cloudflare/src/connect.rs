@@ -1,0 +1,234 @@
+//! [`CloudflareStorage::connect`]: the production wiring from a [`CloudflareConfig`].
+//!
+//! One [`cloudflare_http::Client`] (base URL, retries, timeout and rate limit from the
+//! config) carries every call, so the services share its connection pool, its token bucket
+//! and its request accounting ([`CloudflareStorage::accounting`]). Over it:
+//! - D1: a [`D1Client`] for `CLOUDFLARE_D1_DATABASE_ID`;
+//! - Vectorize: an [`IndexClient`] for `CLOUDFLARE_VECTORIZE_INDEX`, declared with the
+//!   model's dimensions (vectors are checked before sending), and a [`VectorizeClient`]
+//!   so `initialize` can create the index if it is missing;
+//! - R2: an [`R2Client`] for `CLOUDFLARE_R2_BUCKET`, if set;
+//! - embeddings: a [`WorkersAiEmbedder`] for `CLOUDFLARE_EMBEDDING_MODEL` behind an LRU
+//!   [`CachedEmbedder`] (repeated queries and re-stores cost no call). No local fallback is
+//!   attached: see [`crate::embedder`] for when one would be equivalent.
+//!
+//! `connect` sends nothing; call [`MemoryStorage::initialize`](memory_storage::MemoryStorage::initialize)
+//! before use (it creates the tables and the index, and checks the recorded model).
+
+use std::sync::Arc;
+
+use cloudflare_ai::WorkersAiClient;
+use cloudflare_d1::D1Client;
+use cloudflare_http::{Client, ClientBuilder};
+use cloudflare_r2::R2Client;
+use cloudflare_vectorize::{IndexClient, VectorizeClient};
+use memory_embed::{CachedEmbedder, Embedder};
+use memory_storage::{StorageError, StorageResult};
+
+use crate::config::{
+    API_BASE_URL_ENV, CloudflareConfig, EMBEDDING_MODEL_ENV, R2_BUCKET_ENV, TOKEN_ENV,
+};
+use crate::embedder::WorkersAiEmbedder;
+use crate::storage::{CloudflareStorage, Options, Parts};
+
+/// The backend name in errors.
+const BACKEND: &str = "cloudflare";
+
+impl CloudflareStorage {
+    /// The store `config` describes, over a new HTTP client built from `config.client`.
+    /// Sends nothing: call `initialize` next.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Backend`] if the HTTP client cannot be built (the message names
+    /// `CLOUDFLARE_API_BASE_URL` or `CLOUDFLARE_API_TOKEN`), and as
+    /// [`CloudflareStorage::connect_with_client`].
+    pub fn connect(config: &CloudflareConfig) -> StorageResult<Self> {
+        let client = ClientBuilder::new(config.client.clone())
+            .build()
+            .map_err(|e| {
+                let message = format!(
+                    "could not build the Cloudflare HTTP client: {e}; check {API_BASE_URL_ENV} \
+                     (an http(s) URL) and {TOKEN_ENV} (printable characters only)"
+                );
+                StorageError::backend(BACKEND, message, e)
+            })?;
+        Self::connect_with_client(config, &client)
+    }
+
+    /// The store `config` describes, over `client` (whose own settings apply instead of
+    /// `config.client`'s): for callers that add layers or a scripted transport to the
+    /// client ([`ClientBuilder::with_layer`], [`ClientBuilder::with_transport`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::InvalidInput`] naming `CLOUDFLARE_R2_BUCKET` or
+    /// `CLOUDFLARE_EMBEDDING_MODEL` when the config (built by hand rather than read with
+    /// [`CloudflareConfig::from_lookup`]) holds an invalid bucket name or a model whose
+    /// dimensions Vectorize cannot hold.
+    pub fn connect_with_client(config: &CloudflareConfig, client: &Client) -> StorageResult<Self> {
+        let model = config.embedding_model.clone();
+        let dimensions = u32::try_from(model.dimensions())
+            .ok()
+            .filter(|d| (1..=cloudflare_vectorize::MAX_DIMENSIONS).contains(d))
+            .ok_or_else(|| {
+                StorageError::invalid(
+                    "embedding_model",
+                    format!(
+                        "{} has {} dimensions but a Vectorize index holds 1 to {}; set \
+                         {EMBEDDING_MODEL_ENV} to another model",
+                        model.id(),
+                        model.dimensions(),
+                        cloudflare_vectorize::MAX_DIMENSIONS
+                    ),
+                )
+            })?;
+        let r2 = match &config.r2_bucket {
+            None => None,
+            Some(bucket) => {
+                let r2 = R2Client::new(client, bucket.clone()).map_err(|e| {
+                    StorageError::invalid(
+                        "r2_bucket",
+                        format!("{e}; fix {R2_BUCKET_ENV}, or unset it to store no content in R2"),
+                    )
+                })?;
+                Some(Arc::new(r2) as Arc<dyn cloudflare_r2::R2Api>)
+            }
+        };
+        let index: IndexClient = VectorizeClient::new(client)
+            .index(config.vectorize_index.clone())
+            .with_dimensions(dimensions);
+        let ai = WorkersAiClient::new(client).with_model(model);
+        let embedder: Arc<dyn Embedder> =
+            Arc::new(CachedEmbedder::new(WorkersAiEmbedder::new(Arc::new(ai))));
+        let parts = Parts {
+            d1: Arc::new(D1Client::new(client, config.d1_database_id.clone())),
+            vectorize: Arc::new(index),
+            vectorize_admin: Some(Arc::new(VectorizeClient::new(client))),
+            index_name: config.vectorize_index.clone(),
+            r2,
+            embedder,
+            accounting: Some(client.accounting().clone()),
+        };
+        let options = Options {
+            namespace: config.namespace.clone(),
+            large_content_threshold: config.large_content_threshold,
+        };
+        Self::from_parts(parts, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use cloudflare_emulator::{Emulator, EmulatorConfig};
+    use memory_core::Memory;
+    use memory_storage::{MemoryStorage, SemanticQuery, StoreOutcome};
+
+    use super::*;
+    use crate::config::{ACCOUNT_ENV, D1_DATABASE_ENV, NAMESPACE_ENV, VECTORIZE_INDEX_ENV};
+
+    const UUID: &str = "5c4a9f1e-7d2b-4c3a-8e6f-1a2b3c4d5e6f";
+
+    fn config(vars: &[(&'static str, String)]) -> CloudflareConfig {
+        let map: HashMap<&str, String> = vars.iter().cloned().collect();
+        CloudflareConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
+    }
+
+    fn base(url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            (TOKEN_ENV, "emulator-token".to_owned()),
+            (ACCOUNT_ENV, "023e105f4ecef8ad9ca31a8372d0c353".to_owned()),
+            (VECTORIZE_INDEX_ENV, "mcp-memory".to_owned()),
+            (D1_DATABASE_ENV, UUID.to_owned()),
+            (API_BASE_URL_ENV, url.to_owned()),
+        ]
+    }
+
+    #[test]
+    fn connect_wires_the_config_without_sending() {
+        let mut vars = base("http://127.0.0.1:9/client/v4");
+        vars.push((NAMESPACE_ENV, "team_a".to_owned()));
+        vars.push((R2_BUCKET_ENV, "mcp-content".to_owned()));
+        vars.push((EMBEDDING_MODEL_ENV, "@cf/baai/bge-small-en-v1.5".to_owned()));
+        let store = CloudflareStorage::connect(&config(&vars)).unwrap();
+        assert_eq!(store.namespace().map(|n| n.as_str()), Some("team_a"));
+        let accounting = store.accounting().expect("connect shares its accounting");
+        assert!(accounting.snapshot().is_empty(), "nothing was sent");
+        let debug = format!("{store:?}");
+        assert!(debug.contains("@cf/baai/bge-small-en-v1.5"), "{debug}");
+        assert!(debug.contains("r2: true"), "{debug}");
+        assert!(!debug.contains("emulator-token"), "{debug}");
+    }
+
+    #[test]
+    fn a_hand_built_config_with_a_bad_bucket_names_the_variable() {
+        let mut config = config(&base("http://127.0.0.1:9/client/v4"));
+        config.r2_bucket = Some("Bad_Bucket".to_owned());
+        let err = CloudflareStorage::connect(&config).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::InvalidInput {
+                    field: "r2_bucket",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(R2_BUCKET_ENV), "{err}");
+    }
+
+    /// A token the account refuses fails at `initialize`, naming the variable, never the value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_token_is_named_not_shown() {
+        let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let mut vars = base(&emulator.base_url());
+        vars[0].1 = "wrong-token-value-42".to_owned();
+        vars[1].1 = emulator.config().account_ids[0].clone();
+        vars.push((crate::config::MAX_RETRIES_ENV, "0".to_owned()));
+        let store = CloudflareStorage::connect(&config(&vars)).unwrap();
+        let err = store.initialize().await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("CLOUDFLARE_API_TOKEN"), "{text}");
+        assert!(!text.contains("wrong-token-value-42"), "{text}");
+    }
+
+    /// End to end over the emulator: connect, initialize, store, search.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_and_searches_through_the_emulator() {
+        let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let mut vars = base(&emulator.base_url());
+        vars[0].1 = emulator.config().tokens[0].clone();
+        vars[1].1 = emulator.config().account_ids[0].clone();
+        vars.push((EMBEDDING_MODEL_ENV, "@cf/baai/bge-small-en-v1.5".to_owned()));
+        vars.push((crate::config::MAX_RETRIES_ENV, "0".to_owned()));
+        let store = CloudflareStorage::connect(&config(&vars)).unwrap();
+        store.initialize().await.unwrap();
+        let outcome = store
+            .store(Memory::new("The deployment runbook lives in the ops wiki.").unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, StoreOutcome::Stored), "{outcome:?}");
+        store
+            .store(Memory::new("Lunch on Friday is pizza.").unwrap())
+            .await
+            .unwrap();
+        let results = store
+            .search(&SemanticQuery::new(
+                "where is the runbook for deploying?",
+                1,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(results.len(), 1);
+        assert!(
+            results[0].memory.content().contains("runbook"),
+            "{:?}",
+            results[0].memory.content()
+        );
+        let accounting = store.accounting().unwrap();
+        assert!(!accounting.snapshot().is_empty());
+    }
+}

@@ -1,0 +1,622 @@
+//! [`WorkersAiEmbedder`]: the [`memory_embed::Embedder`] over Cloudflare Workers AI, and the
+//! local fallback policy ([`fallback_embedder`]).
+//!
+//! # The embedder
+//!
+//! [`WorkersAiEmbedder`] adapts any [`WorkersAiApi`] (in production a
+//! [`cloudflare_ai::WorkersAiClient`], whose HTTP stack retries, rate-limits and guards every
+//! call) to the [`Embedder`] contract:
+//! - its model id is the Workers AI id (`@cf/baai/bge-base-en-v1.5`), its dimensions the
+//!   model's, so the store records and compares exactly what produced its vectors;
+//! - texts go out in calls of at most [`cloudflare_ai::MAX_TEXTS_PER_CALL`] (the API does the
+//!   batching), and each text is first cut to [`DEFAULT_MAX_CHARS`] characters: Workers AI's
+//!   BGE models read at most [`cloudflare_ai::MAX_INPUT_TOKENS`] tokens, about 2,000
+//!   characters of English, so the cut loses next to nothing and keeps long notes from being
+//!   sent (and maybe refused) whole;
+//! - every vector is L2-normalised (the contract: a dot product is a cosine);
+//! - errors become [`EmbedError`]s that say what to do: `EmbedError` has no variant for a
+//!   remote service, so API failures map to [`EmbedError::Other`] (the closest, documented
+//!   as "errors of embedders outside this crate") and a wrong number of vectors to
+//!   [`EmbedError::WrongVectorCount`]. Blank texts, which Workers AI refuses, are reported
+//!   (naming their index) instead of being embedded; the stores refuse empty content and
+//!   queries before embedding, so this does not arise through them.
+//!
+//! # Local fallback policy
+//!
+//! A local model may stand in for Workers AI only when its vectors are the same vectors:
+//! the same weights AND the same pooling. Vectors of another model (even one with as many
+//! dimensions, such as all-MiniLM-L6-v2 for `@cf/baai/bge-small-en-v1.5`) would sit in the
+//! same index without being comparable, and searches would silently return noise.
+//! [`fallback_embedder`] therefore returns a local embedder only when
+//! 1. the Workers AI model is one whose weights the local registry knows under the same
+//!    name (`@cf/baai/bge-small-en-v1.5` ↔ `BAAI/bge-small-en-v1.5`, likewise base and
+//!    large; `@cf/google/embeddinggemma-300m` has no local equivalent),
+//! 2. the pooling sent to Workers AI is the local model's (the BGE models pool with `cls`;
+//!    Workers AI defaults to `mean`, which upstream uses, so with the default settings there
+//!    is no equivalent), and
+//! 3. the weights are in the per-user model cache (`cargo xtask fetch-model` puts them
+//!    there), or in a directory given explicitly ([`fallback_embedder_in`]).
+//!    `MCP_MEMORY_MODEL_DIR` is deliberately not consulted: it usually names the embedded
+//!    backend's model, which may be a different model of the same size.
+//!
+//! Otherwise it returns an error saying which condition failed. The fallback reports the
+//! Workers AI model id, so a store built on it accepts the same index and D1 records.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloudflare_ai::{AiError, EmbeddingModel, ShapeMismatch, WorkersAiApi};
+use memory_embed::{EmbedError, Embedder, LazyEmbedder, ModelLocation, ModelSpec};
+
+/// Characters of each text sent to Workers AI (see the [module docs](self)).
+pub const DEFAULT_MAX_CHARS: usize = 2_000;
+
+/// An [`Embedder`] over Cloudflare Workers AI (see the [module docs](self)).
+#[derive(Clone)]
+pub struct WorkersAiEmbedder {
+    api: Arc<dyn WorkersAiApi>,
+    model: EmbeddingModel,
+    max_chars: usize,
+}
+
+impl fmt::Debug for WorkersAiEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkersAiEmbedder")
+            .field("model", &self.model.id())
+            .field("dimensions", &self.model.dimensions())
+            .field("max_chars", &self.max_chars)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkersAiEmbedder {
+    /// An embedder for `api`'s model, cutting texts at [`DEFAULT_MAX_CHARS`].
+    #[must_use]
+    pub fn new(api: Arc<dyn WorkersAiApi>) -> Self {
+        let model = api.model().clone();
+        Self {
+            api,
+            model,
+            max_chars: DEFAULT_MAX_CHARS,
+        }
+    }
+
+    /// Cuts each text at `max_chars` characters instead (at least 1).
+    #[must_use]
+    pub fn with_max_chars(mut self, max_chars: usize) -> Self {
+        self.max_chars = max_chars.max(1);
+        self
+    }
+
+    /// The Workers AI model.
+    #[must_use]
+    pub fn model(&self) -> &EmbeddingModel {
+        &self.model
+    }
+
+    /// The characters kept of each text.
+    #[must_use]
+    pub fn max_chars(&self) -> usize {
+        self.max_chars
+    }
+}
+
+#[async_trait]
+impl Embedder for WorkersAiEmbedder {
+    fn model_id(&self) -> &str {
+        self.model.id()
+    }
+
+    fn dimensions(&self) -> usize {
+        self.model.dimensions()
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cut: Vec<String> = texts
+            .iter()
+            .map(|t| truncate_chars(t, self.max_chars).to_owned())
+            .collect();
+        let id = self.model.id();
+        let vectors = self
+            .api
+            .embed(&cut)
+            .await
+            .map_err(|e| ai_error(id, texts.len(), &e))?
+            .into_vectors();
+        if vectors.len() != texts.len() {
+            return Err(EmbedError::WrongVectorCount {
+                model_id: id.to_owned(),
+                expected: texts.len(),
+                got: vectors.len(),
+            });
+        }
+        let dims = self.model.dimensions();
+        vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut v)| {
+                if v.len() != dims || v.iter().any(|x| !x.is_finite()) {
+                    return Err(EmbedError::Other(format!(
+                        "Workers AI returned vector {i} from {id} with {} values (or a \
+                         non-finite one) where {dims} finite values were expected; check \
+                         CLOUDFLARE_EMBEDDING_MODEL, and retry or report it",
+                        v.len()
+                    )));
+                }
+                normalise(&mut v);
+                Ok(v)
+            })
+            .collect()
+    }
+}
+
+/// The first `max` characters of `text` (all of it if shorter).
+fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
+
+/// An [`AiError`] as an [`EmbedError`] that says what to do (never the token: Cloudflare
+/// errors carry none).
+fn ai_error(model: &str, texts: usize, e: &AiError) -> EmbedError {
+    let root = e.root();
+    if let AiError::Shape {
+        expected,
+        got: ShapeMismatch::Rows(got),
+        ..
+    } = root
+    {
+        return EmbedError::WrongVectorCount {
+            model_id: model.to_owned(),
+            expected: expected.rows,
+            got: *got,
+        };
+    }
+    let status = match root {
+        AiError::Cloudflare(c) => c.status().map(|s| s.as_u16()),
+        _ => None,
+    };
+    let advice = if e.is_retryable() {
+        "; Workers AI is unavailable or rate-limited right now: retrying later may help"
+    } else {
+        match status {
+            Some(401 | 403) => {
+                "; the token in CLOUDFLARE_API_TOKEN needs the Workers AI Read permission"
+            }
+            Some(404) => {
+                "; check that CLOUDFLARE_EMBEDDING_MODEL names a Workers AI text-embedding model \
+                 and CLOUDFLARE_ACCOUNT_ID the account"
+            }
+            _ => "",
+        }
+    };
+    let plural = if texts == 1 { "" } else { "s" };
+    EmbedError::Other(format!(
+        "Workers AI could not embed {texts} text{plural} with {model}: {e}{advice}"
+    ))
+}
+
+/// A local model that computes the same vectors as a Workers AI model (see the
+/// [module docs](self)); it reports the Workers AI model id.
+#[derive(Debug)]
+pub struct LocalEquivalent {
+    model_id: String,
+    inner: LazyEmbedder,
+}
+
+impl LocalEquivalent {
+    /// The local registry entry standing in.
+    #[must_use]
+    pub fn local(&self) -> &LazyEmbedder {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEquivalent {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.embed(texts).await
+    }
+}
+
+/// The local equivalent of Workers AI `model` called with `pooling`, from the per-user model
+/// cache (see the [module docs](self) for the policy).
+///
+/// # Errors
+///
+/// [`EmbedError::Other`] naming the condition that fails: no local model with the same
+/// weights, a different pooling, or no files in the per-user cache (the message names the
+/// directory and `cargo xtask fetch-model`).
+pub fn fallback_embedder(
+    model: &EmbeddingModel,
+    pooling: cloudflare_ai::Pooling,
+) -> Result<LocalEquivalent, EmbedError> {
+    fallback_embedder_in(model, pooling, None)
+}
+
+/// [`fallback_embedder`] with the model files in `dir` (when given) instead of the
+/// per-user cache.
+///
+/// # Errors
+///
+/// As [`fallback_embedder`].
+pub fn fallback_embedder_in(
+    model: &EmbeddingModel,
+    pooling: cloudflare_ai::Pooling,
+    dir: Option<PathBuf>,
+) -> Result<LocalEquivalent, EmbedError> {
+    let id = model.id();
+    let no = |why: String| {
+        EmbedError::Other(format!(
+            "no local fallback for the Workers AI model {id}: {why}; embeddings need Workers AI \
+             (a different local model would make vectors that cannot be compared with the \
+             stored ones)"
+        ))
+    };
+    let spec = id
+        .strip_prefix(memory_embed::spec::CLOUDFLARE_PREFIX)
+        .and_then(|rest| ModelSpec::known(rest).filter(|s| s.id.eq_ignore_ascii_case(rest)))
+        .ok_or_else(|| {
+            no(
+                "no local model has the same weights (local equivalents exist for \
+                @cf/baai/bge-small-en-v1.5, @cf/baai/bge-base-en-v1.5 and \
+                @cf/baai/bge-large-en-v1.5)"
+                    .to_owned(),
+            )
+        })?;
+    if spec.dimensions != model.dimensions() {
+        return Err(no(format!(
+            "the local {} has {} dimensions, not {}",
+            spec.id,
+            spec.dimensions,
+            model.dimensions()
+        )));
+    }
+    let wanted = match pooling {
+        cloudflare_ai::Pooling::Mean => memory_embed::Pooling::Mean,
+        cloudflare_ai::Pooling::Cls => memory_embed::Pooling::Cls,
+    };
+    if spec.pooling != wanted {
+        return Err(no(format!(
+            "Workers AI is called with {pooling} pooling but the local {} pools with {}",
+            spec.id,
+            match spec.pooling {
+                memory_embed::Pooling::Cls => "cls",
+                _ => "mean",
+            }
+        )));
+    }
+    let dir = match dir {
+        Some(dir) => dir,
+        None => {
+            let dir = ModelLocation::user_cache_dir(spec.id).ok_or_else(|| {
+                no("this system has no per-user cache directory to hold its files".to_owned())
+            })?;
+            if !dir.is_dir() {
+                return Err(no(format!(
+                    "its files are not in {} (fetch {} there with `cargo xtask fetch-model`)",
+                    dir.display(),
+                    spec.id
+                )));
+            }
+            dir
+        }
+    };
+    let inner = LazyEmbedder::new(spec.id, Some(dir))?;
+    Ok(LocalEquivalent {
+        model_id: id.to_owned(),
+        inner,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use cloudflare_ai::{BatchPosition, Embeddings, ExpectedShape, MockWorkersAiApi, Pooling};
+    use cloudflare_http::CloudflareError;
+    use http::StatusCode;
+
+    use super::*;
+
+    fn mock(model: EmbeddingModel) -> MockWorkersAiApi {
+        let mut api = MockWorkersAiApi::new();
+        api.expect_model().return_const(model);
+        api
+    }
+
+    fn embedder(api: MockWorkersAiApi) -> WorkersAiEmbedder {
+        WorkersAiEmbedder::new(Arc::new(api))
+    }
+
+    fn tiny() -> EmbeddingModel {
+        EmbeddingModel::new("@cf/test/tiny", 2).unwrap()
+    }
+
+    fn strings(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    fn api_error(status: StatusCode) -> AiError {
+        AiError::Cloudflare(CloudflareError::Api {
+            status,
+            errors: vec![],
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn reports_the_workers_ai_model_id_and_dimensions() {
+        let e = embedder(mock(EmbeddingModel::BGE_SMALL_EN_V1_5));
+        assert_eq!(e.model_id(), "@cf/baai/bge-small-en-v1.5");
+        assert_eq!(e.dimensions(), 384);
+        let debug = format!("{e:?}");
+        assert!(debug.contains("@cf/baai/bge-small-en-v1.5"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn empty_input_makes_no_call() {
+        let mut api = mock(tiny());
+        api.expect_embed().never();
+        assert!(embedder(api).embed(&[]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn vectors_come_back_in_order_and_normalised() {
+        let mut api = mock(tiny());
+        api.expect_embed()
+            .withf(|t: &[String]| t == ["a", "b"])
+            .times(1)
+            .returning(|_| {
+                Ok(Embeddings {
+                    vectors: vec![vec![3.0, 4.0], vec![0.0, 2.0]],
+                    pooling: None,
+                })
+            });
+        let out = embedder(api).embed(&strings(&["a", "b"])).await.unwrap();
+        assert_eq!(out, vec![vec![0.6, 0.8], vec![0.0, 1.0]]);
+    }
+
+    #[tokio::test]
+    async fn long_texts_are_cut_at_max_chars_on_a_char_boundary() {
+        let mut api = mock(tiny());
+        api.expect_embed()
+            .withf(|t: &[String]| t.len() == 2 && t[0] == "ééé" && t[1] == "ab")
+            .times(1)
+            .returning(|t| {
+                Ok(Embeddings {
+                    vectors: vec![vec![1.0, 0.0]; t.len()],
+                    pooling: None,
+                })
+            });
+        let e = embedder(api).with_max_chars(3);
+        assert_eq!(e.max_chars(), 3);
+        e.embed(&strings(&["éééé", "ab"])).await.unwrap();
+        assert_eq!(
+            truncate_chars(&"x".repeat(5000), DEFAULT_MAX_CHARS).len(),
+            2000
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_number_of_vectors_is_reported() {
+        let mut api = mock(tiny());
+        api.expect_embed().returning(|_| {
+            Ok(Embeddings {
+                vectors: vec![vec![1.0, 0.0]],
+                pooling: None,
+            })
+        });
+        let err = embedder(api)
+            .embed(&strings(&["a", "b"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EmbedError::WrongVectorCount {
+                    expected: 2,
+                    got: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_vector_length_is_reported() {
+        let mut api = mock(tiny());
+        api.expect_embed().returning(|_| {
+            Ok(Embeddings {
+                vectors: vec![vec![1.0, 0.0, 0.0]],
+                pooling: None,
+            })
+        });
+        let err = embedder(api).embed(&strings(&["a"])).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("3 values") && text.contains("CLOUDFLARE_EMBEDDING_MODEL"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shape_row_mismatches_become_wrong_vector_count() {
+        let mut api = mock(tiny());
+        api.expect_embed().returning(|_| {
+            Err(AiError::Shape {
+                model: "@cf/test/tiny".into(),
+                expected: ExpectedShape {
+                    rows: 2,
+                    dimensions: 2,
+                },
+                got: ShapeMismatch::Rows(5),
+            })
+        });
+        let err = embedder(api)
+            .embed(&strings(&["a", "b"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EmbedError::WrongVectorCount {
+                    expected: 2,
+                    got: 5,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_errors_say_what_to_do() {
+        let cases: Vec<(AiError, &str)> = vec![
+            (api_error(StatusCode::SERVICE_UNAVAILABLE), "retrying later"),
+            (api_error(StatusCode::TOO_MANY_REQUESTS), "retrying later"),
+            (api_error(StatusCode::FORBIDDEN), "Workers AI Read"),
+            (api_error(StatusCode::UNAUTHORIZED), "CLOUDFLARE_API_TOKEN"),
+            (
+                api_error(StatusCode::NOT_FOUND),
+                "CLOUDFLARE_EMBEDDING_MODEL",
+            ),
+            (AiError::EmptyText { index: 1 }, "text 1 is empty"),
+            (
+                api_error(StatusCode::BAD_GATEWAY).in_batch_for_test(),
+                "retrying later",
+            ),
+        ];
+        for (error, want) in cases {
+            let mut api = mock(tiny());
+            let error = std::sync::Mutex::new(Some(error));
+            api.expect_embed()
+                .returning(move |_| Err(error.lock().unwrap().take().unwrap()));
+            let err = embedder(api)
+                .embed(&strings(&["a", " "]))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, EmbedError::Other(_)), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains(want) && text.contains("@cf/test/tiny") && text.contains("2 texts"),
+                "{text} lacks {want:?}"
+            );
+        }
+    }
+
+    /// Builds a batch-wrapped error the way `embed_in_batches` does.
+    trait InBatch {
+        fn in_batch_for_test(self) -> AiError;
+    }
+
+    impl InBatch for AiError {
+        fn in_batch_for_test(self) -> AiError {
+            AiError::Batch {
+                batch: BatchPosition {
+                    number: 2,
+                    of: 2,
+                    first_text: 100,
+                    len: 1,
+                },
+                source: Box::new(self),
+            }
+        }
+    }
+
+    #[test]
+    fn fallback_needs_the_same_weights() {
+        let err = fallback_embedder(&EmbeddingModel::EMBEDDINGGEMMA_300M, Pooling::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("@cf/google/embeddinggemma-300m") && err.contains("same weights"),
+            "{err}"
+        );
+        // A local directory name is not a model name.
+        let custom = EmbeddingModel::new("@cf/acme/all-MiniLM-L6-v2", 384);
+        let err = fallback_embedder(&custom.unwrap(), Pooling::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same weights"), "{err}");
+        // The same name is the same weights, whatever the case.
+        let custom = EmbeddingModel::new("@cf/sentence-transformers/all-minilm-l6-v2", 384);
+        let dir = tempfile::tempdir().unwrap();
+        let local =
+            fallback_embedder_in(&custom.unwrap(), Pooling::Mean, Some(dir.path().into())).unwrap();
+        assert_eq!(
+            local.model_id(),
+            "@cf/sentence-transformers/all-minilm-l6-v2"
+        );
+    }
+
+    #[test]
+    fn fallback_needs_the_same_pooling() {
+        let err = fallback_embedder(&EmbeddingModel::BGE_SMALL_EN_V1_5, Pooling::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mean pooling") && err.contains("pools with cls"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fallback_needs_the_files() {
+        // An explicit directory is taken as given (checked when loading) ...
+        let dir = tempfile::tempdir().unwrap();
+        let local = fallback_embedder_in(
+            &EmbeddingModel::BGE_LARGE_EN_V1_5,
+            Pooling::Cls,
+            Some(dir.path().to_path_buf()),
+        )
+        .unwrap();
+        assert_eq!(local.model_id(), "@cf/baai/bge-large-en-v1.5");
+        assert_eq!(local.dimensions(), 1024);
+        assert_eq!(local.local().model_id(), "BAAI/bge-large-en-v1.5");
+        // ... while the per-user cache must hold them.
+        match fallback_embedder(&EmbeddingModel::BGE_LARGE_EN_V1_5, Pooling::Cls) {
+            Ok(local) => assert_eq!(local.model_id(), "@cf/baai/bge-large-en-v1.5"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.contains("cargo xtask fetch-model"), "{text}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fallback_without_weights_fails_when_embedding_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = fallback_embedder_in(
+            &EmbeddingModel::BGE_SMALL_EN_V1_5,
+            Pooling::Cls,
+            Some(dir.path().to_path_buf()),
+        )
+        .unwrap();
+        assert!(local.embed(&strings(&["x"])).await.is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! Backend selection through `MCP_MEMORY_STORAGE_BACKEND`, driven as a user would: the built
+//! binary, with the Cloudflare backend served by the local emulator.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use cloudflare_emulator::{Emulator, EmulatorConfig};
+
+/// Every `CLOUDFLARE_*` variable the backend reads, cleared so the caller's environment
+/// cannot leak into a test.
+const CLOUDFLARE_VARS: [&str; 13] = [
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_VECTORIZE_INDEX",
+    "CLOUDFLARE_D1_DATABASE_ID",
+    "CLOUDFLARE_R2_BUCKET",
+    "CLOUDFLARE_EMBEDDING_MODEL",
+    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
+    "CLOUDFLARE_MAX_RETRIES",
+    "CLOUDFLARE_BASE_DELAY",
+    "CLOUDFLARE_API_BASE_URL",
+    "CLOUDFLARE_NAMESPACE",
+    "CLOUDFLARE_REQUEST_TIMEOUT",
+    "CLOUDFLARE_RATE_LIMIT",
+];
+
+fn run(db: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-memory"));
+    command.arg("--db").arg(db).args(args);
+    for var in CLOUDFLARE_VARS {
+        command.env_remove(var);
+    }
+    command
+        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
+        .env("MCP_MEMORY_LOG", "off")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run mcp-memory")
+}
+
+fn stderr_of_failure(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "should fail; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).expect("UTF-8 errors")
+}
+
+fn stdout_of_success(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+#[test]
+fn an_unknown_backend_is_refused_with_the_supported_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &dir.path().join("m.db"),
+        &[("MCP_MEMORY_STORAGE_BACKEND", "mongo")],
+        &["list"],
+    );
+    let err = stderr_of_failure(&out);
+    for want in [
+        "MCP_MEMORY_STORAGE_BACKEND",
+        "mongo",
+        "sqlite_vec",
+        "sqlite-vec",
+        "cloudflare",
+    ] {
+        assert!(err.contains(want), "{err} lacks {want}");
+    }
+    assert!(!dir.path().join("m.db").exists(), "nothing was opened");
+}
+
+#[test]
+fn sqlite_names_select_the_embedded_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["sqlite_vec", "sqlite-vec", "sqlite"] {
+        let out = run(
+            &dir.path().join("m.db"),
+            &[("MCP_MEMORY_STORAGE_BACKEND", name)],
+            &["--json", "list"],
+        );
+        let listed: serde_json::Value = serde_json::from_str(&stdout_of_success(&out)).unwrap();
+        assert_eq!(listed["total"], 0, "{name}");
+    }
+}
+
+#[test]
+fn cloudflare_without_its_variables_lists_every_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &dir.path().join("m.db"),
+        &[
+            ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare"),
+            ("CLOUDFLARE_REQUEST_TIMEOUT", "never"),
+        ],
+        &["list"],
+    );
+    let err = stderr_of_failure(&out);
+    for want in [
+        "CLOUDFLARE_API_TOKEN",
+        "CLOUDFLARE_ACCOUNT_ID",
+        "CLOUDFLARE_VECTORIZE_INDEX",
+        "CLOUDFLARE_D1_DATABASE_ID",
+        "CLOUDFLARE_REQUEST_TIMEOUT",
+        "5 problems",
+    ] {
+        assert!(err.contains(want), "{err} lacks {want}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudflare_stores_and_searches_through_the_emulator() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let base_url = emulator.base_url();
+    let token = emulator.config().tokens[0].clone();
+    let account = emulator.config().account_ids[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let outputs = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare"),
+            ("CLOUDFLARE_API_BASE_URL", base_url.as_str()),
+            ("CLOUDFLARE_API_TOKEN", token.as_str()),
+            ("CLOUDFLARE_ACCOUNT_ID", account.as_str()),
+            (
+                "CLOUDFLARE_D1_DATABASE_ID",
+                "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8",
+            ),
+            ("CLOUDFLARE_VECTORIZE_INDEX", "cli-test"),
+            ("CLOUDFLARE_EMBEDDING_MODEL", "@cf/baai/bge-small-en-v1.5"),
+        ];
+        let stored = run(
+            &db,
+            &env,
+            &[
+                "--json",
+                "store",
+                "The cat sits on the mat.",
+                "--tags",
+                "pets",
+            ],
+        );
+        let other = run(
+            &db,
+            &env,
+            &["store", "Quarterly revenue grew by twelve percent."],
+        );
+        let again = run(&db, &env, &["--json", "store", "The cat sits on the mat."]);
+        let search = run(
+            &db,
+            &env,
+            &["search", "a kitten resting on a rug", "-n", "1"],
+        );
+        let listed = run(&db, &env, &["--json", "list"]);
+        (stored, other, again, search, listed, db)
+    })
+    .await
+    .unwrap();
+    let (stored, other, again, search, listed, db) = outputs;
+
+    let stored: serde_json::Value = serde_json::from_str(&stdout_of_success(&stored)).unwrap();
+    assert_eq!(stored["outcome"], "stored");
+    stdout_of_success(&other);
+    let again: serde_json::Value = serde_json::from_str(&stdout_of_success(&again)).unwrap();
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(again["content_hash"], stored["content_hash"]);
+
+    let search = stdout_of_success(&search);
+    let first = search.lines().next().expect("a result line");
+    assert!(first.contains("The cat sits on the mat."), "{search}");
+    assert!(first.contains("[pets]"), "{search}");
+
+    let listed: serde_json::Value = serde_json::from_str(&stdout_of_success(&listed)).unwrap();
+    assert_eq!(listed["total"], 2);
+    assert!(
+        !db.exists(),
+        "the Cloudflare backend never opens the SQLite file"
+    );
+}
