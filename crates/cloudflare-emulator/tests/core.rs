@@ -314,21 +314,23 @@ async fn latency_fault_delays_by_fixed_plus_jitter() {
         .faults()
         .add(FaultRule::latency(
             "tokens/verify",
-            Duration::from_millis(300),
+            Duration::from_millis(1500),
             Duration::from_millis(100),
         ))
         .unwrap();
-    for _ in 0..3 {
+    // The injected latency is a lower bound; the upper bounds are loose because the
+    // machine may be busy (no speed is measured here).
+    for _ in 0..2 {
         let start = Instant::now();
         h.get(VERIFY).await.result();
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(300), "{took:?}");
-        assert!(took < Duration::from_millis(1000), "{took:?}");
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
     }
     // Other paths are not delayed.
     let start = Instant::now();
     h.get("/nothing").await.error(404, 7003);
-    assert!(start.elapsed() < Duration::from_millis(250));
+    assert!(start.elapsed() < Duration::from_millis(1500));
 }
 
 async fn statuses_under(seed: u64, status: u16, n: usize) -> Vec<u16> {

@@ -412,7 +412,6 @@ fn truncate_chars(text: &str, max_chars: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::DEFAULT_MODEL_ID;
@@ -586,20 +585,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_megabyte_text_embeds_in_well_under_a_second() {
-        let _alone = TIMING_GATE.write().await;
-        let m = minilm();
-        embed_one(m, "warm up").await;
+    async fn a_megabyte_text_costs_one_forward_pass_at_the_token_limit() {
+        // Speed is a benchmark's job (examples/latency.rs); here: a megabyte of text is cut
+        // at the token limit before the model runs, so it embeds exactly like its first few
+        // thousand characters and its cost does not grow with its size.
+        let (_gate, m) = shared_minilm().await;
         let text = "Notes about the quarterly planning meeting. ".repeat((1 << 20) / 44 + 1);
         assert!(text.len() > 1_000_000);
-        // Best of three: the cost is one forward pass at the token limit, whatever the size.
-        let mut best = Duration::MAX;
-        for _ in 0..3 {
-            let started = Instant::now();
-            assert_eq!(embed_one(m, &text).await.len(), 384);
-            best = best.min(started.elapsed());
-        }
-        assert!(best < Duration::from_secs(1), "took {best:?}");
+        let prefix: String = text.chars().take(8_000).collect();
+        let whole = embed_one(m, &text).await;
+        let head = embed_one(m, &prefix).await;
+        assert_eq!(whole.len(), 384);
+        let cosine: f32 = whole.iter().zip(&head).map(|(a, b)| a * b).sum();
+        assert!(cosine > 0.9999, "cosine {cosine}");
     }
 
     #[tokio::test]
