@@ -268,36 +268,11 @@ struct DupRow {
 
 /// Groups of row indices (oldest first) that are the same memory; groups of one left out.
 fn group_duplicates(rows: &[DupRow]) -> Vec<Vec<usize>> {
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut parent: Vec<usize> = (0..rows.len()).collect();
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        for key in [row.stored.as_str(), row.recomputed.as_str()] {
-            match owner.get(key) {
-                Some(&j) => {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    parent[a.max(b)] = a.min(b);
-                }
-                None => {
-                    owner.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-    for i in 0..rows.len() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
-    }
-    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    out.sort_by_key(|g| g[0]);
-    out
+    let keys: Vec<[&str; 2]> = rows
+        .iter()
+        .map(|r| [r.stored.as_str(), r.recomputed.as_str()])
+        .collect();
+    memory_storage::duplicate_groups(&keys)
 }
 
 /// Duplicate clean-up (see [`memory_storage::MemoryStorage::cleanup_duplicates`]): one D1

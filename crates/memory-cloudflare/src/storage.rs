@@ -1480,11 +1480,7 @@ impl Inner {
         updates: &MemoryUpdate,
         preserve_timestamps: bool,
     ) -> StorageResult<Memory> {
-        let memory_type = match &updates.memory_type {
-            Some(Some(t)) => Some(normalise_memory_type(t)?),
-            Some(None) => Some(None),
-            None => None,
-        };
+        let updates = updates.normalised()?;
         let s = Statement::new(self.select("m.content_hash = ? AND m.deleted_at IS NULL"))
             .bind(hash.as_str())
             .idempotent(true);
@@ -1493,20 +1489,8 @@ impl Inner {
             return Err(StorageError::NotFound { hash: hash.clone() });
         };
         let mut memory = row.memory;
-        if let Some(tags) = &updates.tags {
-            memory.tags = tags.clone();
-        }
-        if let Some(t) = &memory_type {
-            memory.memory_type = t.clone();
-        }
-        if let Some(m) = &updates.metadata {
-            memory.metadata.merge(m.clone());
-        }
         let now = Timestamp::now();
-        memory.updated_at = now;
-        if !preserve_timestamps {
-            memory.created_at = updates.created_at.unwrap_or(now);
-        }
+        updates.apply(&mut memory, preserve_timestamps, now);
         let m = &self.tables.memories;
         let mut statements = vec![
             Statement::new(format!(

@@ -658,11 +658,7 @@ impl Inner {
         updates: &MemoryUpdate,
         preserve_timestamps: bool,
     ) -> StorageResult<Memory> {
-        let memory_type = match &updates.memory_type {
-            Some(Some(t)) => Some(normalise_memory_type(t)?),
-            Some(None) => Some(None),
-            None => None,
-        };
+        let updates = updates.normalised()?;
         self.write("updating a memory", |tx| {
             let found = tx
                 .prepare_cached(&format!(
@@ -674,20 +670,8 @@ impl Inner {
             let Some((id, mut memory)) = found else {
                 return Err(StorageError::NotFound { hash: hash.clone() }.into());
             };
-            if let Some(tags) = &updates.tags {
-                memory.tags = tags.clone();
-            }
-            if let Some(t) = &memory_type {
-                memory.memory_type = t.clone();
-            }
-            if let Some(m) = &updates.metadata {
-                memory.metadata.merge(m.clone());
-            }
             let now = Timestamp::now();
-            memory.updated_at = now;
-            if !preserve_timestamps {
-                memory.created_at = updates.created_at.unwrap_or(now);
-            }
+            updates.apply(&mut memory, preserve_timestamps, now);
             let seq = bump_counter(tx, META_SEQ)?;
             tx.execute(
                 "UPDATE memories SET tags = ?2, memory_type = ?3, metadata = ?4, \
@@ -917,37 +901,11 @@ fn duplicate_candidates(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DupRow>> {
 /// contents hash alike under the current rule, or one's content hashes to the hash
 /// another is stored under. Groups of one are left out.
 fn group_duplicates(rows: &[DupRow]) -> Vec<Vec<usize>> {
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut parent: Vec<usize> = (0..rows.len()).collect();
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        for key in [row.stored.as_str(), row.recomputed.as_str()] {
-            match owner.get(key) {
-                Some(&j) => {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    // The older root (smaller index) stays the root.
-                    parent[a.max(b)] = a.min(b);
-                }
-                None => {
-                    owner.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-    for i in 0..rows.len() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
-    }
-    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    out.sort_by_key(|g| g[0]);
-    out
+    let keys: Vec<[&str; 2]> = rows
+        .iter()
+        .map(|r| [r.stored.as_str(), r.recomputed.as_str()])
+        .collect();
+    memory_storage::duplicate_groups(&keys)
 }
 
 #[async_trait]

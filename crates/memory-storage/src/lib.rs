@@ -69,7 +69,7 @@ pub use error::{BoxError, StorageError, StorageResult};
 pub use types::{
     CleanupReport, DeleteReport, DeleteRequest, DeleteSelector, ListQuery, MAX_RESULTS,
     MemoryFilter, MemoryUpdate, SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter,
-    TagMatch, validate_limit,
+    TagMatch, duplicate_groups, validate_limit,
 };
 
 /// A place to keep memories. Object-safe: servers hold an `Arc<dyn MemoryStorage>`.

@@ -229,6 +229,88 @@ impl MemoryUpdate {
             && self.metadata.is_none()
             && self.created_at.is_none()
     }
+
+    /// The same update with its memory type normalised (trimmed; blank means none), so a
+    /// bad type is refused before anything is read or written.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Validation`] naming `memory_type`.
+    pub fn normalised(&self) -> StorageResult<Self> {
+        let memory_type = match &self.memory_type {
+            Some(Some(t)) => Some(memory_core::memory::normalise_memory_type(t)?),
+            Some(None) => Some(None),
+            None => None,
+        };
+        Ok(Self {
+            memory_type,
+            ..self.clone()
+        })
+    }
+
+    /// Applies a [normalised](MemoryUpdate::normalised) update to `memory`, as every
+    /// backend does: tags and type replaced, metadata merged, `updated_at` set to `now`,
+    /// and unless `preserve_timestamps`, `created_at` set to the update's or `now`.
+    pub fn apply(
+        &self,
+        memory: &mut memory_core::Memory,
+        preserve_timestamps: bool,
+        now: Timestamp,
+    ) {
+        if let Some(tags) = &self.tags {
+            memory.tags = tags.clone();
+        }
+        if let Some(t) = &self.memory_type {
+            memory.memory_type = t.clone();
+        }
+        if let Some(m) = &self.metadata {
+            memory.metadata.merge(m.clone());
+        }
+        memory.updated_at = now;
+        if !preserve_timestamps {
+            memory.created_at = self.created_at.unwrap_or(now);
+        }
+    }
+}
+
+/// Groups rows that are the same memory for `cleanup_duplicates`: each row has two keys
+/// (its stored hash and the hash recomputed from its content today); rows sharing any key,
+/// directly or through others, form one group. Returns the groups of two or more, each
+/// listing row indices in input order (oldest first when the input is), groups ordered by
+/// their first row.
+#[must_use]
+pub fn duplicate_groups(keys: &[[&str; 2]]) -> Vec<Vec<usize>> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, pair) in keys.iter().enumerate() {
+        for key in pair {
+            match owner.get(key) {
+                Some(&j) => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    // The older root (smaller index) stays the root.
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    owner.insert(key, i);
+                }
+            }
+        }
+    }
+    let mut groups: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
+    for i in 0..keys.len() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    out.sort_by_key(|g| g[0]);
+    out
 }
 
 /// Which memories a bulk delete selects. Given conditions combine with AND; at least one
