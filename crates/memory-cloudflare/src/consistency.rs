@@ -9,10 +9,13 @@ use cloudflare_d1::{Param, Statement};
 use cloudflare_r2::{ListObjects, list_all_pages};
 use cloudflare_vectorize::{ListVectors, MAX_LIST_COUNT};
 use memory_core::{ContentHash, Timestamp};
-use memory_storage::{CleanupReport, StorageResult};
+use memory_storage::{
+    CleanupReport, ConsistencyIssue, ConsistencyReport as GenericReport, IssueKind,
+    RepairReport as GenericRepair, StorageResult,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::error_map::{bad_row, r2_error, vectorize_error};
+use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
 use crate::rows::{StoredRow, epoch_text, text};
 use crate::sql::link_statements;
 use crate::storage::{CloudflareStorage, GET_BY_IDS_CHUNK, Inner, union_tags};
@@ -29,6 +32,9 @@ pub struct ConsistencyReport {
     pub vectors_without_rows: Vec<String>,
     /// R2 keys (under this store's prefix) that no live row points to.
     pub r2_objects_without_rows: Vec<String>,
+    /// Live rows examined.
+    #[serde(default)]
+    pub live_rows: u64,
 }
 
 impl ConsistencyReport {
@@ -38,6 +44,48 @@ impl ConsistencyReport {
         self.rows_without_vectors.is_empty()
             && self.vectors_without_rows.is_empty()
             && self.r2_objects_without_rows.is_empty()
+    }
+}
+
+impl ConsistencyReport {
+    /// The backend-neutral form ([`memory_storage::ConsistencyReport`]): rows without
+    /// vectors are [`IssueKind::MissingVector`], vectors without rows
+    /// [`IssueKind::StrayVector`], R2 objects without rows [`IssueKind::StrayObject`].
+    #[must_use]
+    pub fn to_generic(&self) -> GenericReport {
+        let mut issues = Vec::new();
+        for hash in &self.rows_without_vectors {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::MissingVector,
+                hash.as_str(),
+                "the memory's row is in D1 but its vector is not in Vectorize, so semantic \
+                 search cannot find it; `repair` embeds it again and writes the vector",
+            ));
+        }
+        for id in &self.vectors_without_rows {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::StrayVector,
+                id.clone(),
+                "a vector of this store's namespace with no live row in D1 (a write or \
+                 delete failed half-way); it takes places in search results; `repair` \
+                 deletes it",
+            ));
+        }
+        for key in &self.r2_objects_without_rows {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::StrayObject,
+                key.clone(),
+                "an R2 object under this store's prefix that no live row points to; it \
+                 only costs storage; `repair` deletes it",
+            ));
+        }
+        let mut report = GenericReport {
+            backend: BACKEND.into(),
+            memories_checked: self.live_rows,
+            issues,
+        };
+        report.sort();
+        report
     }
 }
 
@@ -52,6 +100,74 @@ pub struct RepairReport {
     pub vectors_deleted: u64,
     /// Orphan R2 objects deleted.
     pub r2_objects_deleted: u64,
+}
+
+impl RepairReport {
+    /// Issues fixed: vectors written, vectors deleted and objects deleted.
+    #[must_use]
+    pub fn fixed(&self) -> u64 {
+        self.vectors_written + self.vectors_deleted + self.r2_objects_deleted
+    }
+
+    /// One line per kind of fix done, with its count.
+    #[must_use]
+    pub fn actions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.vectors_written > 0 {
+            out.push(format!(
+                "re-embedded {} memor{} and wrote the missing vector{}",
+                self.vectors_written,
+                if self.vectors_written == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                if self.vectors_written == 1 { "" } else { "s" }
+            ));
+        }
+        if self.vectors_deleted > 0 {
+            out.push(format!(
+                "deleted {} stray vector{} from Vectorize",
+                self.vectors_deleted,
+                if self.vectors_deleted == 1 { "" } else { "s" }
+            ));
+        }
+        if self.r2_objects_deleted > 0 {
+            out.push(format!(
+                "deleted {} orphan R2 object{}",
+                self.r2_objects_deleted,
+                if self.r2_objects_deleted == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+        }
+        out
+    }
+}
+
+/// [`MemoryStorage::check`](memory_storage::MemoryStorage::check): the inherent check in
+/// the generic form.
+pub(crate) async fn generic_check(store: &CloudflareStorage) -> StorageResult<GenericReport> {
+    Ok(store.check().await?.to_generic())
+}
+
+/// [`MemoryStorage::repair`](memory_storage::MemoryStorage::repair): the inherent repair,
+/// then a check whose findings are what remains.
+///
+/// Vectorize applies writes a few seconds after accepting them, so on Cloudflare (not on
+/// the emulator) vectors written or deleted by this repair may still be listed as remaining;
+/// run `check` again a little later.
+pub(crate) async fn generic_repair(store: &CloudflareStorage) -> StorageResult<GenericRepair> {
+    let done = store.repair().await?;
+    let after = store.check().await?.to_generic();
+    Ok(GenericRepair {
+        found: done.found.to_generic(),
+        fixed: done.fixed(),
+        actions: done.actions(),
+        remaining: after.issues,
+    })
 }
 
 impl CloudflareStorage {
@@ -153,6 +269,7 @@ impl Inner {
         ))
         .idempotent(true);
         let r = self.query("listing rows to check", s).await?;
+        let mut live_rows = 0u64;
         let mut live_vids: HashMap<String, String> = HashMap::new();
         let mut all_vids: HashSet<String> = HashSet::new();
         let mut live_keys: HashSet<String> = HashSet::new();
@@ -166,6 +283,7 @@ impl Inner {
             });
             all_vids.insert(vid.clone());
             if live {
+                live_rows += 1;
                 live_vids.insert(vid, hash);
                 if let Some(k) = text(row, "r2_key").filter(|k| !k.is_empty()) {
                     live_keys.insert(k);
@@ -255,6 +373,7 @@ impl Inner {
             rows_without_vectors,
             vectors_without_rows: strays,
             r2_objects_without_rows: orphans,
+            live_rows,
         })
     }
 }

@@ -67,6 +67,10 @@ use crate::sql::{Conditions, RowValues, link_statements, now_text, store_stateme
 /// cap, and the emulator's).
 pub const GET_BY_IDS_CHUNK: usize = 20;
 
+/// Hashes per D1 query of `get_embeddings` (each query's hashes then go to Vectorize in
+/// `get_by_ids` calls of [`GET_BY_IDS_CHUNK`]).
+pub const GET_EMBEDDINGS_D1_CHUNK: usize = 500;
+
 /// The topK of every semantic query: the most Vectorize returns without values or metadata.
 pub const QUERY_TOP_K: u32 = 100;
 
@@ -806,6 +810,18 @@ impl MemoryStorage for CloudflareStorage {
         Ok(r.rows.first().map_or(0, |row| count(row, "n")))
     }
 
+    async fn get_embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        self.inner.embeddings(hashes).await
+    }
+
+    async fn check(&self) -> StorageResult<memory_storage::ConsistencyReport> {
+        crate::consistency::generic_check(self).await
+    }
+
+    async fn repair(&self) -> StorageResult<memory_storage::RepairReport> {
+        crate::consistency::generic_repair(self).await
+    }
+
     async fn get_by_hash(&self, hash: &ContentHash) -> StorageResult<Option<Memory>> {
         let i = &*self.inner;
         let s = Statement::new(i.select("m.content_hash = ? AND m.deleted_at IS NULL"))
@@ -1333,6 +1349,73 @@ impl Inner {
                     }),
                 }
             })
+            .collect())
+    }
+
+    /// The stored vectors of `hashes` (see [`MemoryStorage::get_embeddings`]): per
+    /// [`GET_EMBEDDINGS_D1_CHUNK`] hashes, one D1 query for which are live and their vector
+    /// ids, then `get_by_ids` calls of [`GET_BY_IDS_CHUNK`] ids.
+    async fn embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        let mut found: HashMap<String, Vec<f32>> = HashMap::new();
+        for chunk in hashes.chunks(GET_EMBEDDINGS_D1_CHUNK) {
+            let s = Statement::new(format!(
+                "SELECT content_hash, vector_id FROM {} WHERE deleted_at IS NULL AND \
+                 content_hash IN (SELECT value FROM json_each(?))",
+                self.tables.memories
+            ))
+            .bind(json_strings(chunk.iter().map(ContentHash::as_str)))
+            .idempotent(true);
+            let r = self
+                .query("looking up memories to read their vectors", s)
+                .await?;
+            let mut hash_of: HashMap<String, String> = HashMap::with_capacity(r.rows.len());
+            for row in &r.rows {
+                let Some(hash) = text(row, "content_hash") else {
+                    continue;
+                };
+                let vid = match text(row, "vector_id") {
+                    Some(v) => v,
+                    None => match hash.parse::<ContentHash>() {
+                        Ok(h) => self.vector_id(&h),
+                        Err(_) => continue,
+                    },
+                };
+                hash_of.insert(vid, hash);
+            }
+            let ids: Vec<String> = hash_of.keys().cloned().collect();
+            let calls: Vec<Vec<String>> = ids
+                .chunks(GET_BY_IDS_CHUNK)
+                .map(<[String]>::to_vec)
+                .collect();
+            let vectors: Vec<Vec<Vector>> = futures::stream::iter(calls)
+                .map(|ids| async move {
+                    self.parts
+                        .vectorize
+                        .get_by_ids(ids)
+                        .await
+                        .map_err(|e| vectorize_error("reading stored vectors", e))
+                })
+                .buffer_unordered(PARALLEL_CALLS)
+                .try_collect()
+                .await?;
+            for v in vectors.into_iter().flatten() {
+                let Some(hash) = hash_of.get(&v.id) else {
+                    continue;
+                };
+                if v.values.len() == self.dims && v.values.iter().all(|x| x.is_finite()) {
+                    found.insert(hash.clone(), v.values);
+                } else {
+                    tracing::warn!(
+                        %hash,
+                        values = v.values.len(),
+                        "not handing out an unusable vector; run `mcp-memory repair`"
+                    );
+                }
+            }
+        }
+        Ok(hashes
+            .iter()
+            .map(|h| found.get(h.as_str()).cloned())
             .collect())
     }
 

@@ -546,3 +546,93 @@ async fn store_batch_reports_duplicates_per_memory_and_writes_every_vector() {
     );
     assert!(store.check().await.unwrap().is_consistent());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trait_check_and_repair_report_each_issue_in_the_generic_form() {
+    use memory_storage::IssueKind;
+    let (store, _emulator) = emulator_storage().await;
+    let kept = Memory::new("a memory whose vector goes missing").unwrap();
+    let kept_hash = kept.content_hash().clone();
+    store.store(kept).await.unwrap();
+    store
+        .store(Memory::new("a healthy memory").unwrap())
+        .await
+        .unwrap();
+    let i = &store.inner;
+    i.delete_vectors("test", vec![kept_hash.as_str().to_owned()])
+        .await
+        .unwrap();
+    i.upsert("test", vec![Vector::new("stray", vec![1.0; 384])])
+        .await
+        .unwrap();
+    let r2 = i.parts.r2.clone().unwrap();
+    r2.put_object(PutObject::new("memories/orphan", b"x".to_vec()))
+        .await
+        .unwrap();
+
+    let dyn_store: &dyn MemoryStorage = &store;
+    let found = dyn_store.check().await.unwrap();
+    assert_eq!(found.backend, "cloudflare");
+    assert_eq!(found.memories_checked, 2);
+    let kinds: Vec<(IssueKind, &str)> = found
+        .issues
+        .iter()
+        .map(|i| (i.kind, i.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (IssueKind::MissingVector, kept_hash.as_str()),
+            (IssueKind::StrayVector, "stray"),
+            (IssueKind::StrayObject, "memories/orphan"),
+        ]
+    );
+    assert!(found.issues.iter().all(|i| i.detail.contains("`repair`")));
+
+    let done = dyn_store.repair().await.unwrap();
+    assert_eq!(done.found, found);
+    assert_eq!(done.fixed, 3);
+    assert_eq!(done.actions.len(), 3, "{:?}", done.actions);
+    assert!(done.remaining.is_empty(), "{:?}", done.remaining);
+    assert!(dyn_store.check().await.unwrap().is_consistent());
+    assert!(
+        dyn_store.get_embeddings(&[kept_hash]).await.unwrap()[0].is_some(),
+        "the repaired vector is handed out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_embeddings_follows_namespaced_vector_ids_and_ignores_other_tenants() {
+    let (store, emulator) = crate::testing::emulator_storage_ns("team_a").await;
+    let other = CloudflareStorage::from_parts(
+        parts_on(&emulator, local_embedder(), true),
+        Options {
+            namespace: Some(Namespace::new("team_b").unwrap()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    other.initialize().await.unwrap();
+    let mut v = vec![0.0f32; 384];
+    v[7] = 1.0;
+    let m = Memory::new("a note of team a")
+        .unwrap()
+        .with_embedding(v.clone());
+    let hash = m.content_hash().clone();
+    store.store(m).await.unwrap();
+    let only_b = Memory::new("a note of team b").unwrap();
+    let b_hash = only_b.content_hash().clone();
+    other.store(only_b).await.unwrap();
+    assert_ne!(
+        store.inner.vector_id(&hash),
+        hash.as_str(),
+        "ids are namespaced"
+    );
+    let got = store
+        .get_embeddings(&[hash.clone(), b_hash.clone()])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Some(v), None]);
+    assert!(other.get_embeddings(&[hash]).await.unwrap()[0].is_none());
+    assert!(other.get_embeddings(&[b_hash]).await.unwrap()[0].is_some());
+}

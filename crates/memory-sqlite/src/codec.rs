@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp, ValidationError};
 use rusqlite::Row;
-use rusqlite::types::Type;
+use rusqlite::types::{Type, ValueRef};
 
 /// Bytes per stored vector element (little-endian `f32`).
 const F32_BYTES: usize = 4;
@@ -41,6 +41,84 @@ pub(crate) fn decode_embedding_into(
         blob.chunks_exact(F32_BYTES)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
     );
+    Ok(())
+}
+
+/// How far a stored vector's squared norm may be from 1 before `check` calls it unusable
+/// (every vector this crate writes is within [`UNIT_NORM_TOLERANCE`]).
+const STORED_NORM_TOLERANCE: f32 = 1e-3;
+
+/// Why a stored embedding cannot be searched with (see [`decode_stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredProblem {
+    /// True when there is no vector at all (NULL, empty, not a blob); false when there is
+    /// one but it is unusable.
+    pub(crate) missing: bool,
+    /// What is wrong, as a sentence fragment (`the embedding has 12 bytes, ...`).
+    pub(crate) detail: String,
+}
+
+impl StoredProblem {
+    fn missing(detail: impl Into<String>) -> Self {
+        Self {
+            missing: true,
+            detail: detail.into(),
+        }
+    }
+
+    fn invalid(detail: impl Into<String>) -> Self {
+        Self {
+            missing: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Decodes an `embedding` column value into `out` (cleared first) and checks that it can be
+/// searched with: a blob of `dims` finite little-endian `f32`s of unit length.
+pub(crate) fn decode_stored(
+    value: ValueRef<'_>,
+    dims: usize,
+    out: &mut Vec<f32>,
+) -> Result<(), StoredProblem> {
+    let blob = match value {
+        ValueRef::Blob([]) => {
+            return Err(StoredProblem::missing("the embedding is empty"));
+        }
+        ValueRef::Blob(b) => b,
+        ValueRef::Null => return Err(StoredProblem::missing("the embedding is NULL")),
+        other => {
+            return Err(StoredProblem::missing(format!(
+                "the embedding is {} {:?} value, not a blob",
+                if matches!(other.data_type(), Type::Integer) {
+                    "an"
+                } else {
+                    "a"
+                },
+                other.data_type()
+            )));
+        }
+    };
+    decode_embedding_into(blob, dims, out).map_err(|bytes| {
+        StoredProblem::invalid(format!(
+            "the embedding has {bytes} bytes, not {} ({dims} dimensions)",
+            dims * F32_BYTES
+        ))
+    })?;
+    if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+        return Err(StoredProblem::invalid(format!(
+            "element {i} of the embedding is NaN or infinite"
+        )));
+    }
+    let norm_sq: f32 = out.iter().map(|x| x * x).sum();
+    if norm_sq == 0.0 {
+        return Err(StoredProblem::invalid("the embedding is all zeros"));
+    }
+    if !norm_sq.is_finite() || (norm_sq - 1.0).abs() > STORED_NORM_TOLERANCE {
+        return Err(StoredProblem::invalid(format!(
+            "the embedding is not unit length (squared norm {norm_sq})"
+        )));
+    }
     Ok(())
 }
 
@@ -212,6 +290,35 @@ mod tests {
     #[test]
     fn blob_of_the_wrong_length_is_refused() {
         assert_eq!(decode_embedding_into(&[0; 12], 4, &mut Vec::new()), Err(12));
+    }
+
+    #[test]
+    fn stored_embeddings_are_told_apart_missing_invalid_and_usable() {
+        let mut out = Vec::new();
+        let check = |v: ValueRef<'_>, out: &mut Vec<f32>| decode_stored(v, 2, out);
+        assert!(check(ValueRef::Blob(&encode_embedding(&[0.6, 0.8])), &mut out).is_ok());
+        assert_eq!(out, [0.6, 0.8]);
+        for missing in [
+            ValueRef::Null,
+            ValueRef::Blob(&[]),
+            ValueRef::Text(b"x"),
+            ValueRef::Integer(1),
+        ] {
+            let p = check(missing, &mut out).unwrap_err();
+            assert!(p.missing, "{p:?}");
+        }
+        for (blob, says) in [
+            (vec![0u8; 12], "12 bytes, not 8"),
+            (encode_embedding(&[f32::NAN, 1.0]), "element 0"),
+            (encode_embedding(&[0.0, 0.0]), "all zeros"),
+            (encode_embedding(&[3.0, 4.0]), "not unit length"),
+        ] {
+            let p = check(ValueRef::Blob(&blob), &mut out).unwrap_err();
+            assert!(
+                !p.missing && p.detail.contains(says),
+                "{p:?} should say {says}"
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ mod codec;
 mod conditions;
 pub mod config;
 mod connection;
+mod consistency;
 mod live_index;
 mod schema;
 mod storage;
@@ -68,4 +69,4 @@ mod tests;
 
 pub use config::{DEFAULT_RELATIVE_PATH, SqliteConfig};
 pub use schema::SCHEMA_VERSION;
-pub use storage::SqliteStorage;
+pub use storage::{GET_EMBEDDINGS_CHUNK, SqliteStorage};

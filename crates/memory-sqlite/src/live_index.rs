@@ -10,6 +10,11 @@
 //! nothing. Hard deletes (purging tombstones) leave no row to find, so they increment
 //! `meta.purge_epoch`, upon which the index drops the ids that are no longer live.
 //!
+//! Live rows whose embedding cannot be searched with (missing, wrong size, NaN, not unit
+//! length) are kept out, with a warning; `check` reports them and `repair` embeds them
+//! again. `verify` compares the index with a snapshot of the table and `rebuild` reloads it,
+//! for `check` and `repair` of writes that bypassed `meta.seq`.
+//!
 //! Refreshes are serialised by one mutex and each reads a newer snapshot than the one
 //! before, so changes are applied in commit order. Searches take a read lock and run in
 //! parallel with each other.
@@ -22,7 +27,7 @@ use memory_storage::{MemoryFilter, TagMatch};
 use rusqlite::types::Type;
 use rusqlite::{Connection, Row};
 
-use crate::codec::decode_embedding_into;
+use crate::codec::decode_stored;
 use crate::connection::lock;
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, meta_counter};
 use crate::vector::{DimensionMismatch, Hit, VectorIndex};
@@ -105,43 +110,38 @@ struct LiveRow {
     tags: String,
 }
 
-/// An embedding blob of the wrong size: the file was written with other dimensions.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the embedding of row {id} has {bytes} bytes, not {expected} ({dims} dimensions); \
-     the file holds vectors of another model: re-embed it into a new store"
-)]
-struct CorruptEmbedding {
-    id: i64,
-    bytes: usize,
-    expected: usize,
-    dims: usize,
+/// A row as a change to the index.
+#[derive(Debug)]
+enum Change {
+    /// A live row with a usable vector: put it in the index.
+    Live(LiveRow),
+    /// A soft-deleted row: take it out.
+    Deleted,
+    /// A live row whose embedding cannot be searched with (missing, wrong size, NaN...):
+    /// kept out of the index until `repair` embeds it again.
+    Unusable,
 }
 
 /// Reads columns `id, deleted, embedding, created_at_us, memory_type, tags` from index 0.
-fn read_change(row: &Row<'_>, dims: usize) -> rusqlite::Result<(i64, Option<LiveRow>)> {
+fn read_change(row: &Row<'_>, dims: usize) -> rusqlite::Result<(i64, Change)> {
     let id: i64 = row.get(0)?;
     let deleted: bool = row.get(1)?;
     if deleted {
-        return Ok((id, None));
+        return Ok((id, Change::Deleted));
     }
-    let blob = row.get_ref(2)?.as_blob()?;
     let mut vector = Vec::with_capacity(dims);
-    decode_embedding_into(blob, dims, &mut vector).map_err(|bytes| {
-        rusqlite::Error::FromSqlConversionFailure(
-            2,
-            Type::Blob,
-            Box::new(CorruptEmbedding {
-                id,
-                bytes,
-                expected: dims * 4,
-                dims,
-            }),
-        )
-    })?;
+    if let Err(problem) = decode_stored(row.get_ref(2)?, dims, &mut vector) {
+        tracing::warn!(
+            row = id,
+            problem = %problem.detail,
+            "a live memory has an unusable embedding and is left out of semantic search; \
+             run `mcp-memory check`, then `mcp-memory repair`"
+        );
+        return Ok((id, Change::Unusable));
+    }
     Ok((
         id,
-        Some(LiveRow {
+        Change::Live(LiveRow {
             vector,
             created_us: row.get(3)?,
             memory_type: row.get(4)?,
@@ -228,30 +228,7 @@ impl LiveIndex {
         // Read the version before the snapshot: a commit in between is then seen as a
         // change by the next refresh, never missed.
         let data_version = data_version(&conn)?;
-        let tx = conn.transaction()?;
-        let last_seq = meta_counter(&tx, META_SEQ)?;
-        let purge_epoch = meta_counter(&tx, META_PURGE_EPOCH)?;
-        let live: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM memories WHERE deleted_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut state = IndexState {
-            vectors: VectorIndex::with_capacity(dims, usize::try_from(live).unwrap_or(0)),
-            symbols: Symbols::default(),
-        };
-        {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {CHANGE_COLUMNS} FROM memories WHERE deleted_at IS NULL"
-            ))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                if let (id, Some(live)) = read_change(row, dims.get())? {
-                    state.upsert(id, &live).map_err(dims_error)?;
-                }
-            }
-        }
-        tx.finish()?;
+        let (state, last_seq, purge_epoch) = load_state(&mut conn, dims)?;
         Ok(Self {
             dims,
             state: RwLock::new(state),
@@ -262,6 +239,55 @@ impl LiveIndex {
                 purge_epoch,
             }),
         })
+    }
+
+    /// Throws the index away and loads every live embedding again (what `repair` does
+    /// when [`verify`](Self::verify) found a disagreement).
+    pub(crate) fn rebuild(&self) -> rusqlite::Result<()> {
+        let mut guard = lock(&self.follower);
+        let follower = &mut *guard;
+        let data_version = data_version(&follower.conn)?;
+        let (state, last_seq, purge_epoch) = load_state(&mut follower.conn, self.dims)?;
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
+        follower.data_version = Some(data_version);
+        follower.last_seq = last_seq;
+        follower.purge_epoch = purge_epoch;
+        Ok(())
+    }
+
+    /// Compares the index with a snapshot of the table taken at change sequence `seq` and
+    /// purge epoch `purge_epoch`: `expected` maps the row id of every live memory with a
+    /// usable vector to [`fingerprint`] of that vector. `None` when the index has followed
+    /// the file to another point than the snapshot (refresh and take a new snapshot);
+    /// otherwise the disagreements, by row id.
+    pub(crate) fn verify(
+        &self,
+        seq: i64,
+        purge_epoch: i64,
+        expected: &HashMap<i64, u64>,
+    ) -> Option<Vec<IndexDisagreement>> {
+        let follower = lock(&self.follower);
+        if follower.last_seq != seq || follower.purge_epoch != purge_epoch {
+            return None;
+        }
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for (&id, &print) in expected {
+            match state.vectors.vector(id) {
+                None => out.push(IndexDisagreement::Absent(id)),
+                Some(v) if fingerprint(v) != print => out.push(IndexDisagreement::Stale(id)),
+                Some(_) => {}
+            }
+        }
+        for &id in state.vectors.ids() {
+            if !expected.contains_key(&id) {
+                out.push(IndexDisagreement::Extra(id));
+            }
+        }
+        drop(state);
+        drop(follower);
+        out.sort_by_key(|d| d.id());
+        Some(out)
     }
 
     /// Number of vectors held.
@@ -295,7 +321,7 @@ impl LiveIndex {
         } else {
             None
         };
-        let changes: Vec<(i64, Option<LiveRow>)> = if last_seq != follower.last_seq {
+        let changes: Vec<(i64, Change)> = if last_seq != follower.last_seq {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {CHANGE_COLUMNS} FROM memories WHERE seq > ?1 ORDER BY seq"
             ))?;
@@ -313,8 +339,8 @@ impl LiveIndex {
         let changed = changes.len();
         for (id, row) in changes {
             match row {
-                Some(row) => state.upsert(id, &row).map_err(dims_error)?,
-                None => {
+                Change::Live(row) => state.upsert(id, &row).map_err(dims_error)?,
+                Change::Deleted | Change::Unusable => {
                     state.vectors.remove(id);
                 }
             }
@@ -343,6 +369,70 @@ impl LiveIndex {
             .vectors
             .search(query, k, min_score, |row| compiled.matches(row))
     }
+}
+
+/// How the index disagrees with the table about one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexDisagreement {
+    /// A live row with a usable vector is not in the index: search cannot find it.
+    Absent(i64),
+    /// The index holds another vector than the row.
+    Stale(i64),
+    /// The index holds a row that is deleted, gone, or has no usable vector.
+    Extra(i64),
+}
+
+impl IndexDisagreement {
+    /// The row id concerned.
+    pub(crate) fn id(self) -> i64 {
+        match self {
+            Self::Absent(id) | Self::Stale(id) | Self::Extra(id) => id,
+        }
+    }
+}
+
+/// A 64-bit FNV-1a hash of a vector's bit patterns: equal vectors, equal prints.
+pub(crate) fn fingerprint(v: &[f32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in v {
+        for b in x.to_bits().to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Reads every live, usable embedding in one snapshot: the state, `meta.seq` and
+/// `meta.purge_epoch` as of that snapshot.
+fn load_state(
+    conn: &mut Connection,
+    dims: NonZeroUsize,
+) -> rusqlite::Result<(IndexState, i64, i64)> {
+    let tx = conn.transaction()?;
+    let last_seq = meta_counter(&tx, META_SEQ)?;
+    let purge_epoch = meta_counter(&tx, META_PURGE_EPOCH)?;
+    let live: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM memories WHERE deleted_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut state = IndexState {
+        vectors: VectorIndex::with_capacity(dims, usize::try_from(live).unwrap_or(0)),
+        symbols: Symbols::default(),
+    };
+    {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM memories WHERE deleted_at IS NULL"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if let (id, Change::Live(live)) = read_change(row, dims.get())? {
+                state.upsert(id, &live).map_err(dims_error)?;
+            }
+        }
+    }
+    tx.finish()?;
+    Ok((state, last_seq, purge_epoch))
 }
 
 /// `PRAGMA data_version` of `conn`: changes when another connection commits.

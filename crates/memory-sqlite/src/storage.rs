@@ -19,15 +19,17 @@ use memory_core::{
 };
 use memory_embed::Embedder;
 use memory_storage::{
-    CleanupReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter, MemoryStorage,
-    MemoryUpdate, SemanticQuery, StorageError, StorageResult, StorageStats, StoreOutcome, TagCount,
-    validate_limit,
+    CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
+    MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageError, StorageResult,
+    StorageStats, StoreOutcome, TagCount, validate_limit,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
 use tokio::task::JoinError;
 
-use crate::codec::{MEMORY_COLUMNS, encode_embedding, json_ids, memory_from_row, unit_vector};
+use crate::codec::{
+    MEMORY_COLUMNS, decode_stored, encode_embedding, json_ids, memory_from_row, unit_vector,
+};
 use crate::conditions::Conditions;
 use crate::config::SqliteConfig;
 use crate::connection::{
@@ -35,6 +37,9 @@ use crate::connection::{
 };
 use crate::live_index::LiveIndex;
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter, check_model, migrate, user_version};
+
+/// Hashes per query of [`MemoryStorage::get_embeddings`].
+pub const GET_EMBEDDINGS_CHUNK: usize = 500;
 
 /// Microseconds in the 7 days that [`StorageStats::memories_this_week`] counts.
 const WEEK_MICROS: i64 = 7 * 24 * 60 * 60 * 1_000_000;
@@ -50,17 +55,17 @@ const WEEK_MICROS: i64 = 7 * 24 * 60 * 60 * 1_000_000;
 /// lists and search results small; [`get_embedding`](Self::get_embedding) reads one.
 #[derive(Clone)]
 pub struct SqliteStorage {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: SqliteConfig,
+pub(crate) struct Inner {
+    pub(crate) config: SqliteConfig,
     embedder: Arc<dyn Embedder>,
-    model: String,
-    dims: NonZeroUsize,
+    pub(crate) model: String,
+    pub(crate) dims: NonZeroUsize,
     writer: Mutex<Connection>,
     readers: ReaderPool,
-    index: LiveIndex,
+    pub(crate) index: LiveIndex,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -78,7 +83,10 @@ impl SqliteStorage {
     /// directories and the schema as needed, and loads the embeddings into memory.
     ///
     /// Fails with [`StorageError::ModelMismatch`] when the file holds memories embedded by
-    /// another model or with other dimensions than `embedder`'s.
+    /// another model or with other dimensions than `embedder`'s. A live memory whose stored
+    /// embedding is unusable (empty, wrong size, NaN...) does not stop the open: it is left
+    /// out of semantic search, with a warning, until
+    /// [`repair`](MemoryStorage::repair) embeds it again.
     pub async fn open(
         path: impl Into<PathBuf>,
         embedder: Arc<dyn Embedder>,
@@ -186,7 +194,7 @@ impl SqliteStorage {
     }
 
     /// Runs `f` on the blocking pool.
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> StorageResult<T> + Send + 'static,
     ) -> StorageResult<T> {
@@ -197,7 +205,7 @@ impl SqliteStorage {
     }
 
     /// Embeds `texts` in one call, checking what the model returns.
-    async fn embed(&self, texts: Vec<String>) -> StorageResult<Vec<Vec<f32>>> {
+    pub(crate) async fn embed(&self, texts: Vec<String>) -> StorageResult<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -285,7 +293,7 @@ fn join_error(e: JoinError) -> StorageError {
 }
 
 /// `usize` → SQLite integer, saturating (SQLite integers are `i64`).
-fn sql_int(n: usize) -> i64 {
+pub(crate) fn sql_int(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -342,12 +350,12 @@ impl Inner {
         })
     }
 
-    fn db_err(&self, action: &str, e: rusqlite::Error) -> StorageError {
+    pub(crate) fn db_err(&self, action: &str, e: rusqlite::Error) -> StorageError {
         db_error(action, &self.config.path, e)
     }
 
     /// Runs `f` on a pooled reader.
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         action: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -357,7 +365,7 @@ impl Inner {
     }
 
     /// Runs `body` in a write transaction, then brings the vector index up to date.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         action: &str,
         body: impl FnMut(&Transaction<'_>) -> Result<T, TxError>,
@@ -373,6 +381,42 @@ impl Inner {
             tracing::warn!(error = %e, "refreshing the vector index after {action} failed");
         }
         result
+    }
+
+    /// The stored vectors of `hashes` (see [`MemoryStorage::get_embeddings`]): one query
+    /// per [`GET_EMBEDDINGS_CHUNK`] hashes on one pooled reader.
+    fn embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        let dims = self.dims.get();
+        let mut found: HashMap<String, Vec<f32>> = HashMap::with_capacity(hashes.len());
+        self.read("reading embeddings", |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT content_hash, embedding FROM memories \
+                 WHERE content_hash IN (SELECT value FROM json_each(?1)) AND deleted_at IS NULL",
+            )?;
+            for chunk in hashes.chunks(GET_EMBEDDINGS_CHUNK) {
+                let list = crate::codec::json_strings(chunk.iter().map(ContentHash::as_str));
+                let mut rows = stmt.query([list])?;
+                while let Some(row) = rows.next()? {
+                    let hash: String = row.get(0)?;
+                    let mut v = Vec::with_capacity(dims);
+                    match decode_stored(row.get_ref(1)?, dims, &mut v) {
+                        Ok(()) => {
+                            found.insert(hash, v);
+                        }
+                        Err(problem) => tracing::warn!(
+                            %hash,
+                            problem = %problem.detail,
+                            "not handing out an unusable embedding; run `mcp-memory repair`"
+                        ),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(hashes
+            .iter()
+            .map(|h| found.get(h.as_str()).cloned())
+            .collect())
     }
 
     /// Whether a live memory has this hash.
@@ -856,7 +900,7 @@ fn put_memory(
 }
 
 /// Replaces the `memory_tags` rows of a memory.
-fn set_tags(tx: &Transaction<'_>, id: i64, tags: &Tags) -> rusqlite::Result<()> {
+pub(crate) fn set_tags(tx: &Transaction<'_>, id: i64, tags: &Tags) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM memory_tags WHERE memory_id = ?1")?
         .execute([id])?;
     let mut insert =
@@ -1075,6 +1119,14 @@ impl MemoryStorage for SqliteStorage {
         self.run(move |inner| inner.get_by_hash(&hash)).await
     }
 
+    async fn get_embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes = hashes.to_vec();
+        self.run(move |inner| inner.embeddings(&hashes)).await
+    }
+
     async fn delete(&self, hash: &ContentHash) -> StorageResult<()> {
         let hash = hash.clone();
         self.run(move |inner| {
@@ -1130,5 +1182,13 @@ impl MemoryStorage for SqliteStorage {
 
     async fn purge_deleted(&self, older_than: Option<Timestamp>) -> StorageResult<u64> {
         self.run(move |inner| inner.purge(older_than)).await
+    }
+
+    async fn check(&self) -> StorageResult<ConsistencyReport> {
+        crate::consistency::check(self).await
+    }
+
+    async fn repair(&self) -> StorageResult<RepairReport> {
+        crate::consistency::repair(self).await
     }
 }

@@ -67,6 +67,10 @@
 //!   within the range only, no time expression behaves like retrieve.
 //! * **Figures**: stats (totals, tags, last-7-days, content bytes, tombstones, backend and
 //!   model), tag counts ordered by use then name, duplicate cleanup is a no-op on a clean store.
+//! * **Embeddings and consistency**: `get_embeddings` gives stored vectors in input order (a
+//!   carried unit vector bit for bit, a longer one scaled to unit length), `None` for unknown
+//!   and deleted hashes, nothing for nothing; `check` of a healthy store finds nothing and
+//!   `repair` of it fixes 0 and changes no memory.
 //! * **Batches and concurrency**: batch outcomes in input order with per-item duplicates;
 //!   50 concurrent stores all land; concurrent stores of one content store it exactly once;
 //!   `initialize` is idempotent and keeps data.
@@ -285,6 +289,11 @@ macro_rules! __conformance_cases {
             purge_deleted_removes_tombstones_and_frees_the_hash,
             purge_deleted_honours_older_than,
             cleanup_duplicates_on_a_clean_store_changes_nothing,
+            // embeddings and consistency
+            get_embeddings_returns_stored_vectors_in_input_order,
+            get_embeddings_of_many_hashes_matches_each_one,
+            check_of_an_empty_store_is_consistent,
+            check_and_repair_of_a_healthy_store_find_and_change_nothing,
             // batches, concurrency, lifecycle
             store_batch_reports_outcomes_in_input_order,
             concurrent_stores_of_distinct_content_all_succeed,
@@ -2672,6 +2681,255 @@ pub async fn cleanup_duplicates_on_a_clean_store_changes_nothing(store: &dyn Mem
 }
 
 // ---------------------------------------------------------------------------------------------
+// Embeddings and consistency
+// ---------------------------------------------------------------------------------------------
+
+/// A deterministic vector of `dims` elements, none zero, unit length computed in `f32` (so
+/// its squared norm is 1 within rounding). `seed` makes different vectors.
+fn unit_test_vector(dims: usize, seed: usize) -> Vec<f32> {
+    let raw: Vec<f32> = (0..dims)
+        .map(|i| {
+            let k = (i * 7919 + seed * 104_729) % 201;
+            // -100..=100 without 0.
+            let x = k as f32 - 100.0;
+            if x == 0.0 { 0.5 } else { x }
+        })
+        .collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+    raw.iter().map(|x| x / norm).collect()
+}
+
+/// The store's embedding dimensions, from its stats.
+async fn dimensions(store: &dyn MemoryStorage) -> usize {
+    store
+        .get_stats()
+        .await
+        .expect("get_stats")
+        .embedding_dimensions
+}
+
+/// `get_embeddings` of `hashes`, which must succeed with one entry per hash.
+async fn embeddings(store: &dyn MemoryStorage, hashes: &[ContentHash]) -> Vec<Option<Vec<f32>>> {
+    let got = store.get_embeddings(hashes).await.unwrap_or_else(|e| {
+        panic!(
+            "get_embeddings of {} hashes should succeed, got {e:?}",
+            hashes.len()
+        )
+    });
+    assert_eq!(got.len(), hashes.len(), "one entry per hash asked for");
+    got
+}
+
+/// Bit patterns of a vector, for exact comparison (NaN-safe, `-0.0` distinct).
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// A memory stored with a unit-length embedding gets it back bit for bit; one stored with a
+/// longer vector gets it back scaled to unit length; one embedded by the store gets a unit
+/// vector of the store's dimensions; unknown and deleted hashes give `None`; the output
+/// follows the input order (repeats included); an empty input gives an empty output.
+pub async fn get_embeddings_returns_stored_vectors_in_input_order(store: &dyn MemoryStorage) {
+    let dims = dimensions(store).await;
+    assert!(
+        embeddings(store, &[]).await.is_empty(),
+        "an empty input gives an empty output"
+    );
+    let unit = unit_test_vector(dims, 1);
+    let long_direction = unit_test_vector(dims, 2);
+    let long: Vec<f32> = long_direction.iter().map(|x| x * 3.0).collect();
+    let a = put(
+        store,
+        mem("Carried vector kept bit for bit", "emb").with_embedding(unit.clone()),
+    )
+    .await;
+    let b = put(
+        store,
+        mem("Carried vector three times too long", "emb").with_embedding(long.clone()),
+    )
+    .await;
+    let c = put(store, mem("Embedded by the store itself", "emb")).await;
+    let d = put(
+        store,
+        mem("Deleted before its vector is asked for", "emb")
+            .with_embedding(unit_test_vector(dims, 3)),
+    )
+    .await;
+    delete(store, d.content_hash()).await;
+    let unknown = ContentHash::of("never stored anywhere, for get_embeddings");
+    let asked = [
+        unknown.clone(),
+        b.content_hash().clone(),
+        a.content_hash().clone(),
+        d.content_hash().clone(),
+        c.content_hash().clone(),
+        a.content_hash().clone(),
+    ];
+    let got = embeddings(store, &asked).await;
+    assert!(got[0].is_none(), "an unknown hash gives None");
+    assert!(got[3].is_none(), "a deleted memory gives None");
+    let a_back = got[2]
+        .as_ref()
+        .expect("the memory with a carried unit vector has one");
+    assert_eq!(
+        bits(a_back),
+        bits(&unit),
+        "a carried unit vector comes back bit for bit"
+    );
+    assert_eq!(
+        got[5].as_ref().map(|v| bits(v)),
+        Some(bits(&unit)),
+        "a hash asked for twice gets its vector twice"
+    );
+    let b_back = got[1]
+        .as_ref()
+        .expect("the memory with a carried long vector has one");
+    assert_eq!(b_back.len(), dims, "dimensions of a scaled carried vector");
+    for (i, (x, y)) in b_back.iter().zip(&long_direction).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5,
+            "element {i} of a carried vector of length 3 should come back scaled to unit \
+             length: {x} vs {y}"
+        );
+    }
+    let c_back = got[4]
+        .as_ref()
+        .expect("a memory embedded by the store has a vector");
+    assert_eq!(
+        c_back.len(),
+        dims,
+        "dimensions of a vector the store computed"
+    );
+    let norm_sq: f32 = c_back.iter().map(|x| x * x).sum();
+    assert!(
+        (norm_sq - 1.0).abs() <= 1e-3,
+        "a vector the store computed is unit length (squared norm {norm_sq})"
+    );
+    assert!(
+        c_back.iter().all(|x| x.is_finite()),
+        "a vector the store computed is finite"
+    );
+}
+
+/// `get_embeddings` of more hashes than one backend call takes (45 stored, asked for with
+/// unknown hashes in between) gives each its own vector, in order.
+pub async fn get_embeddings_of_many_hashes_matches_each_one(store: &dyn MemoryStorage) {
+    let dims = dimensions(store).await;
+    let memories: Vec<Memory> = (0..45)
+        .map(|i| {
+            mem(&format!("Vector carrier number {i}"), "many")
+                .with_embedding(unit_test_vector(dims, 10 + i))
+        })
+        .collect();
+    let stored = put_batch(store, memories).await;
+    let mut asked = Vec::new();
+    let mut expected: Vec<Option<Vec<u32>>> = Vec::new();
+    for (i, m) in stored.iter().enumerate() {
+        asked.push(m.content_hash().clone());
+        expected.push(Some(bits(&unit_test_vector(dims, 10 + i))));
+        if i % 10 == 3 {
+            asked.push(ContentHash::of(&format!("no such memory {i}")));
+            expected.push(None);
+        }
+    }
+    let got = embeddings(store, &asked).await;
+    for (k, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            g.as_ref().map(|v| bits(v)),
+            *e,
+            "entry {k} ({}) of get_embeddings",
+            asked[k]
+        );
+    }
+}
+
+/// A new, empty store is consistent and says which backend checked it.
+pub async fn check_of_an_empty_store_is_consistent(store: &dyn MemoryStorage) {
+    let report = store.check().await.expect("check of an empty store");
+    assert_eq!(
+        report.backend,
+        store.backend_name(),
+        "the report names the backend"
+    );
+    assert_eq!(report.memories_checked, 0, "no memory to check");
+    assert!(
+        report.is_consistent(),
+        "an empty store is consistent: {report:?}"
+    );
+}
+
+/// On a store written only through the trait, `check` finds nothing, counting the live
+/// memories, and `repair` fixes 0, reports no action, leaves nothing remaining and changes
+/// no memory.
+pub async fn check_and_repair_of_a_healthy_store_find_and_change_nothing(
+    store: &dyn MemoryStorage,
+) {
+    let kept = [
+        put(store, mem("Healthy store memory one", "health,one")).await,
+        put(
+            store,
+            typed(mem("Healthy store memory two", "health"), "note"),
+        )
+        .await,
+        put(store, mem("Healthy store memory three", "")).await,
+    ];
+    let gone = put(store, mem("Healthy store memory deleted", "health")).await;
+    delete(store, gone.content_hash()).await;
+    let tags_before = store.get_all_tags().await.expect("get_all_tags");
+
+    let report = store.check().await.expect("check");
+    assert_eq!(
+        report.backend,
+        store.backend_name(),
+        "the report names the backend"
+    );
+    assert_eq!(report.memories_checked, 3, "live memories checked");
+    assert!(
+        report.is_consistent(),
+        "a healthy store is consistent: {report:?}"
+    );
+
+    let repaired = store.repair().await.expect("repair");
+    assert_eq!(
+        repaired.found, report,
+        "repair starts from what check finds"
+    );
+    assert_eq!(repaired.fixed, 0, "nothing to fix: {repaired:?}");
+    assert!(
+        repaired.actions.is_empty(),
+        "no action: {:?}",
+        repaired.actions
+    );
+    assert!(
+        repaired.remaining.is_empty(),
+        "nothing remains: {:?}",
+        repaired.remaining
+    );
+    assert!(repaired.is_consistent(), "consistent after repair");
+
+    for memory in &kept {
+        let read = must_get(store, memory.content_hash(), "after repair").await;
+        assert_same(&read, memory, "a memory after repair");
+    }
+    assert!(
+        get(store, gone.content_hash()).await.is_none(),
+        "the deleted memory stays deleted"
+    );
+    assert_eq!(
+        count(store, MemoryFilter::all()).await,
+        3,
+        "count after repair"
+    );
+    assert_eq!(
+        store.get_all_tags().await.expect("get_all_tags"),
+        tags_before,
+        "tag counts after repair"
+    );
+    let again = store.check().await.expect("check after repair");
+    assert!(again.is_consistent(), "still consistent: {again:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Batches, concurrency, lifecycle
 // ---------------------------------------------------------------------------------------------
 
@@ -2863,6 +3121,12 @@ mod tests {
             panic!("{STUB}")
         }
         async fn purge_deleted(&self, _: Option<Timestamp>) -> StorageResult<u64> {
+            panic!("{STUB}")
+        }
+        async fn check(&self) -> StorageResult<crate::ConsistencyReport> {
+            panic!("{STUB}")
+        }
+        async fn repair(&self) -> StorageResult<crate::RepairReport> {
             panic!("{STUB}")
         }
     }

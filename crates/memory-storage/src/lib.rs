@@ -41,6 +41,8 @@
 //! | `get_all_memories(limit, offset, memory_type, tags)` | [`list(&self, &ListQuery) -> Vec<Memory>`](MemoryStorage::list) |
 //! | `count_all_memories(memory_type, tags)` | [`count(&self, &MemoryFilter) -> u64`](MemoryStorage::count) |
 //! | (none: soft deletes were never purged) | [`purge_deleted(&self, Option<Timestamp>) -> u64`](MemoryStorage::purge_deleted) |
+//! | (none) | [`get_embeddings(&self, &[ContentHash]) -> Vec<Option<Vec<f32>>>`](MemoryStorage::get_embeddings) |
+//! | (none) | [`check(&self) -> ConsistencyReport`](MemoryStorage::check), [`repair(&self) -> RepairReport`](MemoryStorage::repair) |
 //!
 //! # Semantics every backend keeps
 //! * Deleting is soft: a deleted memory disappears from every read, and storing the same
@@ -67,9 +69,10 @@ pub mod conformance;
 
 pub use error::{BoxError, StorageError, StorageResult};
 pub use types::{
-    CleanupReport, DeleteReport, DeleteRequest, DeleteSelector, ListQuery, MAX_RESULTS,
-    MemoryFilter, MemoryUpdate, SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter,
-    TagMatch, duplicate_groups, validate_limit,
+    CleanupReport, ConsistencyIssue, ConsistencyReport, DeleteReport, DeleteRequest,
+    DeleteSelector, IssueKind, ListQuery, MAX_RESULTS, MemoryFilter, MemoryUpdate, RepairReport,
+    SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter, TagMatch, duplicate_groups,
+    validate_limit,
 };
 
 /// A place to keep memories. Object-safe: servers hold an `Arc<dyn MemoryStorage>`.
@@ -121,6 +124,25 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
 
     /// The live memory with this hash, if any.
     async fn get_by_hash(&self, hash: &ContentHash) -> StorageResult<Option<Memory>>;
+
+    /// The stored embeddings of `hashes`, one entry per hash in input order (a hash given
+    /// twice gets its vector twice; an empty input gives an empty output): `None` for a
+    /// hash with no live memory (unknown or deleted), for a live memory whose stored vector
+    /// is unusable (see [`check`](Self::check)), or when the backend cannot hand out its
+    /// vectors (the default). `migrate` and `export --embeddings` use it to carry vectors to
+    /// another store of the same model instead of embedding again.
+    ///
+    /// Vectors come back as the store keeps them: both backends keep unit-length vectors
+    /// (cosine similarity is a dot product), so a carried embedding whose squared norm is
+    /// within 1e-4 of 1 comes back bit for bit, and any other carried embedding comes back
+    /// scaled to unit length. Model outputs are stored scaled the same way.
+    ///
+    /// * SQLite reads the embedding blobs in one query per 500 hashes.
+    /// * Cloudflare checks which hashes are live in one D1 query per 500 hashes, then reads
+    ///   their vectors with Vectorize `get_by_ids`, 20 ids per call.
+    async fn get_embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        Ok(vec![None; hashes.len()])
+    }
 
     /// Memories carrying any of `tags`, newest first (upstream's OR semantics).
     async fn search_by_tag(&self, tags: &Tags) -> StorageResult<Vec<Memory>> {
@@ -220,6 +242,24 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
     /// Permanently removes soft-deleted memories deleted at or before `older_than`
     /// (all of them when `None`); returns how many.
     async fn purge_deleted(&self, older_than: Option<Timestamp>) -> StorageResult<u64>;
+
+    /// Compares the parts of the store that must agree (rows and vectors, tag links, the
+    /// search index, objects kept elsewhere) and reports every disagreement. Changes
+    /// nothing. Required of every backend: none may claim consistency it did not check.
+    ///
+    /// Costs one pass over every live memory (SQLite: plus `PRAGMA integrity_check`;
+    /// Cloudflare: one D1 query, Vectorize list calls, R2 list calls).
+    async fn check(&self) -> StorageResult<ConsistencyReport>;
+
+    /// Fixes what [`check`](Self::check) finds, as far as the backend can (re-embedding
+    /// memories whose vector is missing or unusable, deleting strays, rebuilding tag links
+    /// and indexes), then checks again: [`RepairReport::remaining`] is what that second
+    /// check still finds. On a consistent store it changes nothing and fixes 0.
+    ///
+    /// # Errors
+    ///
+    /// The first failing call's error; what was repaired before it stays repaired.
+    async fn repair(&self) -> StorageResult<RepairReport>;
 
     /// Upstream's `recall_memory`: a query that may hold a time expression ("what did I
     /// note about the release last week"). See [`recall_memory_at`](Self::recall_memory_at).

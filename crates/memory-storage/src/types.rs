@@ -432,3 +432,135 @@ pub struct StorageStats {
     #[serde(default)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// What kind of disagreement [`check`](crate::MemoryStorage::check) found inside a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IssueKind {
+    /// A live memory has no vector (Cloudflare: none in Vectorize; SQLite: an empty or
+    /// non-blob embedding): semantic search cannot find it. Repair embeds it again.
+    MissingVector,
+    /// A live memory's vector is unusable (wrong size, NaN or infinite values, all zeros).
+    /// Repair embeds it again.
+    InvalidVector,
+    /// A vector with no live memory (Cloudflare: a Vectorize id of this store's namespace
+    /// no live row points to). Repair deletes it.
+    StrayVector,
+    /// A stored object no live memory points to (Cloudflare: an R2 key under this store's
+    /// prefix). Repair deletes it.
+    StrayObject,
+    /// The tag link rows (`memory_tags`) of a memory differ from its `tags` column, or link
+    /// rows point to no memory: tag filters and tag counts disagree with the memory.
+    /// Repair rebuilds the links from the column.
+    TagLinksMismatch,
+    /// The backend's in-memory search index disagrees with the stored rows (SQLite).
+    /// Repair rebuilds the index.
+    IndexMismatch,
+    /// The storage itself is damaged (SQLite `PRAGMA integrity_check` not "ok"). Cannot be
+    /// repaired in place: restore a backup, or export and import into a new store.
+    Corruption,
+}
+
+impl IssueKind {
+    /// The snake_case name, as serialised (`missing_vector`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingVector => "missing_vector",
+            Self::InvalidVector => "invalid_vector",
+            Self::StrayVector => "stray_vector",
+            Self::StrayObject => "stray_object",
+            Self::TagLinksMismatch => "tag_links_mismatch",
+            Self::IndexMismatch => "index_mismatch",
+            Self::Corruption => "corruption",
+        }
+    }
+
+    /// Whether [`repair`](crate::MemoryStorage::repair) can fix this kind of issue.
+    #[must_use]
+    pub fn is_repairable(self) -> bool {
+        !matches!(self, Self::Corruption)
+    }
+}
+
+impl std::fmt::Display for IssueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One disagreement found by [`check`](crate::MemoryStorage::check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyIssue {
+    /// What kind of problem.
+    pub kind: IssueKind,
+    /// What it concerns: a content hash, a vector id, an object key, or the database file.
+    pub subject: String,
+    /// A human explanation, saying what is wrong and what fixes it.
+    pub detail: String,
+}
+
+impl ConsistencyIssue {
+    /// An issue of `kind` about `subject`.
+    pub fn new(kind: IssueKind, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            subject: subject.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What [`check`](crate::MemoryStorage::check) found. Reading it changed nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyReport {
+    /// Backend name (`sqlite`, `cloudflare`, ...).
+    pub backend: String,
+    /// Live memories examined.
+    pub memories_checked: u64,
+    /// Every disagreement found, grouped by kind, then by subject.
+    pub issues: Vec<ConsistencyIssue>,
+}
+
+impl ConsistencyReport {
+    /// True when no issue was found.
+    #[must_use]
+    pub fn is_consistent(&self) -> bool {
+        self.issues.is_empty()
+    }
+
+    /// The issues of one kind.
+    pub fn of_kind(&self, kind: IssueKind) -> impl Iterator<Item = &ConsistencyIssue> {
+        self.issues.iter().filter(move |i| i.kind == kind)
+    }
+
+    /// Sorts the issues by kind, then subject (the order backends report them in).
+    pub fn sort(&mut self) {
+        self.issues
+            .sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+    }
+}
+
+/// What [`repair`](crate::MemoryStorage::repair) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// What the check before repairing found.
+    pub found: ConsistencyReport,
+    /// Issues fixed (vectors written or deleted, link sets rebuilt, objects deleted, ...).
+    pub fixed: u64,
+    /// One line per kind of fix, with its count (`re-embedded 3 memories ...`); empty when
+    /// nothing needed fixing.
+    pub actions: Vec<String>,
+    /// What a check after repairing still finds: what could not be fixed (each issue's
+    /// detail says what to do instead).
+    pub remaining: Vec<ConsistencyIssue>,
+}
+
+impl RepairReport {
+    /// True when the check after repairing found nothing.
+    #[must_use]
+    pub fn is_consistent(&self) -> bool {
+        self.remaining.is_empty()
+    }
+}
