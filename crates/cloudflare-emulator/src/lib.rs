@@ -48,6 +48,7 @@
 
 pub mod ai;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counters;
