@@ -21,7 +21,13 @@ use crate::config::{BackendKind, Config};
 
 /// Opens the storage the configuration names.
 pub async fn open(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
-    match config.backend {
+    open_kind(config, config.backend).await
+}
+
+/// Opens the backend `kind` with the settings of `config`, whichever backend `config`
+/// selects (`migrate` opens both).
+pub async fn open_kind(config: &Config, kind: BackendKind) -> Result<Arc<dyn MemoryStorage>> {
+    match kind {
         BackendKind::Sqlite => {
             let model = LazyEmbedder::new(&config.embedding_model, config.model_dir.clone())
                 .context("MCP_MEMORY_EMBEDDING_MODEL")?;
@@ -33,9 +39,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
             Ok(Arc::new(store))
         }
         BackendKind::Cloudflare => {
-            let cloudflare = config.cloudflare.as_ref().context(
-                "MCP_MEMORY_STORAGE_BACKEND=cloudflare but the CLOUDFLARE_* variables were not read",
-            )?;
+            let cloudflare = &config.cloudflare_config()?;
             let store = CloudflareStorage::connect(cloudflare)?;
             store.initialize().await.with_context(|| {
                 format!(

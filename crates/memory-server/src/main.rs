@@ -1,7 +1,8 @@
 //! `mcp-memory`: long-term semantic memory for AI assistants.
 //!
 //! This binary is the CLI over the [`MemoryStorage`](memory_storage::MemoryStorage) trait on
-//! the embedded default backend (SQLite + a local embedding model). The MCP server comes next.
+//! the embedded default backend (SQLite + a local embedding model), and the MCP server
+//! (`mcp-memory serve`, see [`mcp`]).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,15 +12,20 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
 use memory_storage::{
-    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, SemanticQuery,
-    StorageError, TagFilter,
+    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
+    SemanticQuery, StorageError, TagFilter,
 };
 
 mod backend;
 mod config;
+mod consistency;
+mod health;
+mod mcp;
 mod output;
+mod transfer;
 
 use config::{Config, Overrides};
+use health::HealthReport;
 use output::Output;
 
 #[derive(Parser)]
@@ -32,6 +38,13 @@ struct Cli {
     /// The SQLite database file (overrides MCP_MEMORY_SQLITE_PATH).
     #[arg(long, global = true, value_name = "FILE")]
     db: Option<PathBuf>,
+    /// The backend: sqlite or cloudflare (overrides MCP_MEMORY_STORAGE_BACKEND).
+    #[arg(long, global = true, value_name = "BACKEND")]
+    backend: Option<String>,
+    /// The TOML configuration file (overrides MCP_MEMORY_CONFIG; default
+    /// <config dir>/mcp-memory/config.toml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -59,8 +72,46 @@ enum Command {
     Tags,
     /// Delete memories by hash, or by tags and time.
     Delete(DeleteArgs),
+    /// Change a memory's tags, type or metadata.
+    Update(UpdateArgs),
     /// Show figures about the store.
     Stats,
+    /// Check that the store answers and the embedding model works.
+    Health,
+    /// Write memories as JSON Lines (one memory per line).
+    Export(transfer::ExportArgs),
+    /// Store memories from JSON Lines (batched, resumable, duplicates skipped).
+    Import(transfer::ImportArgs),
+    /// Copy every memory from one backend to the other (resumable).
+    Migrate(transfer::MigrateArgs),
+    /// Check that the backend's parts agree (rows, vectors, objects, tag links).
+    Check(consistency::CheckArgs),
+    /// Fix what `check` finds.
+    Repair(consistency::RepairArgs),
+    /// Run the local Cloudflare API emulator (for development without an account).
+    Emulator(cloudflare_emulator::cli::EmulatorArgs),
+    /// Print the effective configuration, secrets masked.
+    Config,
+    /// Run the MCP server (stdio by default; --http for streamable HTTP).
+    Serve(mcp::ServeArgs),
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// The memory's content hash.
+    hash: String,
+    /// Replace the tags (comma-separated or a JSON array; empty clears them).
+    #[arg(short, long)]
+    tags: Option<String>,
+    /// Replace the memory type (empty clears it).
+    #[arg(long = "type", value_name = "TYPE")]
+    memory_type: Option<String>,
+    /// Metadata to merge, as a JSON object (each key replaces the same key).
+    #[arg(long, value_name = "JSON")]
+    metadata: Option<String>,
+    /// Also set `created_at` to now (by default creation time is kept).
+    #[arg(long)]
+    reset_created: bool,
 }
 
 #[derive(Args)]
@@ -170,12 +221,31 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<()> {
-    let config = Config::load(&Overrides {
+    let overrides = Overrides {
         sqlite_path: cli.db,
-    })?;
+        backend: cli.backend,
+        config_file: cli.config,
+    };
+    let command = match cli.command {
+        Command::Emulator(args) => return cloudflare_emulator::cli::run(args).await,
+        Command::Config => return config::show(&overrides, cli.json),
+        other => other,
+    };
+    let config = Config::load(&overrides)?;
+    let command = match command {
+        Command::Serve(mut args) => {
+            // `--api-key` and MCP_MEMORY_API_KEY (read by clap) beat the file's http.api_key.
+            if args.api_key.is_none() {
+                args.api_key = config.api_key.as_ref().map(|k| k.expose().to_owned());
+            }
+            return mcp::serve(config, args).await;
+        }
+        Command::Migrate(args) => return transfer::migrate(&config, args, out).await,
+        other => other,
+    };
     let store = backend::open(&config).await?;
     let store: &dyn MemoryStorage = store.as_ref();
-    match cli.command {
+    match command {
         Command::Store(args) => {
             let memory = build_memory(args)?;
             let hash = memory.content_hash().clone();
@@ -217,7 +287,16 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
         Command::Tags => out.tags(&store.get_all_tags().await?),
         Command::Delete(args) => delete(store, args, out).await?,
+        Command::Update(args) => update(store, args, out).await?,
         Command::Stats => out.stats(&store.get_stats().await?),
+        Command::Health => health(store, out).await?,
+        Command::Export(args) => transfer::export(store, args, out).await?,
+        Command::Import(args) => transfer::import(store, &config, args, out).await?,
+        Command::Check(args) => consistency::check(store, args, out).await?,
+        Command::Repair(args) => consistency::repair(store, args, out).await?,
+        Command::Serve(_) | Command::Migrate(_) | Command::Emulator(_) | Command::Config => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }
@@ -304,4 +383,37 @@ async fn delete(store: &dyn MemoryStorage, args: DeleteArgs, out: &Output) -> Re
     let report = store.delete_memories(&request).await?;
     out.deleted(&report.hashes, report.dry_run);
     Ok(())
+}
+
+async fn update(store: &dyn MemoryStorage, args: UpdateArgs, out: &Output) -> Result<()> {
+    let hash: ContentHash = args.hash.parse()?;
+    let updates = MemoryUpdate {
+        tags: args.tags.map(Tags::parse).transpose()?,
+        memory_type: args
+            .memory_type
+            .map(|t| Some(t).filter(|t| !t.trim().is_empty())),
+        metadata: args.metadata.as_deref().map(Metadata::parse).transpose()?,
+        created_at: None,
+    };
+    if updates.is_empty() && !args.reset_created {
+        anyhow::bail!("nothing to change: give --tags, --type, --metadata or --reset-created");
+    }
+    let memory = store
+        .update_memory_metadata(&hash, updates, !args.reset_created)
+        .await?;
+    out.updated(&memory);
+    Ok(())
+}
+
+async fn health(store: &dyn MemoryStorage, out: &Output) -> Result<()> {
+    let report = HealthReport::run(store).await;
+    out.health(&report);
+    if report.healthy() {
+        Ok(())
+    } else {
+        Err(output::AlreadyReported(
+            "the store is not healthy (see the failed checks above)".to_owned(),
+        )
+        .into())
+    }
 }

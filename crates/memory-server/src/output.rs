@@ -4,6 +4,16 @@ use memory_core::{ContentHash, Memory, MemoryQueryResult};
 use memory_storage::{StorageStats, StoreOutcome, TagCount};
 use serde_json::json;
 
+use crate::health::HealthReport;
+
+/// A failure whose details the command already printed (its report names every problem).
+///
+/// The process exits with status 1; with `--json` nothing more is printed, so scripts read
+/// exactly one JSON document; in text mode the message goes to stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AlreadyReported(pub String);
+
 /// Where results go: text for people, or one JSON document for scripts.
 pub struct Output {
     json: bool,
@@ -19,6 +29,16 @@ impl Output {
 
     fn print_json(&self, value: serde_json::Value) {
         println!("{value:#}");
+    }
+
+    /// True with `--json`.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints one JSON document (for commands that render their own text).
+    pub fn json(&self, value: serde_json::Value) {
+        self.print_json(value);
     }
 
     /// After a store: `None` when the same content was already stored (nothing changed).
@@ -102,6 +122,40 @@ impl Output {
         }
     }
 
+    /// After an update: the memory as stored.
+    pub fn updated(&self, memory: &Memory) {
+        if self.json {
+            self.print_json(json!({"updated": memory}));
+            return;
+        }
+        println!("updated {}", line(memory));
+        if let Some(t) = &memory.memory_type {
+            println!("  type      {t}");
+        }
+        if !memory.metadata.is_empty() {
+            println!("  metadata  {}", json!(memory.metadata));
+        }
+    }
+
+    /// Health checks.
+    pub fn health(&self, report: &HealthReport) {
+        if self.json {
+            let mut v = json!(report);
+            v["status"] = json!(if report.healthy() {
+                "healthy"
+            } else {
+                "unhealthy"
+            });
+            self.print_json(v);
+            return;
+        }
+        println!("backend  {}", report.backend);
+        for c in &report.checks {
+            let mark = if c.ok { "ok    " } else { "FAILED" };
+            println!("{mark}  {:<18} {:>6} ms  {}", c.name, c.millis, c.detail);
+        }
+    }
+
     /// Store figures.
     pub fn stats(&self, s: &StorageStats) {
         if self.json {
@@ -128,6 +182,9 @@ impl Output {
 
     /// A failed command: the error and its causes, to stderr (or as JSON on stdout).
     pub fn error(&self, e: &anyhow::Error) {
+        if self.json && e.is::<AlreadyReported>() {
+            return;
+        }
         if self.json {
             let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
             self.print_json(json!({"error": e.to_string(), "causes": causes}));
@@ -136,6 +193,17 @@ impl Output {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+        }
+    }
+
+    /// The summary of `export`, `import` or `migrate`: `json` with `--json`, else `text`.
+    /// `to_stderr` when stdout carries the data itself (`export` to stdout).
+    pub fn transfer_summary(&self, json: serde_json::Value, text: &str, to_stderr: bool) {
+        match (self.json, to_stderr) {
+            (true, false) => self.print_json(json),
+            (true, true) => eprintln!("{json:#}"),
+            (false, false) => println!("{text}"),
+            (false, true) => eprintln!("{text}"),
         }
     }
 }

@@ -9,6 +9,12 @@ fn cli(db: &Path, args: &[&str]) -> Output {
         .arg(db)
         .args(args)
         .env_remove("MCP_MEMORY_STORAGE_BACKEND")
+        .env_remove("MCP_MEMORY_CONFIG")
+        // No config file of the developer's own can leak in.
+        .env(
+            "XDG_CONFIG_HOME",
+            db.parent().expect("the database has a directory"),
+        )
         .env("MCP_MEMORY_LOG", "off")
         .output()
         .expect("run mcp-memory")
@@ -191,4 +197,140 @@ fn several_processes_storing_at_once_all_succeed() {
     let listed: serde_json::Value =
         serde_json::from_str(&ok(&db, &["--json", "list", "--tags", "race"])).unwrap();
     assert_eq!(listed["total"], 8, "every process's memory is there");
+}
+
+#[test]
+fn update_changes_tags_type_and_metadata_and_keeps_creation_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let stored: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &["--json", "store", "Ship on Tuesdays", "--tags", "ops"],
+    ))
+    .unwrap();
+    let hash = stored["content_hash"].as_str().unwrap().to_owned();
+    let before: serde_json::Value = serde_json::from_str(&ok(&db, &["--json", "list"])).unwrap();
+
+    let updated: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "--json",
+            "update",
+            &hash,
+            "--tags",
+            "release,ops",
+            "--type",
+            "decision",
+            "--metadata",
+            r#"{"owner": "sam"}"#,
+        ],
+    ))
+    .unwrap();
+
+    let m = &updated["updated"];
+    assert_eq!(m["content_hash"], hash.as_str());
+    assert_eq!(m["tags"], serde_json::json!(["release", "ops"]));
+    assert_eq!(m["memory_type"], "decision");
+    assert_eq!(m["metadata"]["owner"], "sam");
+    assert_eq!(m["created_at"], before["memories"][0]["created_at"]);
+    let listed: serde_json::Value = serde_json::from_str(&ok(&db, &["--json", "list"])).unwrap();
+    assert_eq!(listed["memories"][0]["memory_type"], "decision");
+
+    // An empty type clears it; nothing to change, unknown and malformed hashes are refused.
+    let cleared: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["--json", "update", &hash, "--type", ""])).unwrap();
+    assert!(cleared["updated"]["memory_type"].is_null(), "{cleared}");
+    assert!(fails(&db, &["update", &hash]).contains("nothing to change"));
+    let unknown = "0".repeat(64);
+    let err = fails(&db, &["update", &unknown, "--tags", "x"]);
+    assert!(err.contains(&unknown[..8]), "{err}");
+    assert!(fails(&db, &["update", "not-a-hash", "--tags", "x"]).contains("hash"));
+    assert!(fails(&db, &["update", &hash, "--metadata", "[1]"]).contains("metadata"));
+}
+
+#[test]
+fn health_reports_each_check_and_fails_when_the_model_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(&db, &["store", "something to find"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&db, &["--json", "health"])).unwrap();
+    assert_eq!(report["status"], "healthy", "{report}");
+    assert_eq!(report["backend"], "sqlite");
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{report}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{report}");
+    assert_eq!(report["stats"]["total_memories"], 1);
+
+    // Without the model files the embedding check fails, the command exits 1 and says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
+        .arg("--db")
+        .arg(&db)
+        .arg("health")
+        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
+        .env("MCP_MEMORY_LOG", "off")
+        .env("MCP_MEMORY_MODEL_DIR", dir.path().join("no-model-here"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok") && stdout.contains("FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not healthy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With --json: status 1 and exactly one document, saying which check failed.
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--json", "health"])
+        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
+        .env("MCP_MEMORY_LOG", "off")
+        .env("MCP_MEMORY_MODEL_DIR", dir.path().join("no-model-here"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "unhealthy");
+    assert_eq!(report["checks"][1]["ok"], false, "{report}");
+}
+
+#[test]
+fn emulator_command_serves_the_cloudflare_api_until_killed() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
+        .args(["emulator", "--port", "0"])
+        .env("MCP_MEMORY_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("base URL: ").map(str::to_owned))
+        .expect("the emulator prints its base URL");
+    let addr = base
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /client/v4/user/tokens/verify HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer emulator-token\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"success\":true"), "{answer}");
 }

@@ -185,3 +185,113 @@ async fn cloudflare_stores_and_searches_through_the_emulator() {
         "the Cloudflare backend never opens the SQLite file"
     );
 }
+
+/// One raw HTTP/1.1 request to the emulator (the test's way to break the store behind the
+/// backend's back); returns the status line and body.
+fn raw_post(base_url: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("an http base URL");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /client/v4{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_lost_vector_and_repair_restores_it() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let base_url = emulator.base_url();
+    let token = emulator.config().tokens[0].clone();
+    let account = emulator.config().account_ids[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    tokio::task::spawn_blocking(move || {
+        let env = [
+            ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare"),
+            ("CLOUDFLARE_API_BASE_URL", base_url.as_str()),
+            ("CLOUDFLARE_API_TOKEN", token.as_str()),
+            ("CLOUDFLARE_ACCOUNT_ID", account.as_str()),
+            (
+                "CLOUDFLARE_D1_DATABASE_ID",
+                "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            ),
+            ("CLOUDFLARE_VECTORIZE_INDEX", "check-test"),
+            ("CLOUDFLARE_EMBEDDING_MODEL", "@cf/baai/bge-small-en-v1.5"),
+        ];
+        let stored: serde_json::Value = serde_json::from_str(&stdout_of_success(&run(
+            &db,
+            &env,
+            &["--json", "store", "The cat sits on the mat."],
+        )))
+        .unwrap();
+        let hash = stored["content_hash"].as_str().unwrap().to_owned();
+        stdout_of_success(&run(&db, &env, &["store", "Revenue grew."]));
+        let clean = stdout_of_success(&run(&db, &env, &["check"]));
+        assert!(
+            clean.contains("2 memories checked, 0 problem(s)"),
+            "{clean}"
+        );
+
+        // The vector disappears from Vectorize behind the backend's back.
+        let answer = raw_post(
+            &base_url,
+            &format!("/accounts/{account}/vectorize/v2/indexes/check-test/delete_by_ids"),
+            &token,
+            &format!(r#"{{"ids": ["{hash}"]}}"#),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        let found = run(&db, &env, &["check"]);
+        let err = stderr_of_failure(&found);
+        assert!(
+            err.contains("1 problem(s) found; `mcp-memory repair`"),
+            "{err}"
+        );
+        assert!(String::from_utf8_lossy(&found.stdout).contains(&hash));
+        // With --json: exactly one JSON document on stdout, status 1.
+        let found = run(&db, &env, &["--json", "check"]);
+        assert!(stderr_of_failure(&found).is_empty());
+        let report: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+        assert_eq!(report["issues"][0]["kind"], "missing_vector", "{report}");
+        assert_eq!(report["issues"][0]["subject"], hash.as_str(), "{report}");
+
+        let repaired: serde_json::Value =
+            serde_json::from_str(&stdout_of_success(&run(&db, &env, &["--json", "repair"])))
+                .unwrap();
+        assert_eq!(repaired["fixed"], 1, "{repaired}");
+        assert_eq!(repaired["remaining"], serde_json::json!([]), "{repaired}");
+        let clean = stdout_of_success(&run(&db, &env, &["check"]));
+        assert!(clean.contains("0 problem(s)"), "{clean}");
+        let search =
+            stdout_of_success(&run(&db, &env, &["search", "a kitten on a rug", "-n", "1"]));
+        assert!(search.contains("The cat sits on the mat."), "{search}");
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn check_and_repair_of_a_sound_sqlite_store_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    stdout_of_success(&run(&db, &[], &["store", "one memory", "--tags", "a,b"]));
+    let checked = stdout_of_success(&run(&db, &[], &["check"]));
+    assert!(
+        checked.starts_with("sqlite: 1 memories checked, 0 problem(s)"),
+        "{checked}"
+    );
+    let repaired: serde_json::Value =
+        serde_json::from_str(&stdout_of_success(&run(&db, &[], &["--json", "repair"]))).unwrap();
+    assert_eq!(repaired["fixed"], 0, "{repaired}");
+    assert_eq!(repaired["found"]["memories_checked"], 1, "{repaired}");
+}

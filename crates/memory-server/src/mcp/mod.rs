@@ -1,0 +1,68 @@
+//! `mcp-memory serve`: the MCP server, over stdio (default) or streamable HTTP (`--http`).
+//!
+//! * stdio: JSON-RPC on stdin/stdout; logs go to stderr only (`MCP_MEMORY_LOG`).
+//! * `--http`: `http://<host>:<port>/mcp`, `127.0.0.1:8000` by default. Binding any
+//!   non-loopback address requires an API key (`MCP_MEMORY_API_KEY` or `--api-key`), which
+//!   clients send as `Authorization: Bearer <key>`; other requests get `401`.
+//!
+//! The store opens in the background: `initialize` is answered at once, and the first tool
+//! call waits for the store (the embedding model itself loads on the first embed).
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use clap::Args;
+use rmcp::ServiceExt;
+
+use crate::backend;
+use crate::config::Config;
+
+pub mod http;
+pub mod params;
+pub mod tools;
+
+pub use tools::MemoryServer;
+
+/// `mcp-memory serve` options. No `Debug`: it holds the API key.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Serve streamable HTTP instead of stdio.
+    #[arg(long)]
+    pub http: bool,
+    /// Address to bind with --http. Any non-loopback address requires an API key.
+    #[arg(long, default_value = "127.0.0.1", requires = "http")]
+    pub host: IpAddr,
+    /// Port to bind with --http (0 picks a free port; the address is printed to stderr).
+    #[arg(long, default_value_t = 8000, requires = "http")]
+    pub port: u16,
+    /// API key clients must send as `Authorization: Bearer <key>` (with --http).
+    #[arg(long, env = "MCP_MEMORY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+/// Runs the server until the client disconnects (stdio) or a shutdown signal (HTTP).
+pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
+    let api_key = args.api_key.filter(|k| !k.trim().is_empty());
+    if args.http {
+        http::check_exposure(args.host, api_key.as_deref())?;
+    }
+    let store = tools::open_in_background(async move { backend::open(&config).await });
+    if args.http {
+        return http::serve(
+            store,
+            http::HttpOptions {
+                host: args.host,
+                port: args.port,
+                api_key,
+            },
+        )
+        .await;
+    }
+    tracing::info!("serving MCP on stdio");
+    let running = MemoryServer::new(store)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| anyhow::anyhow!("MCP handshake on stdio failed: {e}"))?;
+    running.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,1037 @@
+//! `mcp-memory import`: JSON Lines (or the Python service's export document) into a store,
+//! batched, duplicates skipped, bad lines reported by number, resumable.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use memory_core::memory::{normalise_memory_type, validate_content};
+use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
+use memory_storage::{MemoryStorage, StorageError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Interrupt, LISTED_PROBLEMS, LOG_EVERY_BATCHES, ProgressMode, memories, same_model, sibling,
+    store_identity, write_atomic,
+};
+use crate::config::Config;
+use crate::output::Output;
+
+/// `mcp-memory import` options.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The JSON Lines file (as `export` writes it, or the Python service's export
+    /// document); `-` reads standard input (not resumable).
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+    /// Memories stored per batch (1..=1000); progress is recorded after each batch.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    batch_size: u64,
+    /// Stop at the first bad line instead of reporting it and going on.
+    #[arg(long)]
+    strict: bool,
+    /// Ignore a checkpoint of an earlier interrupted run and start from the first line.
+    #[arg(long)]
+    restart: bool,
+}
+
+/// Bytes of the input hashed to recognise it again when resuming.
+const HEAD_BYTES: u64 = 64 * 1024;
+
+/// The progress file's format version.
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// A problem with one input line (or one memory of an upstream document).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Problem {
+    /// 1-based line (or memory) number.
+    line: u64,
+    /// What is wrong, naming the field.
+    error: String,
+}
+
+/// Running figures, kept in the checkpoint so a resumed run reports the whole import.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Counts {
+    imported: u64,
+    duplicates: u64,
+    invalid: u64,
+    problems: Vec<Problem>,
+    vectors_reused: u64,
+    vectors_dropped: u64,
+    embedded: u64,
+    /// Model ids of dropped vectors (`""` for vectors without a model id).
+    dropped_models: BTreeSet<String>,
+}
+
+impl Counts {
+    fn invalid(&mut self, line: u64, error: String) {
+        self.invalid += 1;
+        if self.problems.len() < LISTED_PROBLEMS {
+            self.problems.push(Problem { line, error });
+        }
+    }
+}
+
+/// `<input>.import-progress`: how far an import got. Written atomically after each batch
+/// the store committed; removed when the import completes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    input: PathBuf,
+    input_size: u64,
+    input_head_sha256: String,
+    database: String,
+    /// `jsonl`: `offset` is a byte offset; `document`: the index of the next memory.
+    format: Format,
+    offset: u64,
+    /// Lines (memories) read so far.
+    line: u64,
+    counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// The Python service's `{"export_metadata": ..., "memories": [...]}` document.
+    Document,
+}
+
+impl Format {
+    fn unit(self) -> &'static str {
+        match self {
+            Self::Jsonl => "line",
+            Self::Document => "memory",
+        }
+    }
+}
+
+/// Where the items come from.
+enum Source {
+    Lines {
+        reader: Box<dyn BufRead + Send>,
+        offset: u64,
+        line: u64,
+        first: Option<Vec<u8>>,
+    },
+    Document {
+        items: std::vec::IntoIter<Value>,
+        index: u64,
+    },
+}
+
+/// One raw item and its number.
+enum Raw {
+    Text(Vec<u8>),
+    Value(Value),
+}
+
+impl Source {
+    /// The next item with its 1-based number; `None` at the end. Blank lines are skipped.
+    fn next(&mut self) -> Result<Option<(u64, Raw)>> {
+        match self {
+            Self::Lines {
+                reader,
+                offset,
+                line,
+                first,
+            } => loop {
+                let buf = match first.take() {
+                    Some(b) => b,
+                    None => {
+                        let mut buf = Vec::new();
+                        let n = reader
+                            .read_until(b'\n', &mut buf)
+                            .with_context(|| format!("reading line {}", *line + 1))?;
+                        if n == 0 {
+                            return Ok(None);
+                        }
+                        buf
+                    }
+                };
+                *offset += buf.len() as u64;
+                *line += 1;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some((*line, Raw::Text(buf))));
+            },
+            Self::Document { items, index } => Ok(items.next().map(|v| {
+                *index += 1;
+                (*index, Raw::Value(v))
+            })),
+        }
+    }
+
+    /// The position to resume from and the number of items read.
+    fn position(&self) -> (u64, u64) {
+        match self {
+            Self::Lines { offset, line, .. } => (*offset, *line),
+            Self::Document { index, .. } => (*index, *index),
+        }
+    }
+}
+
+/// The store's embedding model, to decide about carried vectors.
+struct StoreModel {
+    id: String,
+    dims: usize,
+}
+
+/// A line turned into a memory, or why not.
+struct ItemError {
+    field: Option<&'static str>,
+    reason: String,
+}
+
+impl std::fmt::Display for ItemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "field `{field}`: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> ItemError {
+    ItemError {
+        field: Some(field),
+        reason: reason.into(),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn time_field(
+    obj: &serde_json::Map<String, Value>,
+    secs: &'static str,
+    iso: &'static str,
+) -> Result<Option<Timestamp>, ItemError> {
+    match obj.get(secs) {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) => {
+            let f = n.as_f64().ok_or_else(|| bad(secs, "not a finite number"))?;
+            return Timestamp::from_epoch_seconds_for(secs, f)
+                .map(Some)
+                .map_err(|e| bad(secs, e.to_string()));
+        }
+        Some(Value::String(s)) => {
+            return Timestamp::parse_iso(s)
+                .map(Some)
+                .map_err(|e| bad(secs, e.to_string()));
+        }
+        Some(other) => {
+            return Err(bad(
+                secs,
+                format!(
+                    "expected epoch seconds or an ISO-8601 string, found {}",
+                    kind(other)
+                ),
+            ));
+        }
+    }
+    match obj.get(iso) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Timestamp::parse_iso(s)
+            .map(Some)
+            .map_err(|e| bad(iso, e.to_string())),
+        Some(other) => Err(bad(
+            iso,
+            format!("expected an ISO-8601 string, found {}", kind(other)),
+        )),
+    }
+}
+
+/// What happened to a carried vector.
+#[derive(Debug, PartialEq)]
+enum Vector {
+    None,
+    Reused,
+    Dropped(String),
+}
+
+/// Validates one item and builds its memory.
+fn memory_of(value: Value, store: &StoreModel) -> Result<(Memory, Vector), ItemError> {
+    let Value::Object(obj) = value else {
+        return Err(ItemError {
+            field: None,
+            reason: format!("expected a JSON object, found {}", kind(&value)),
+        });
+    };
+    let content = match obj.get("content") {
+        None | Some(Value::Null) => return Err(bad("content", "missing")),
+        Some(Value::String(s)) => {
+            validate_content(s).map_err(|e| bad("content", e.to_string()))?;
+            s.clone()
+        }
+        Some(other) => {
+            return Err(bad(
+                "content",
+                format!("expected a string, found {}", kind(other)),
+            ));
+        }
+    };
+    let hash = match obj.get("content_hash") {
+        None | Some(Value::Null) => ContentHash::of(&content),
+        Some(Value::String(s)) => s
+            .parse::<ContentHash>()
+            .map_err(|e| bad("content_hash", e.to_string()))?,
+        Some(other) => {
+            return Err(bad(
+                "content_hash",
+                format!("expected a 64-character hex string, found {}", kind(other)),
+            ));
+        }
+    };
+    let tags = match obj.get("tags") {
+        None | Some(Value::Null) => Tags::empty(),
+        Some(Value::String(s)) => {
+            Tags::parse(s.as_str()).map_err(|e| bad("tags", e.to_string()))?
+        }
+        Some(Value::Array(items)) => {
+            let mut list = Vec::with_capacity(items.len());
+            for (i, t) in items.iter().enumerate() {
+                match t {
+                    Value::String(s) => list.push(s.as_str()),
+                    other => {
+                        return Err(bad(
+                            "tags",
+                            format!("element {i} is {}, expected a string", kind(other)),
+                        ));
+                    }
+                }
+            }
+            Tags::from_list(list).map_err(|e| bad("tags", e.to_string()))?
+        }
+        Some(other) => {
+            return Err(bad(
+                "tags",
+                format!(
+                    "expected an array of strings or a comma-separated string, found {}",
+                    kind(other)
+                ),
+            ));
+        }
+    };
+    let memory_type = match obj.get("memory_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            normalise_memory_type(s).map_err(|e| bad("memory_type", e.to_string()))?
+        }
+        Some(other) => {
+            return Err(bad(
+                "memory_type",
+                format!("expected a string, found {}", kind(other)),
+            ));
+        }
+    };
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => Metadata::new(),
+        // Upstream's SQLite rows keep metadata as JSON text.
+        Some(Value::String(s)) => Metadata::parse(s).map_err(|e| bad("metadata", e.to_string()))?,
+        Some(v @ Value::Object(_)) => {
+            Metadata::from_value(v.clone()).map_err(|e| bad("metadata", e.to_string()))?
+        }
+        Some(other) => {
+            return Err(bad(
+                "metadata",
+                format!("expected a JSON object, found {}", kind(other)),
+            ));
+        }
+    };
+    let created_at =
+        time_field(&obj, "created_at", "created_at_iso")?.unwrap_or_else(Timestamp::now);
+    let updated_at = time_field(&obj, "updated_at", "updated_at_iso")?.unwrap_or(created_at);
+    let model = match obj.get("embedding_model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(bad(
+                "embedding_model",
+                format!("expected a model id string, found {}", kind(other)),
+            ));
+        }
+    };
+    let (embedding, fate) = match obj.get("embedding") {
+        None | Some(Value::Null) => (None, Vector::None),
+        Some(Value::Array(values)) => {
+            let mut v = Vec::with_capacity(values.len());
+            for (i, x) in values.iter().enumerate() {
+                match x.as_f64() {
+                    Some(f) if f.is_finite() && (f as f32).is_finite() => v.push(f as f32),
+                    _ => {
+                        return Err(bad(
+                            "embedding",
+                            format!("element {i} is {}, expected a finite number", kind(x)),
+                        ));
+                    }
+                }
+            }
+            match model {
+                Some(id) if same_model(id, v.len(), &store.id, store.dims) => {
+                    (Some(v), Vector::Reused)
+                }
+                Some(id) if same_model(id, store.dims, &store.id, store.dims) => {
+                    return Err(bad(
+                        "embedding",
+                        format!(
+                            "has {} values but {} vectors have {} dimensions",
+                            v.len(),
+                            store.id,
+                            store.dims
+                        ),
+                    ));
+                }
+                Some(id) => (None, Vector::Dropped(id.to_owned())),
+                None => (None, Vector::Dropped(String::new())),
+            }
+        }
+        Some(other) => {
+            return Err(bad(
+                "embedding",
+                format!("expected an array of numbers, found {}", kind(other)),
+            ));
+        }
+    };
+    let memory = Memory::from_parts(
+        content,
+        hash,
+        tags,
+        memory_type,
+        metadata,
+        embedding,
+        created_at,
+        updated_at,
+    );
+    Ok((memory, fate))
+}
+
+/// Parses a raw item.
+fn parse(raw: Raw, store: &StoreModel) -> Result<(Memory, Vector), ItemError> {
+    let value = match raw {
+        Raw::Value(v) => v,
+        Raw::Text(bytes) => {
+            let text = std::str::from_utf8(&bytes).map_err(|e| ItemError {
+                field: None,
+                reason: format!(
+                    "not valid UTF-8 (first bad byte at column {})",
+                    e.valid_up_to() + 1
+                ),
+            })?;
+            serde_json::from_str(text.trim()).map_err(|e| ItemError {
+                field: None,
+                reason: format!("invalid JSON: {e}"),
+            })?
+        }
+    };
+    memory_of(value, store)
+}
+
+/// The identity of an input file: its size and the SHA-256 of its first 64 KiB.
+fn input_identity(path: &Path) -> Result<(u64, String)> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = f
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    let mut head = Vec::new();
+    (&mut f)
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((size, hex::encode(Sha256::digest(&head))))
+}
+
+/// Decides the format from the first non-blank line: a line that is a whole JSON object
+/// without `export_metadata` means JSON Lines; anything else that starts with `{` is tried
+/// as one document.
+fn detect(first_line: &[u8]) -> Format {
+    let text = String::from_utf8_lossy(first_line);
+    let t = text.trim();
+    if !t.starts_with('{') {
+        return Format::Jsonl;
+    }
+    match serde_json::from_str::<Value>(t) {
+        Ok(Value::Object(o))
+            if o.contains_key("export_metadata")
+                || (o.contains_key("memories") && !o.contains_key("content")) =>
+        {
+            Format::Document
+        }
+        Ok(_) => Format::Jsonl,
+        Err(_) => Format::Document,
+    }
+}
+
+/// The Python service's export document.
+#[derive(Deserialize)]
+struct Document {
+    memories: Vec<Value>,
+}
+
+fn first_line(reader: &mut dyn BufRead) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader.read_until(b'\n', &mut buf)?;
+    Ok(buf)
+}
+
+/// Opens the source; `resume` is the checkpoint's (format, offset, line).
+fn open_source(input: &Path, resume: Option<(Format, u64, u64)>) -> Result<(Source, Format)> {
+    let stdin = input == Path::new("-");
+    let mut reader: Box<dyn BufRead + Send> = if stdin {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let mut head =
+        first_line(reader.as_mut()).with_context(|| format!("reading {}", input.display()))?;
+    let mut skipped = Vec::new();
+    while !head.is_empty() && head.iter().all(u8::is_ascii_whitespace) {
+        skipped.extend_from_slice(&head);
+        head = first_line(reader.as_mut())?;
+    }
+    let format = detect(&head);
+    if format == Format::Document {
+        let mut all = skipped;
+        all.extend_from_slice(&head);
+        reader
+            .read_to_end(&mut all)
+            .with_context(|| format!("reading {}", input.display()))?;
+        match serde_json::from_slice::<Document>(&all) {
+            Ok(doc) => {
+                let skip = resume.map_or(0, |(_, offset, _)| offset);
+                let mut items = doc.memories.into_iter();
+                for _ in 0..skip {
+                    items.next();
+                }
+                return Ok((Source::Document { items, index: skip }, format));
+            }
+            Err(e) if e.is_data() => {
+                anyhow::bail!(
+                    "{} looks like the Python service's export document but {e}; expected \
+                     {{\"export_metadata\": {{...}}, \"memories\": [...]}}",
+                    input.display()
+                )
+            }
+            // Not one JSON document: read it as JSON Lines (and report its bad lines).
+            Err(_) => {
+                let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(all));
+                return lines_from(reader, input, resume, stdin);
+            }
+        }
+    }
+    if let Some((_, offset, line)) = resume
+        && !stdin
+    {
+        // Reopen the file at the checkpoint's offset.
+        let mut file =
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+        file.seek(SeekFrom::Start(offset))
+            .with_context(|| format!("seeking to byte {offset} of {}", input.display()))?;
+        return Ok((
+            Source::Lines {
+                reader: Box::new(BufReader::with_capacity(1 << 20, file)),
+                offset,
+                line,
+                first: None,
+            },
+            Format::Jsonl,
+        ));
+    }
+    // Blank lines before the first one were read already: start counting after them.
+    Ok((
+        Source::Lines {
+            reader,
+            offset: skipped.len() as u64,
+            line: skipped.iter().filter(|b| **b == b'\n').count() as u64,
+            first: (!head.is_empty()).then_some(head),
+        },
+        Format::Jsonl,
+    ))
+}
+
+fn lines_from(
+    mut reader: Box<dyn BufRead + Send>,
+    input: &Path,
+    resume: Option<(Format, u64, u64)>,
+    stdin: bool,
+) -> Result<(Source, Format)> {
+    let (offset, line) = match resume {
+        Some((_, offset, line)) if !stdin => (offset, line),
+        _ => (0, 0),
+    };
+    if offset > 0 {
+        // Only files are resumed; a Cursor or BufReader<File> both seek.
+        let mut skip = (&mut reader).take(offset);
+        std::io::copy(&mut skip, &mut std::io::sink())
+            .with_context(|| format!("seeking to byte {offset} of {}", input.display()))?;
+    }
+    Ok((
+        Source::Lines {
+            reader,
+            offset,
+            line,
+            first: None,
+        },
+        Format::Jsonl,
+    ))
+}
+
+/// Counts the lines of `input` for the progress bar (files only).
+fn count_lines(input: &Path, format: Format) -> Option<u64> {
+    if input == Path::new("-") || format == Format::Document {
+        return None;
+    }
+    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(input).ok()?);
+    let mut n = 0u64;
+    let mut last = b'\n';
+    loop {
+        let buf = f.fill_buf().ok()?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[buf.len() - 1];
+        let len = buf.len();
+        f.consume(len);
+    }
+    Some(n + u64::from(last != b'\n'))
+}
+
+/// Stores memories from JSON Lines.
+pub async fn import(
+    store: &dyn MemoryStorage,
+    config: &Config,
+    args: ImportArgs,
+    out: &Output,
+) -> Result<()> {
+    let stdin = args.input == Path::new("-");
+    let stats = store
+        .get_stats()
+        .await
+        .context("reading the store's embedding model")?;
+    let model = StoreModel {
+        id: stats.embedding_model,
+        dims: stats.embedding_dimensions,
+    };
+    let database = store_identity(config, config.backend)?;
+    let progress_path = (!stdin).then(|| sibling(&args.input, ".import-progress"));
+    if let Some(path) = &progress_path {
+        // Fail before storing anything if progress could not be recorded.
+        let probe = sibling(path, ".probe");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .with_context(|| {
+                format!(
+                    "import records its progress in {} so an interrupted import can resume, but \
+                     that directory is not writable; copy the input somewhere writable, or pipe \
+                     it in (`mcp-memory import - < FILE`, not resumable)",
+                    path.display()
+                )
+            })?;
+    }
+    let identity = if stdin {
+        None
+    } else {
+        Some(input_identity(&args.input)?)
+    };
+
+    // A checkpoint of an earlier run of this same import?
+    let mut resumed: Option<Checkpoint> = None;
+    if let (Some(path), Some((size, head))) = (&progress_path, &identity)
+        && path.exists()
+        && !args.restart
+    {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cp: Checkpoint = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a checkpoint this version understands; delete it or add --restart",
+                path.display()
+            )
+        })?;
+        if cp.version != CHECKPOINT_VERSION {
+            anyhow::bail!(
+                "{} was written by another version; add --restart to import from the first line",
+                path.display()
+            );
+        }
+        if cp.input_size > *size
+            || cp.input_head_sha256 != *head
+            || (cp.input_size != *size && cp.format == Format::Document)
+        {
+            anyhow::bail!(
+                "{} changed since the interrupted import recorded in {} (size or first 64 KiB differ); \
+                 add --restart to import it from the first line (memories already stored are skipped as duplicates)",
+                args.input.display(),
+                path.display()
+            );
+        }
+        if cp.database != database {
+            anyhow::bail!(
+                "{} records an import into {}, not {database}; import into that store to resume, \
+                 or add --restart to import into this one from the first line",
+                path.display(),
+                cp.database
+            );
+        }
+        resumed = Some(cp);
+    }
+
+    let resume_at = resumed.as_ref().map(|cp| (cp.format, cp.offset, cp.line));
+    let (mut source, format) = open_source(&args.input, resume_at)?;
+    let unit = format.unit();
+    let mut counts = resumed
+        .as_ref()
+        .map(|cp| cp.counts.clone())
+        .unwrap_or_default();
+    if let Some(cp) = &resumed {
+        eprintln!(
+            "resuming at {unit} {} of {} ({} imported before; --restart starts over)",
+            cp.line + 1,
+            args.input.display(),
+            cp.counts.imported
+        );
+    }
+    let input_name = if stdin {
+        "standard input".to_owned()
+    } else {
+        args.input.display().to_string()
+    };
+    let how_to_resume = if stdin {
+        "standard input cannot be resumed: run the import again (memories already stored are skipped as duplicates)".to_owned()
+    } else {
+        format!(
+            "run the same command again to resume (progress is kept in {})",
+            progress_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    };
+    let interrupt = Interrupt::install(how_to_resume.clone());
+    let mode = ProgressMode::detect();
+    let bar = mode.bar(
+        if mode == ProgressMode::Bar {
+            count_lines(&args.input, format)
+        } else {
+            None
+        },
+        &format!("{unit}s"),
+    );
+    bar.set_position(source.position().1);
+
+    let batch_size = args.batch_size as usize;
+    let mut batch: Vec<Memory> = Vec::with_capacity(batch_size);
+    let mut batch_lines: Vec<u64> = Vec::with_capacity(batch_size);
+    let mut batches = 0u64;
+    let mut interrupted = false;
+    let mut ended = false;
+    while !ended {
+        match source.next()? {
+            Some((line, raw)) => match parse(raw, &model) {
+                Ok((memory, fate)) => {
+                    match fate {
+                        Vector::None => counts.embedded += 1,
+                        Vector::Reused => counts.vectors_reused += 1,
+                        Vector::Dropped(id) => {
+                            counts.vectors_dropped += 1;
+                            counts.dropped_models.insert(id);
+                        }
+                    }
+                    batch.push(memory);
+                    batch_lines.push(line);
+                }
+                Err(e) => {
+                    if args.strict {
+                        bar.abandon();
+                        anyhow::bail!(
+                            "{input_name} {unit} {line}: {e}; --strict stops at the first bad {unit} \
+                             (the {} before it in this batch were not stored); fix it, or drop --strict to skip bad {unit}s",
+                            batch.len()
+                        );
+                    }
+                    counts.invalid(line, e.to_string());
+                }
+            },
+            None => ended = true,
+        }
+        let full = batch.len() >= batch_size;
+        let last_batch = ended && !batch.is_empty();
+        if !full && !last_batch {
+            continue;
+        }
+        let (first, last) = (batch_lines[0], batch_lines[batch_lines.len() - 1]);
+        let results = store
+            .store_batch(std::mem::take(&mut batch))
+            .await
+            .with_context(|| {
+                format!(
+                    "storing {unit}s {first}-{last} of {input_name}; nothing from {unit} {first} on is recorded as done: {how_to_resume}"
+                )
+            })?;
+        // A backend that was unavailable for some items fails the whole batch before the
+        // checkpoint moves, so a re-run sends it again; only refusals of a memory itself
+        // are reported as bad lines.
+        if let Some(e) = results
+            .iter()
+            .find_map(|r| r.as_ref().err().filter(|e| e.is_transient()))
+        {
+            bar.abandon();
+            anyhow::bail!(
+                "storing {unit}s {first}-{last} of {input_name}: {e}; nothing from {unit} {first} on is recorded as done: {how_to_resume}"
+            );
+        }
+        for (result, line) in results.into_iter().zip(batch_lines.drain(..)) {
+            match result {
+                Ok(_) => counts.imported += 1,
+                Err(StorageError::Duplicate { .. }) => counts.duplicates += 1,
+                Err(e) => {
+                    if args.strict {
+                        bar.abandon();
+                        anyhow::bail!(
+                            "{input_name} {unit} {line}: the store refused it: {e} (--strict)"
+                        );
+                    }
+                    counts.invalid(line, format!("the store refused it: {e}"));
+                }
+            }
+        }
+        batches += 1;
+        let (offset, line) = source.position();
+        if let (Some(path), Some((size, head))) = (&progress_path, &identity)
+            && !ended
+        {
+            let cp = Checkpoint {
+                version: CHECKPOINT_VERSION,
+                input: std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone()),
+                input_size: *size,
+                input_head_sha256: head.clone(),
+                database: database.clone(),
+                format,
+                offset,
+                line,
+                counts: counts.clone(),
+            };
+            write_atomic(path, &serde_json::to_vec_pretty(&cp)?).with_context(|| {
+                format!(
+                    "recording progress in {} (the directory of the input must be writable)",
+                    path.display()
+                )
+            })?;
+        }
+        bar.set_position(line);
+        if mode == ProgressMode::Log && batches.is_multiple_of(LOG_EVERY_BATCHES) {
+            tracing::info!("import: {line} {unit}s read, {} imported", counts.imported);
+        }
+        if interrupt.requested() && !ended {
+            interrupted = true;
+            break;
+        }
+    }
+    super::finish_bar(&bar);
+    let (_, lines) = source.position();
+    if interrupted {
+        anyhow::bail!(
+            "interrupted after {unit} {lines} of {input_name} ({} imported, {} duplicates skipped, {} invalid so far); {how_to_resume}",
+            counts.imported,
+            counts.duplicates,
+            counts.invalid
+        );
+    }
+    if let Some(path) = &progress_path
+        && path.exists()
+    {
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing {} after the import completed", path.display()))?;
+    }
+    summarize(
+        &counts,
+        &input_name,
+        unit,
+        lines,
+        &model,
+        resumed.map(|cp| cp.line + 1),
+        out,
+    );
+    if counts.invalid > 0 {
+        // Everything valid is stored; the status tells scripts that some input was not.
+        return Err(crate::output::AlreadyReported(format!(
+            "{} invalid {unit}(s) skipped (listed above); fix them and import again \
+             (what is already stored is skipped as duplicates)",
+            counts.invalid
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn summarize(
+    counts: &Counts,
+    input: &str,
+    unit: &str,
+    lines: u64,
+    model: &StoreModel,
+    resumed_at: Option<u64>,
+    out: &Output,
+) {
+    let dropped_note = (counts.vectors_dropped > 0).then(|| {
+        let ids: Vec<String> = counts
+            .dropped_models
+            .iter()
+            .map(|id| {
+                if id.is_empty() {
+                    "no model id".to_owned()
+                } else {
+                    id.clone()
+                }
+            })
+            .collect();
+        format!(
+            "{} carried vectors dropped and re-embedded: made by {}, not the store's {} ({} dims)",
+            counts.vectors_dropped,
+            ids.join(", "),
+            model.id,
+            model.dims
+        )
+    });
+    let mut text = format!(
+        "imported {} from {input} ({lines} {unit}s read{})",
+        memories(counts.imported),
+        resumed_at
+            .map(|l| format!(", resumed at {unit} {l}"))
+            .unwrap_or_default()
+    );
+    text.push_str(&format!("\n  duplicates skipped  {}", counts.duplicates));
+    text.push_str(&format!("\n  invalid {unit}s  {:>6}", counts.invalid));
+    for p in &counts.problems {
+        text.push_str(&format!("\n    {unit} {}: {}", p.line, p.error));
+    }
+    if counts.invalid > counts.problems.len() as u64 {
+        text.push_str(&format!(
+            "\n    ... and {} more",
+            counts.invalid - counts.problems.len() as u64
+        ));
+    }
+    text.push_str(&format!(
+        "\n  vectors             {} carried, {} embedded",
+        counts.vectors_reused,
+        counts.embedded + counts.vectors_dropped
+    ));
+    if let Some(note) = &dropped_note {
+        text.push_str(&format!("\n  note: {note}"));
+    }
+    out.transfer_summary(
+        json!({
+            "input": input,
+            "lines_read": lines,
+            "imported": counts.imported,
+            "duplicates_skipped": counts.duplicates,
+            "invalid": counts.invalid,
+            "invalid_lines": counts.problems,
+            "resumed_at_line": resumed_at,
+            "vectors": {
+                "carried": counts.vectors_reused,
+                "dropped": counts.vectors_dropped,
+                "embedded": counts.embedded + counts.vectors_dropped,
+                "note": dropped_note,
+            },
+            "store_model": {"id": model.id, "dimensions": model.dims},
+        }),
+        &text,
+        false,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minilm() -> StoreModel {
+        StoreModel {
+            id: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            dims: 3,
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse(Raw::Text(line.as_bytes().to_vec()), &minilm()) {
+            Ok(_) => panic!("{line} should be refused"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_items_name_the_field() {
+        assert!(err("{\"content\": 1").starts_with("invalid JSON"));
+        assert_eq!(err("[1]"), "expected a JSON object, found an array");
+        assert_eq!(err("{\"tags\": []}"), "field `content`: missing");
+        assert_eq!(
+            err("{\"content\": \"x\", \"tags\": [\"a\", 2]}"),
+            "field `tags`: element 1 is a number, expected a string"
+        );
+        assert!(
+            err("{\"content\": \"x\", \"created_at\": \"yesterday\"}")
+                .starts_with("field `created_at`")
+        );
+        assert!(err("{\"content\": \"x\", \"metadata\": [1]}").starts_with("field `metadata`"));
+        assert_eq!(
+            err(
+                r#"{"content": "x", "embedding": [1, 2], "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}"#
+            ),
+            "field `embedding`: has 2 values but sentence-transformers/all-MiniLM-L6-v2 vectors have 3 dimensions"
+        );
+    }
+
+    #[test]
+    fn vectors_of_another_model_are_dropped_and_of_the_same_kept() {
+        let (m, fate) = parse(
+            Raw::Text(
+                br#"{"content": "x", "embedding": [1, 2], "embedding_model": "acme/other"}"#
+                    .to_vec(),
+            ),
+            &minilm(),
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(fate, Vector::Dropped("acme/other".into()));
+        assert!(m.embedding.is_none());
+        let (m, fate) = parse(
+            Raw::Text(br#"{"content": "x", "embedding": [1, 2, 3], "embedding_model": "all-MiniLM-L6-v2"}"#.to_vec()),
+            &minilm(),
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(fate, Vector::Reused);
+        assert_eq!(m.embedding, Some(vec![1.0, 2.0, 3.0]));
+    }
+
+    #[test]
+    fn the_format_is_told_from_the_first_line() {
+        assert_eq!(detect(b"{\"content\": \"x\"}\n"), Format::Jsonl);
+        assert_eq!(detect(b"{\n"), Format::Document);
+        assert_eq!(
+            detect(b"{\"export_metadata\": {}, \"memories\": []}"),
+            Format::Document
+        );
+        assert_eq!(detect(b"not json"), Format::Jsonl);
+    }
+}
