@@ -7,8 +7,10 @@
 //! | `fetch-model` | puts the all-MiniLM-L6-v2 model files into the per-user model cache |
 //! | `fetch-prism` | installs Prism (OpenAPI mock/validating proxy, from npm) into the per-user tool cache |
 //! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
-//! | `bench` | runs the criterion benchmarks |
+//! | `bench` | runs the criterion suites and start-up/memory measurements, writes `docs/BENCHMARKS.md` |
 //! | `emulator` | runs the local Cloudflare API emulator (`cloudflare-emulator --help` for options) |
+//! | `fuzz` | runs the cargo-fuzz targets of `fuzz/` for `--time` seconds each (nightly; installs cargo-fuzz if missing) |
+//! | `soak` | the fault matrix and crash-recovery tests at large sizes (`docs/SOAK.md`); never part of CI |
 //!
 //! Only the standard library and a process runner: xtask must build fast on a cold machine.
 
@@ -18,8 +20,11 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod fuzz;
 mod model;
 mod prism;
+mod soak;
 
 #[derive(Parser)]
 #[command(
@@ -62,11 +67,31 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the criterion benchmarks (arguments go to `cargo bench`).
-    Bench {
-        /// Extra arguments for `cargo bench`.
-        #[arg(trailing_var_arg = true)]
-        args: Vec<String>,
+    /// Run the criterion suites, the start-up and resident-memory measurements, and write
+    /// docs/BENCHMARKS.md from them (`--quick` for shorter measurements).
+    Bench(bench::BenchArgs),
+    /// Run the cargo-fuzz targets of fuzz/ (nightly toolchain) for --time seconds each;
+    /// fails if any crashed, naming the crash input.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Targets to run (default: all of fuzz/fuzz_targets/).
+        targets: Vec<String>,
+    },
+    /// Run the fault matrix and the crash-recovery tests at soak sizes (opt-in, never in CI)
+    /// and print a summary; see docs/SOAK.md.
+    Soak {
+        /// Operations per fault-matrix row and seed (CI runs 30).
+        #[arg(long, default_value_t = 2000)]
+        ops: usize,
+        /// Seeds per fault-matrix row (CI runs 1).
+        #[arg(long, default_value_t = 3)]
+        seeds: usize,
+        /// Memories of the crash-recovery import; a fifth (at least 300) are migrated
+        /// (CI runs 3000).
+        #[arg(long, default_value_t = 20_000)]
+        crash_n: usize,
     },
 }
 
@@ -88,11 +113,20 @@ fn main() -> Result<()> {
                 .args(&args);
             run(&mut cmd)
         }
-        Task::Bench { args } => {
-            let mut cmd = cargo();
-            cmd.arg("bench").args(&args);
-            run(&mut cmd)
-        }
+        Task::Bench(args) => bench::run(&args),
+        Task::Fuzz { time, targets } => fuzz::run(&root, time, &targets),
+        Task::Soak {
+            ops,
+            seeds,
+            crash_n,
+        } => soak::run(
+            soak::Sizes {
+                ops,
+                seeds,
+                crash_n,
+            },
+            has_nextest(),
+        ),
     }
 }
 

@@ -6,8 +6,8 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    /// The content is empty or only white space.
-    #[error("content: must not be empty or only white space")]
+    /// The content is empty or only white space (and control characters such as NUL).
+    #[error("content: must not be empty or only white space and control characters")]
     EmptyContent,
     /// The content is larger than [`crate::limits::MAX_CONTENT_BYTES`].
     #[error("content: {bytes} bytes exceeds the limit of {limit} bytes")]

@@ -134,9 +134,13 @@ impl Memory {
     }
 }
 
-/// Checks content against the rules of [`Memory::new`].
+/// Checks content against the rules of [`Memory::new`]: content of only white space and
+/// control characters (NUL bytes from a binary file, say) carries no text and is empty.
 pub fn validate_content(content: &str) -> Result<(), ValidationError> {
-    if content.trim().is_empty() {
+    if content
+        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .is_empty()
+    {
         return Err(ValidationError::EmptyContent);
     }
     if content.len() > MAX_CONTENT_BYTES {
@@ -280,6 +284,11 @@ mod tests {
     fn empty_and_whitespace_content_are_refused() {
         assert_eq!(Memory::new("").unwrap_err(), ValidationError::EmptyContent);
         assert_eq!(Memory::new(" \n\t ").unwrap_err().field(), "content");
+        assert_eq!(
+            Memory::new("\0 \0\u{1b}").unwrap_err(),
+            ValidationError::EmptyContent
+        );
+        assert!(Memory::new("a\0b").is_ok(), "a NUL inside text is kept");
     }
 
     #[test]

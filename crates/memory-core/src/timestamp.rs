@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
@@ -65,8 +65,20 @@ impl Timestamp {
     }
 
     /// Parses an RFC 3339 / ISO-8601 string with an offset (`Z` or `+hh:mm`).
+    ///
+    /// A year outside 0000–9999 is accepted in ISO 8601's expanded form with a sign
+    /// (`+10000-01-01T00:00:00Z`, `-0001-12-31T23:00:00Z`), which is what [`to_iso`](Self::to_iso)
+    /// writes for such years, so every timestamp reads back from its own text.
     pub fn parse_iso(s: &str) -> Result<Self, ValidationError> {
-        DateTime::parse_from_rfc3339(s.trim())
+        let s_trimmed = s.trim();
+        let parsed = DateTime::parse_from_rfc3339(s_trimmed).or_else(|e| {
+            if s_trimmed.starts_with(['+', '-']) {
+                s_trimmed.parse::<DateTime<FixedOffset>>().map_err(|_| e)
+            } else {
+                Err(e)
+            }
+        });
+        parsed
             .map(|d| Self::from_datetime(d.with_timezone(&Utc)))
             .map_err(|e| ValidationError::InvalidTimestamp {
                 field: "timestamp",
@@ -152,6 +164,31 @@ mod tests {
         assert!(Timestamp::from_epoch_seconds(f64::NAN).is_err());
         assert!(Timestamp::from_epoch_seconds(f64::INFINITY).is_err());
         assert!(Timestamp::from_epoch_seconds(1e300).is_err());
+    }
+
+    /// Regression (fuzz target `time_expr`): a time past year 9999 was accepted from epoch
+    /// seconds, but its ISO text (`+10000-…`) could not be read back.
+    #[test]
+    fn years_outside_four_digits_read_back_from_their_iso_text() {
+        for secs in [
+            253_402_300_800.0, // +10000-01-01T00:00:00Z
+            8.0e12,            // the far bound the MCP `before` filter uses
+            -62_167_219_201.0, // -0001-12-31T23:59:59Z
+            -8.0e12,
+        ] {
+            let t = Timestamp::from_epoch_seconds(secs).unwrap();
+            let iso = t.to_iso();
+            assert!(iso.starts_with(['+', '-']), "{iso}");
+            assert_eq!(Timestamp::parse_iso(&iso).unwrap(), t, "{iso}");
+        }
+        assert_eq!(
+            Timestamp::parse_iso("+10000-01-01T01:00:00+01:00").unwrap(),
+            Timestamp::from_epoch_seconds(253_402_300_800.0).unwrap()
+        );
+        // Unsigned text is still strict RFC 3339.
+        assert!(Timestamp::parse_iso("10000-01-01T00:00:00Z").is_err());
+        assert!(Timestamp::parse_iso("+10000-01-01T00:00:00").is_err());
+        assert!(Timestamp::parse_iso("+2024-05-01").is_err());
     }
 
     #[test]

@@ -1,24 +1,69 @@
-//! Measures MCP start-up: process spawn → `initialize` answered, over stdio.
+//! Measures MCP start-up (process spawn → `initialize` answered, over stdio) and, with
+//! `--rss`, the server's resident memory.
 //!
 //! ```text
 //! cargo build --release -p memory-server
-//! cargo run --release -p memory-server --example mcp_startup -- [BINARY] [RUNS]
+//! cargo run --release -p memory-server --example mcp_startup -- [BINARY] [RUNS] [--rss N] [--json]
 //! ```
 //!
-//! `BINARY` defaults to `target/release/mcp-memory` next to this example; `RUNS` to 20. Each
-//! run uses a fresh temporary database (so the run includes creating it) and prints the
-//! minimum, median and maximum. Nothing here asserts a timing.
+//! * `BINARY` defaults to `target/release/mcp-memory` next to this example; `RUNS` to 20.
+//!   Each start-up run uses a fresh temporary database (so the run includes creating it) and
+//!   the minimum, quartiles, median and maximum are printed.
+//! * `--rss N` also measures resident memory (Linux: `VmRSS` and the peak `VmHWM` of the
+//!   server from `/proc/<pid>/status`) at three points: idle right after `initialize` was
+//!   answered (empty store); with a store of `N` memories open (after a `memory_list` call,
+//!   which waits for the store; the model not loaded yet); and after a `memory_search` on that
+//!   store (the model loaded, the query embedded and ranked). The store is built here first,
+//!   its memories carrying seeded random unit vectors (no embedding time), in a temporary
+//!   directory removed afterwards.
+//! * `--json` prints one JSON object instead of text (for `cargo xtask bench`).
+//!
+//! Nothing here asserts a timing.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp_startup","version":"1"}}}"#;
+use memory_core::{Memory, Tags};
+use memory_embed::{DEFAULT_MODEL_ID, Embedder, LazyEmbedder};
+use memory_sqlite::SqliteConfig;
+use memory_storage::MemoryStorage;
+use serde_json::{Value, json};
 
-fn main() {
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp_startup","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// Command-line options.
+struct Options {
+    binary: PathBuf,
+    runs: usize,
+    rss_store: Option<usize>,
+    json: bool,
+}
+
+fn options() -> Options {
+    let mut positional = Vec::new();
+    let mut rss_store = None;
+    let mut json = false;
     let mut args = std::env::args().skip(1);
-    let binary = args.next().map(PathBuf::from).unwrap_or_else(|| {
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "--rss" => {
+                let n = args
+                    .next()
+                    .and_then(|n| n.replace('_', "").parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| panic!("--rss needs a store size, e.g. --rss 10000"));
+                rss_store = Some(n);
+            }
+            _ => positional.push(arg),
+        }
+    }
+    let mut positional = positional.into_iter();
+    let binary = positional.next().map(PathBuf::from).unwrap_or_else(|| {
         let exe = std::env::current_exe().expect("current exe");
         // target/release/examples/mcp_startup → target/release/mcp-memory
         exe.parent()
@@ -26,17 +71,34 @@ fn main() {
             .map(|p| p.join("mcp-memory"))
             .expect("target directory")
     });
-    let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(20);
-    let dir = std::env::temp_dir().join(format!("mcp_startup_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let runs = positional
+        .next()
+        .map(|r| {
+            r.parse()
+                .unwrap_or_else(|_| panic!("RUNS must be a number, not {r:?}"))
+        })
+        .unwrap_or(20usize)
+        .max(1);
+    Options {
+        binary,
+        runs,
+        rss_store,
+        json,
+    }
+}
 
-    let mut times: Vec<Duration> = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let db = dir.join(format!("m{i}.db"));
-        let started = Instant::now();
-        let mut child = Command::new(&binary)
+/// A running `mcp-memory serve` over stdio.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn spawn(binary: &Path, db: &Path) -> Self {
+        let mut child = Command::new(binary)
             .arg("--db")
-            .arg(&db)
+            .arg(db)
             .arg("serve")
             .env("MCP_MEMORY_LOG", "off")
             .stdin(Stdio::piped())
@@ -44,27 +106,237 @@ fn main() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        let mut stdin = child.stdin.take().expect("stdin");
-        writeln!(stdin, "{INITIALIZE}").expect("write initialize");
-        stdin.flush().expect("flush");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the answer");
-        let elapsed = started.elapsed();
-        assert!(line.contains("\"serverInfo\""), "unexpected answer: {line}");
-        times.push(elapsed);
-        drop(stdin); // EOF: the server exits
-        let _ = child.wait();
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Self {
+            child,
+            stdin: Some(stdin),
+            stdout,
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to the server");
+        stdin.flush().expect("flush");
+    }
+
+    /// Reads lines until the answer to request `id`.
+    fn answer(&mut self, id: u64) -> Value {
+        loop {
+            let mut line = String::new();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .expect("read from the server");
+            assert!(
+                n > 0,
+                "the server closed stdout before answering request {id}"
+            );
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if value.get("id").and_then(Value::as_u64) == Some(id) {
+                assert!(value.get("error").is_none(), "request {id} failed: {value}");
+                return value;
+            }
+        }
+    }
+
+    /// Calls tool `name` and returns its result, which must not be a tool error.
+    fn call_tool(&mut self, id: u64, name: &str, arguments: Value) -> Value {
+        let request = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        });
+        self.send(&request.to_string());
+        let answer = self.answer(id);
+        let result = answer.get("result").cloned().unwrap_or(Value::Null);
+        assert!(
+            result.get("isError").and_then(Value::as_bool) != Some(true),
+            "{name} failed: {answer}"
+        );
+        result
+    }
+
+    /// `VmRSS` and `VmHWM` in KiB (Linux only).
+    fn memory(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// Closes stdin (EOF: the server exits) and waits.
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawn → `initialize` answered, `runs` times, each on a fresh database in `dir`.
+fn startup(binary: &Path, runs: usize, dir: &Path) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let db = dir.join(format!("m{i}.db"));
+        let started = Instant::now();
+        let mut server = Server::spawn(binary, &db);
+        server.send(INITIALIZE);
+        let answer = server.answer(1);
+        let elapsed = started.elapsed();
+        assert!(
+            answer.pointer("/result/serverInfo").is_some(),
+            "unexpected answer: {answer}"
+        );
+        times.push(elapsed);
+        server.stop();
+    }
     times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{}: spawn → initialize answered over {runs} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
-        binary.display(),
-        ms(times[0]),
-        ms(times[times.len() / 2]),
-        ms(times[times.len() - 1]),
+    times
+}
+
+/// A tiny seeded generator (xorshift64*), enough for random unit vectors.
+struct Rng(u64);
+
+impl Rng {
+    fn unit_vector(&mut self, dims: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dims)
+            .map(|_| {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        let norm = v
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::MIN_POSITIVE);
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+}
+
+/// Builds a store of `n` memories carrying random vectors at `db`.
+fn build_store(db: &Path, n: usize) {
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    runtime.block_on(async {
+        let embedder: Arc<dyn Embedder> =
+            Arc::new(LazyEmbedder::new(DEFAULT_MODEL_ID, None).expect("the default model"));
+        let dims = embedder.dimensions();
+        let store = SqliteConfig::new(db)
+            .open(embedder)
+            .await
+            .expect("open the store");
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut i = 0;
+        while i < n {
+            let batch: Vec<Memory> = (i..(i + 1_000).min(n))
+                .map(|j| {
+                    Memory::new(format!(
+                        "memory number {j}: notes about topic {} and project {}",
+                        j % 97,
+                        j % 13
+                    ))
+                    .expect("valid content")
+                    .with_tags(Tags::parse(format!("topic{}", j % 20)).expect("valid tag"))
+                    .with_embedding(rng.unit_vector(dims))
+                })
+                .collect();
+            i += batch.len();
+            for outcome in store.store_batch(batch).await.expect("store a batch") {
+                outcome.expect("store a memory");
+            }
+        }
+    });
+}
+
+/// Resident memory of the server at the three points (see the crate docs).
+fn rss(binary: &Path, n: usize, dir: &Path) -> Value {
+    let kib = |m: Option<(u64, u64)>| match m {
+        Some((rss, hwm)) => json!({"rss_kib": rss, "hwm_kib": hwm}),
+        None => Value::Null,
+    };
+    // Idle right after initialize, empty store.
+    let mut server = Server::spawn(binary, &dir.join("idle.db"));
+    server.send(INITIALIZE);
+    server.answer(1);
+    server.send(INITIALIZED);
+    let idle = kib(server.memory());
+    server.stop();
+
+    let db = dir.join(format!("store_{n}.db"));
+    build_store(&db, n);
+    let mut server = Server::spawn(binary, &db);
+    server.send(INITIALIZE);
+    server.answer(1);
+    server.send(INITIALIZED);
+    server.call_tool(2, "memory_list", json!({"page_size": 1}));
+    let opened = kib(server.memory());
+    let result = server.call_tool(
+        3,
+        "memory_search",
+        json!({"query": "notes about project 7", "limit": 5}),
     );
+    assert!(!result.is_null(), "memory_search answered nothing");
+    let searched = kib(server.memory());
+    server.stop();
+    json!({
+        "store_memories": n,
+        "idle_after_initialize": idle,
+        "store_open": opened,
+        "after_search": searched,
+    })
+}
+
+fn main() {
+    let options = options();
+    let dir = std::env::temp_dir().join(format!("mcp_startup_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+
+    let times = startup(&options.binary, options.runs, &dir);
+    let rss = options.rss_store.map(|n| rss(&options.binary, n, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| ms(times[((times.len() - 1) as f64 * q).round() as usize]);
+    if options.json {
+        let out = json!({
+            "binary": options.binary.display().to_string(),
+            "startup_ms": {
+                "runs": times.len(),
+                "min": at(0.0),
+                "q1": at(0.25),
+                "median": at(0.5),
+                "q3": at(0.75),
+                "max": at(1.0),
+            },
+            "rss": rss.unwrap_or(Value::Null),
+        });
+        println!("{out}");
+        return;
+    }
+    println!(
+        "{}: spawn → initialize answered over {} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        options.binary.display(),
+        times.len(),
+        at(0.0),
+        at(0.5),
+        at(1.0),
+    );
+    if let Some(rss) = rss {
+        println!(
+            "resident memory (KiB): {}",
+            serde_json::to_string_pretty(&rss).expect("json")
+        );
+    }
 }

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     pub api_key: Option<String>,
 }
 
+/// Longest JSON-RPC message read on stdio: room for the largest content a memory may hold
+/// (16 MiB) with JSON escaping, so over-limit content gets a clear tool error.
+pub const MAX_STDIO_LINE_BYTES: usize = 4 * memory_core::limits::MAX_CONTENT_BYTES;
+
 /// Runs the server until the client disconnects (stdio) or a shutdown signal (HTTP).
 pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
     let api_key = args.api_key.filter(|k| !k.trim().is_empty());
@@ -59,8 +63,14 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
         .await;
     }
     tracing::info!("serving MCP on stdio");
+    let (stdin, stdout) = rmcp::transport::stdio();
+    // rmcp drops a stdio line over 16 MiB with an id-less error the client cannot match to
+    // its call, so the call would hang. Reading lines up to 4× the content limit lets the
+    // content check refuse an over-limit memory with a tool error naming the limit instead.
+    let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(stdin, stdout)
+        .with_max_line_length(MAX_STDIO_LINE_BYTES);
     let running = MemoryServer::new(store)
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await
         .map_err(|e| anyhow::anyhow!("MCP handshake on stdio failed: {e}"))?;
     running.waiting().await?;

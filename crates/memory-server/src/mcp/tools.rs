@@ -303,7 +303,9 @@ impl MemoryServer {
         let memories = store
             .list(&ListQuery::page(filter, page, page_size)?)
             .await?;
-        let shown = ((page - 1) * page_size + memories.len()) as u64;
+        // Saturating: a page far past the end (page × page_size over 64 bits) is an empty
+        // page, not an overflow.
+        let shown = ((page - 1).saturating_mul(page_size)).saturating_add(memories.len()) as u64;
         Ok(json!({
             "memories": memories.iter().map(memory_json).collect::<Vec<_>>(),
             "page": page,
