@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
 use crate::rows::{StoredRow, epoch_text, text};
 use crate::sql::link_statements;
-use crate::storage::{CloudflareStorage, GET_BY_IDS_CHUNK, Inner, union_tags};
+use crate::storage::{CloudflareStorage, Inner, union_tags};
 
 /// Texts embedded per call while repairing.
 const REPAIR_EMBED_BATCH: usize = 100;
@@ -340,20 +340,15 @@ impl Inner {
                 .filter(|id| all_vids.contains(*id))
                 .cloned()
                 .collect();
-            for chunk in unknown.chunks(GET_BY_IDS_CHUNK) {
-                let vectors = self
-                    .parts
-                    .vectorize
-                    .get_by_ids(chunk.to_vec())
-                    .await
-                    .map_err(|e| vectorize_error("reading stray vectors", e))?;
-                ours.extend(
-                    vectors
-                        .into_iter()
-                        .filter(|v| v.namespace.as_deref() == Some(ns.as_str()))
-                        .map(|v| v.id),
-                );
-            }
+            let vectors = self
+                .fetch_vectors(&unknown, "reading stray vectors")
+                .await?;
+            ours.extend(
+                vectors
+                    .into_iter()
+                    .filter(|v| v.namespace.as_deref() == Some(ns.as_str()))
+                    .map(|v| v.id),
+            );
             strays.retain(|id| ours.contains(id));
         }
         strays.sort();

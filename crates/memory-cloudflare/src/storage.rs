@@ -1383,22 +1383,8 @@ impl Inner {
                 hash_of.insert(vid, hash);
             }
             let ids: Vec<String> = hash_of.keys().cloned().collect();
-            let calls: Vec<Vec<String>> = ids
-                .chunks(GET_BY_IDS_CHUNK)
-                .map(<[String]>::to_vec)
-                .collect();
-            let vectors: Vec<Vec<Vector>> = futures::stream::iter(calls)
-                .map(|ids| async move {
-                    self.parts
-                        .vectorize
-                        .get_by_ids(ids)
-                        .await
-                        .map_err(|e| vectorize_error("reading stored vectors", e))
-                })
-                .buffer_unordered(PARALLEL_CALLS)
-                .try_collect()
-                .await?;
-            for v in vectors.into_iter().flatten() {
+            let vectors = self.fetch_vectors(&ids, "reading stored vectors").await?;
+            for v in vectors {
                 let Some(hash) = hash_of.get(&v.id) else {
                     continue;
                 };
@@ -1417,6 +1403,32 @@ impl Inner {
             .iter()
             .map(|h| found.get(h.as_str()).cloned())
             .collect())
+    }
+
+    /// The vectors of `ids` from Vectorize, `get_by_ids` in chunks of [`GET_BY_IDS_CHUNK`],
+    /// [`PARALLEL_CALLS`] at a time; ids Vectorize does not hold are simply absent. `what`
+    /// names the work in the error.
+    pub(crate) async fn fetch_vectors(
+        &self,
+        ids: &[String],
+        what: &'static str,
+    ) -> StorageResult<Vec<Vector>> {
+        let chunks: Vec<Vec<String>> = ids
+            .chunks(GET_BY_IDS_CHUNK)
+            .map(<[String]>::to_vec)
+            .collect();
+        let vectors: Vec<Vec<Vector>> = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                self.parts
+                    .vectorize
+                    .get_by_ids(chunk)
+                    .await
+                    .map_err(|e| vectorize_error(what, e))
+            })
+            .buffer_unordered(PARALLEL_CALLS)
+            .try_collect()
+            .await?;
+        Ok(vectors.into_iter().flatten().collect())
     }
 
     /// The exact path of a filtered search: every matching memory's vector, ranked locally.
@@ -1440,24 +1452,11 @@ impl Inner {
             .iter()
             .filter_map(|row| text(row, "vector_id"))
             .collect();
-        let chunks: Vec<Vec<String>> = ids
-            .chunks(GET_BY_IDS_CHUNK)
-            .map(<[String]>::to_vec)
-            .collect();
-        let vectors: Vec<Vec<Vector>> = futures::stream::iter(chunks)
-            .map(|chunk| async move {
-                self.parts
-                    .vectorize
-                    .get_by_ids(chunk)
-                    .await
-                    .map_err(|e| vectorize_error("reading vectors for an exact search", e))
-            })
-            .buffer_unordered(PARALLEL_CALLS)
-            .try_collect()
+        let vectors = self
+            .fetch_vectors(&ids, "reading vectors for an exact search")
             .await?;
         let mut scored: Vec<(String, f64)> = vectors
             .into_iter()
-            .flatten()
             .filter(|v| v.values.len() == query.len())
             .map(|v| {
                 let norm = dot(&v.values, &v.values).sqrt();
