@@ -457,6 +457,15 @@ pub enum IssueKind {
     /// The backend's in-memory search index disagrees with the stored rows (SQLite).
     /// Repair rebuilds the index.
     IndexMismatch,
+    /// A live memory's content hash is not the hash of its content (a row written under
+    /// another rule, or by an import that trusted a supplied hash): storing that content
+    /// again would be called a duplicate of the wrong memory. Repair re-keys the memory
+    /// under the hash of its content (merging it into a live memory that already has it).
+    HashMismatch,
+    /// A live memory's content lives in an object that is missing (Cloudflare: the R2
+    /// object of content over the threshold). Only that memory's reads fail; the detail
+    /// says what repair keeps of it.
+    MissingObject,
     /// The storage itself is damaged (SQLite `PRAGMA integrity_check` not "ok"). Cannot be
     /// repaired in place: restore a backup, or export and import into a new store.
     Corruption,
@@ -473,6 +482,8 @@ impl IssueKind {
             Self::StrayObject => "stray_object",
             Self::TagLinksMismatch => "tag_links_mismatch",
             Self::IndexMismatch => "index_mismatch",
+            Self::HashMismatch => "hash_mismatch",
+            Self::MissingObject => "missing_object",
             Self::Corruption => "corruption",
         }
     }
