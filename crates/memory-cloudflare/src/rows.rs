@@ -9,16 +9,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error_map::bad_row;
-use memory_storage::{StorageError, StorageResult};
+use memory_storage::StorageResult;
 
 /// Characters of a large memory's content kept in its D1 row as a preview.
 pub const PREVIEW_CHARS: usize = 1000;
 
 /// Characters of the content that are embedded (Workers AI truncates at 512 tokens anyway).
 pub const EMBED_PREFIX_CHARS: usize = 8000;
-
-/// How far the squared norm of a supplied vector may be from 1 before it is rescaled.
-const UNIT_NORM_TOLERANCE: f32 = 1e-4;
 
 /// The columns every memory read selects from `memories m`, in the order
 /// [`StoredRow::from_row`] reads them by name. `tags_csv` is the `tags` column, or, on a
@@ -205,29 +202,9 @@ pub(crate) fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> Stri
     .to_string()
 }
 
-/// Checks a vector's length and values and scales it to unit length.
-pub(crate) fn unit_vector(mut v: Vec<f32>, dims: usize) -> Result<Vec<f32>, String> {
-    if v.len() != dims {
-        return Err(format!(
-            "has {} dimensions but this store holds {dims}-dimensional vectors; leave the \
-             embedding out to have the store compute it",
-            v.len()
-        ));
-    }
-    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
-        return Err(format!(
-            "element {index} is NaN or infinite; every element must be a finite number"
-        ));
-    }
-    let norm_sq: f32 = v.iter().map(|x| x * x).sum();
-    if norm_sq == 0.0 || !norm_sq.is_finite() {
-        return Err("is all zeros and has no direction; give a non-zero vector".into());
-    }
-    if (norm_sq - 1.0).abs() > UNIT_NORM_TOLERANCE {
-        let inv = 1.0 / norm_sq.sqrt();
-        v.iter_mut().for_each(|x| *x *= inv);
-    }
-    Ok(v)
+/// Checks a vector's length and values and scales it to unit length (the shared rule).
+pub(crate) fn unit_vector(v: Vec<f32>, dims: usize) -> Result<Vec<f32>, String> {
+    memory_storage::prepare::unit_vector(v, dims).map_err(|p| p.to_string())
 }
 
 /// Cosine similarity of two unit vectors (their dot product), in f64.
@@ -236,11 +213,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
         .zip(b)
         .map(|(x, y)| f64::from(*x) * f64::from(*y))
         .sum()
-}
-
-/// An invalid supplied embedding.
-pub(crate) fn invalid_embedding(problem: String) -> StorageError {
-    StorageError::invalid("embedding", format!("the supplied embedding {problem}"))
 }
 
 #[cfg(test)]

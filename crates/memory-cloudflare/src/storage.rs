@@ -42,7 +42,6 @@ use cloudflare_vectorize::{
 };
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
-use memory_core::memory::{normalise_memory_type, validate_content};
 use memory_core::{
     ContentHash, Memory, MemoryQueryResult, QueryDebugInfo, Tags, Timestamp, limits,
 };
@@ -57,7 +56,7 @@ use serde_json::{Map, Value, json};
 use crate::error_map::{BACKEND, bad_row, d1_error, embed_error, r2_error, vectorize_error};
 use crate::namespace::Namespace;
 use crate::rows::{
-    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, count, dot, epoch_text, invalid_embedding,
+    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, count, dot, epoch_text,
     json_strings, prefix_chars, real, row_columns, text, unit_vector, vector_id,
 };
 use crate::schema::{SCHEMA_VERSION, Tables, meta_keys};
@@ -338,16 +337,9 @@ impl Inner {
             })
     }
 
-    fn prepare(&self, mut memory: Memory) -> StorageResult<Prepared> {
-        validate_content(memory.content())?;
-        if let Some(t) = memory.memory_type.take() {
-            memory.memory_type = normalise_memory_type(&t)?;
-        }
-        let vector = memory
-            .embedding
-            .take()
-            .map(|v| unit_vector(v, self.dims).map_err(invalid_embedding))
-            .transpose()?;
+    fn prepare(&self, memory: Memory) -> StorageResult<Prepared> {
+        let memory_storage::prepare::Prepared { memory, vector } =
+            memory_storage::prepare::prepare_memory(memory, self.dims)?;
         if memory.content().len() > self.options.large_content_threshold && self.parts.r2.is_none()
         {
             return Err(StorageError::invalid(
@@ -435,6 +427,45 @@ impl Inner {
             .try_collect::<Vec<()>>()
             .await
             .map(|_| ())
+    }
+
+    /// Deletes vectors of memories already deleted in D1, in chunks; returns one entry per
+    /// vector left behind, naming it and the error (a [`DeleteReport::cleanup_pending`]
+    /// list). Never fails: the memories are gone, and `check` finds what is left.
+    pub(crate) async fn delete_vectors_pending(&self, action: &str, ids: Vec<String>) -> Vec<String> {
+        let mut pending = Vec::new();
+        for chunk in ids.chunks(DELETE_IDS_CHUNK) {
+            if let Err(e) = self.parts.vectorize.delete_by_ids(chunk.to_vec()).await {
+                let e = vectorize_error(action, e);
+                tracing::warn!(error = %e, vectors = chunk.len(), "deleting vectors failed; `check` reports them and `repair` removes them");
+                pending.extend(chunk.iter().map(|id| format!("vector {id}: {e}")));
+            }
+        }
+        pending
+    }
+
+    /// Deletes R2 objects of memories already deleted in D1; returns one entry per object
+    /// left behind, naming its key and the error. Never fails, as
+    /// [`delete_vectors_pending`](Self::delete_vectors_pending).
+    pub(crate) async fn delete_r2_pending(&self, action: &str, keys: Vec<String>) -> Vec<String> {
+        let Some(r2) = &self.parts.r2 else {
+            return Vec::new();
+        };
+        futures::stream::iter(keys)
+            .map(|k| async move {
+                match r2.delete_object(DeleteObject::new(k.clone())).await {
+                    Ok(_) => None,
+                    Err(e) => {
+                        let e = r2_error(action, e);
+                        tracing::warn!(error = %e, key = %k, "deleting an R2 object failed; `check` reports it and `repair` removes it");
+                        Some(format!("R2 object {k}: {e}"))
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_CALLS)
+            .filter_map(|p| async move { p })
+            .collect()
+            .await
     }
 
     /// Rows of a query result selected with the row columns.
@@ -831,7 +862,7 @@ impl MemoryStorage for CloudflareStorage {
         Ok(i.hydrate(Inner::rows(&r)?).await?.pop())
     }
 
-    async fn delete(&self, hash: &ContentHash) -> StorageResult<()> {
+    async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {
         let i = &*self.inner;
         let vid = i.vector_id(hash);
         let s = Statement::new(format!(
@@ -842,30 +873,35 @@ impl MemoryStorage for CloudflareStorage {
         .bind(now_text())
         .bind(hash.as_str())
         .idempotent(true);
-        let (d1, vz) = tokio::join!(
+        let (d1, mut pending) = tokio::join!(
             i.query("deleting a memory", s),
-            i.delete_vectors("deleting a memory's vector", vec![vid.clone()])
+            i.delete_vectors_pending("deleting a memory's vector", vec![vid.clone()])
         );
         let r = d1?;
         let Some(row) = r.rows.first() else {
             return Err(StorageError::NotFound { hash: hash.clone() });
         };
-        if let Err(e) = vz {
-            // The row is deleted (reads never see it); the stray vector only costs space.
-            tracing::warn!(error = %e, %hash, "deleting a memory's vector failed; `repair` removes it");
-        }
-        if let Some(other) = text(row, "vector_id").filter(|v| *v != vid)
-            && let Err(e) = i
-                .delete_vectors("deleting a memory's vector", vec![other])
-                .await
-        {
-            tracing::warn!(error = %e, %hash, "deleting a memory's vector failed; `repair` removes it");
+        // From here on the memory is deleted (no read sees the row): a failed clean-up is
+        // reported as pending, never as an error, so a retry is not told "not found" about
+        // a delete that did happen. `check` finds the leftovers (the row keeps its vector id
+        // and R2 key as a tombstone) and `repair` removes them.
+        if let Some(other) = text(row, "vector_id").filter(|v| *v != vid) {
+            pending.extend(
+                i.delete_vectors_pending("deleting a memory's vector", vec![other])
+                    .await,
+            );
         }
         if let Some(key) = text(row, "r2_key").filter(|k| !k.is_empty()) {
-            i.delete_r2("deleting a memory's large content", vec![key])
-                .await?;
+            pending.extend(
+                i.delete_r2_pending("deleting a memory's large content", vec![key])
+                    .await,
+            );
         }
-        Ok(())
+        Ok(DeleteReport {
+            hashes: vec![hash.clone()],
+            dry_run: false,
+            cleanup_pending: pending,
+        })
     }
 
     async fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
@@ -1493,8 +1529,8 @@ impl Inner {
 
     async fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
         let empty = DeleteReport {
-            hashes: Vec::new(),
             dry_run: request.dry_run,
+            ..DeleteReport::default()
         };
         let Some(cond) = Conditions::for_selector(&self.tables, &request.selector) else {
             return Ok(empty);
@@ -1540,19 +1576,21 @@ impl Inner {
             }
             hashes.push(hash);
         }
+        let mut cleanup_pending = Vec::new();
         if !request.dry_run {
-            if let Err(e) = self
-                .delete_vectors("deleting memories' vectors", vids)
-                .await
-            {
-                tracing::warn!(error = %e, "deleting vectors of deleted memories failed; `repair` removes them");
-            }
-            self.delete_r2("deleting memories' large content", keys)
-                .await?;
+            // The rows are deleted: failed clean-up is reported, not an error (see `delete`).
+            cleanup_pending = self
+                .delete_vectors_pending("deleting memories' vectors", vids)
+                .await;
+            cleanup_pending.extend(
+                self.delete_r2_pending("deleting memories' large content", keys)
+                    .await,
+            );
         }
         Ok(DeleteReport {
             hashes,
             dry_run: request.dry_run,
+            cleanup_pending,
         })
     }
 

@@ -411,7 +411,7 @@ async fn run_workload(
             }
         } else if roll < 70 {
             match store.delete(hash).await {
-                Ok(()) => {
+                Ok(_) => {
                     if known[i] == Known::Absent {
                         out.violations.push(format!(
                             "op {op}: delete of {hash} succeeded, but it was absent"

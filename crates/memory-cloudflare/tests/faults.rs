@@ -10,9 +10,9 @@ use std::time::Duration;
 use cloudflare_emulator::FaultRule;
 use cloudflare_http::{BreakerConfig, BreakerState, ClientConfig};
 use common::{Setup, TestEnv, paths};
-use memory_cloudflare::CloudflareStorage;
+use memory_cloudflare::{CloudflareStorage, Options};
 use memory_core::{ContentHash, Memory};
-use memory_storage::{MemoryStorage, StorageError, StoreOutcome};
+use memory_storage::{IssueKind, MemoryStorage, StorageError, StoreOutcome};
 
 /// No retries, so each injected failure reaches the store at once.
 fn no_retries(config: &mut ClientConfig) {
@@ -194,6 +194,104 @@ async fn repair_writes_the_vector_of_a_row_that_lost_it() {
         .await
         .unwrap_or_else(|e| panic!("retrieve: {e}"));
     assert_eq!(hits.first().map(|h| h.memory.content_hash()), Some(&hash));
+}
+
+/// Issue 12 item 6: the vector delete fails, the row is deleted; the delete must say so
+/// (not report a clean success), and `check`/`repair` must find and remove the vector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_vector_delete_fails_reports_the_vector_as_pending() {
+    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+    let store = env.storage().await;
+    let m = memory("The vector of this memory outlives its delete.");
+    let hash = m.content_hash().clone();
+    store
+        .store(m)
+        .await
+        .unwrap_or_else(|e| panic!("store: {e}"));
+    env.fault(FaultRule::fail_next("/delete_by_ids", 1, 503));
+
+    let report = store
+        .delete(&hash)
+        .await
+        .unwrap_or_else(|e| panic!("the row is deleted, so the delete succeeds: {e}"));
+
+    assert_eq!(report.hashes, [hash.clone()]);
+    let vid = hash.as_str();
+    assert!(
+        report.cleanup_pending.len() == 1 && report.cleanup_pending[0].contains(vid),
+        "the pending clean-up names the vector left behind: {:?}",
+        report.cleanup_pending
+    );
+    assert!(!live(&store, &hash).await, "the memory is deleted");
+    let found = MemoryStorage::check(&store)
+        .await
+        .unwrap_or_else(|e| panic!("check: {e}"));
+    let strays: Vec<&str> = found
+        .of_kind(IssueKind::StrayVector)
+        .map(|i| i.subject.as_str())
+        .collect();
+    assert_eq!(strays, [vid], "check finds the leftover vector: {found:?}");
+    let repaired = MemoryStorage::repair(&store)
+        .await
+        .unwrap_or_else(|e| panic!("repair: {e}"));
+    assert_eq!(repaired.fixed, 1, "{repaired:?}");
+    assert_consistent(&store).await;
+}
+
+/// Issue 12 item 7: the R2 delete fails after the row is deleted; the delete must not
+/// report an error (a retry would say "not found"), but the object as pending clean-up,
+/// which `check` finds and `repair` removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pending() {
+    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+    let options = Options {
+        large_content_threshold: 64,
+        ..Options::default()
+    };
+    let store = env.storage_with(env.parts(), options).await;
+    let m = memory(&"Large content kept in R2, whose object delete fails. ".repeat(4));
+    let hash = m.content_hash().clone();
+    store
+        .store(m)
+        .await
+        .unwrap_or_else(|e| panic!("store: {e}"));
+    let fault = env.fault(FaultRule::error(paths::R2, 503, 1.0).with_method("DELETE"));
+
+    let report = store
+        .delete(&hash)
+        .await
+        .unwrap_or_else(|e| panic!("the row is deleted, so the delete succeeds: {e}"));
+
+    assert_eq!(report.hashes, [hash.clone()]);
+    assert!(
+        report.cleanup_pending.len() == 1
+            && report.cleanup_pending[0].contains("R2 object")
+            && report.cleanup_pending[0].contains(hash.as_str()),
+        "the pending clean-up names the R2 object left behind: {:?}",
+        report.cleanup_pending
+    );
+    assert!(!live(&store, &hash).await, "the memory is deleted");
+    assert!(
+        matches!(store.delete(&hash).await, Err(StorageError::NotFound { .. })),
+        "a second delete finds nothing: the first one did delete"
+    );
+    assert!(env.emulator.faults().remove(fault));
+    let found = MemoryStorage::check(&store)
+        .await
+        .unwrap_or_else(|e| panic!("check: {e}"));
+    let strays: Vec<&str> = found
+        .of_kind(IssueKind::StrayObject)
+        .map(|i| i.subject.as_str())
+        .collect();
+    assert!(
+        strays.len() == 1 && strays[0].contains(hash.as_str()),
+        "check finds the leftover object: {found:?}"
+    );
+    let repaired = MemoryStorage::repair(&store)
+        .await
+        .unwrap_or_else(|e| panic!("repair: {e}"));
+    assert_eq!(repaired.fixed, 1, "{repaired:?}");
+    assert_consistent(&store).await;
 }
 
 /// Vectorize requests the emulator received.

@@ -6,8 +6,12 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    /// The content is empty or only white space (and control characters such as NUL).
-    #[error("content: must not be empty or only white space and control characters")]
+    /// The content is empty or only white space, control characters (such as NUL) and
+    /// characters that render as nothing (zero-width spaces and joiners, a BOM, ...).
+    #[error(
+        "content: must not be empty or only white space, control characters and invisible \
+         characters (zero-width spaces, joiners, byte-order marks)"
+    )]
     EmptyContent,
     /// The content is larger than [`crate::limits::MAX_CONTENT_BYTES`].
     #[error("content: {bytes} bytes exceeds the limit of {limit} bytes")]
@@ -47,6 +51,17 @@ pub enum ValidationError {
         /// The rejected value (at most 80 characters of it).
         value: String,
     },
+    /// A supplied content hash that is not the hash of the content it came with.
+    #[error(
+        "content_hash: {supplied} is not the hash of the content ({computed}); leave \
+         content_hash out and it is computed from the content"
+    )]
+    HashMismatch {
+        /// The hash supplied.
+        supplied: crate::ContentHash,
+        /// The hash of the content.
+        computed: crate::ContentHash,
+    },
     /// The memory type is empty after trimming or too long.
     #[error("memory_type: {reason}")]
     InvalidMemoryType {
@@ -77,7 +92,7 @@ impl ValidationError {
             Self::TagTooLong { .. } | Self::TooManyTags { .. } | Self::MalformedTagJson { .. } => {
                 "tags"
             }
-            Self::InvalidHash { .. } => "content_hash",
+            Self::InvalidHash { .. } | Self::HashMismatch { .. } => "content_hash",
             Self::InvalidMemoryType { .. } => "memory_type",
             Self::InvalidMetadata { .. } => "metadata",
             Self::InvalidTimestamp { field, .. } => field,

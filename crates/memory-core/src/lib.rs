@@ -12,7 +12,8 @@
 //! ```
 //!
 //! * [`Memory`] — one stored note with its tags, type, metadata and timestamps.
-//! * [`ContentHash`] — the id of a memory: SHA-256 of `content.trim().to_lowercase()`,
+//! * [`ContentHash`] — the id of a memory: SHA-256 of the content stripped as Python's `str.strip()`
+//!   strips it, then lower-cased,
 //!   the same id the Python MCP Memory Service gives the same text.
 //! * [`Tags`] — normalised tags (see [`tags`] for the rules).
 //! * [`Timestamp`] — a UTC instant that renders both as epoch seconds and ISO-8601.
@@ -29,10 +30,11 @@ pub mod timestamp;
 pub use error::ValidationError;
 pub use hash::ContentHash;
 pub use memory::{Memory, MemoryQueryResult, QueryDebugInfo};
-pub use metadata::Metadata;
+pub use metadata::{Metadata, Reserved};
 pub use tags::{TagInput, Tags};
 pub use time_expr::{
-    TimeMatch, TimeRange, extract_time_expression, find_time_expression, parse_time_expression,
+    OutOfRange, TimeMatch, TimeRange, extract_time_expression, find_time_expression,
+    parse_time_expression, try_extract_time_expression, try_parse_time_expression,
 };
 pub use timestamp::Timestamp;
 

@@ -118,6 +118,33 @@ impl Memory {
         self
     }
 
+    /// Moves `metadata.tags` and `metadata.type` into the memory's own fields, as the
+    /// Python service does on store: the tags are added to the memory's (order kept,
+    /// duplicates dropped), the type is used when the memory has none, and both keys leave
+    /// the metadata. See [`Metadata::take_reserved`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Metadata::take_reserved`], and [`ValidationError::TooManyTags`] when the union
+    /// holds more than the limit.
+    pub fn lift_reserved_metadata(mut self) -> Result<Self, ValidationError> {
+        let lifted = self.metadata.take_reserved()?;
+        if let Some(extra) = lifted.tags {
+            self.tags = Tags::from_list(self.tags.iter().chain(extra.iter()))?;
+        }
+        if self.memory_type.is_none() {
+            self.memory_type = lifted.memory_type.flatten();
+        }
+        Ok(self)
+    }
+
+    /// Whether the hash is the hash of the content (false for a row written under another
+    /// rule, or built with [`Memory::from_parts`] from a hash that was not checked).
+    #[must_use]
+    pub fn hash_matches_content(&self) -> bool {
+        self.content_hash == ContentHash::of(&self.content)
+    }
+
     /// The text.
     pub fn content(&self) -> &str {
         &self.content
@@ -134,13 +161,11 @@ impl Memory {
     }
 }
 
-/// Checks content against the rules of [`Memory::new`]: content of only white space and
-/// control characters (NUL bytes from a binary file, say) carries no text and is empty.
+/// Checks content against the rules of [`Memory::new`]: content of only white space,
+/// control characters (NUL bytes from a binary file, say) and invisible characters (see
+/// [`is_invisible`]) carries no text and is empty.
 pub fn validate_content(content: &str) -> Result<(), ValidationError> {
-    if content
-        .trim_matches(|c: char| c.is_whitespace() || c.is_control())
-        .is_empty()
-    {
+    if content.chars().all(is_invisible) {
         return Err(ValidationError::EmptyContent);
     }
     if content.len() > MAX_CONTENT_BYTES {
@@ -151,6 +176,42 @@ pub fn validate_content(content: &str) -> Result<(), ValidationError> {
     }
     Ok(())
 }
+
+/// Whether `c` shows nothing on its own: white space (Unicode's and Python's, see
+/// [`crate::hash::is_python_whitespace`]), a control character, or a default-ignorable code
+/// point (Unicode's `Default_Ignorable_Code_Point`: zero-width space and joiners, the
+/// byte-order mark, soft hyphen, variation selectors, Hangul fillers, tag characters, ...).
+#[must_use]
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || crate::hash::is_python_whitespace(c)
+        || DEFAULT_IGNORABLE
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)))
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` ranges (DerivedCoreProperties.txt, Unicode 16),
+/// written out by hand: no small, maintained crate exposes this one property.
+const DEFAULT_IGNORABLE: [(u32, u32); 17] = [
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
 
 /// Trims a memory type; empty gives `None`; longer than [`MAX_MEMORY_TYPE_CHARS`] is refused.
 pub fn normalise_memory_type(t: &str) -> Result<Option<String>, ValidationError> {
@@ -208,9 +269,10 @@ impl Serialize for Memory {
     }
 }
 
-/// Reads upstream's record shape. The hash is recomputed when absent; when present it is
-/// kept (so exports from older hashing rules keep their ids). Times come from the epoch
-/// field, else the ISO field, else now; `updated_at` defaults to `created_at`.
+/// Reads upstream's record shape. The hash is always the hash of the content: a supplied
+/// `content_hash` that disagrees is refused, since a memory under another text's id would
+/// make that text a "duplicate" of it. Times come from the epoch field, else the ISO field,
+/// else now; `updated_at` defaults to `created_at`.
 impl<'de> Deserialize<'de> for Memory {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
@@ -232,10 +294,17 @@ impl<'de> Deserialize<'de> for Memory {
             Some(t) => normalise_memory_type(&t).map_err(D::Error::custom)?,
             None => None,
         };
+        let content_hash = ContentHash::of(&r.content);
+        if let Some(supplied) = r.content_hash
+            && supplied != content_hash
+        {
+            return Err(D::Error::custom(ValidationError::HashMismatch {
+                supplied,
+                computed: content_hash,
+            }));
+        }
         Ok(Memory {
-            content_hash: r
-                .content_hash
-                .unwrap_or_else(|| ContentHash::of(&r.content)),
+            content_hash,
             content: r.content,
             tags: r.tags,
             memory_type,
@@ -292,6 +361,60 @@ mod tests {
     }
 
     #[test]
+    fn content_of_only_invisible_characters_is_refused() {
+        for blank in [
+            "\u{200b}",
+            "\u{200d}",
+            "\u{feff}",
+            " \u{200b}\u{200c}\u{2060} \u{feff}\n",
+            "\u{1c}\u{1f}",
+            "\u{3164}\u{ad}\u{fe0f}",
+            "\u{e0041}\u{e007f}",
+        ] {
+            assert_eq!(
+                Memory::new(blank).unwrap_err(),
+                ValidationError::EmptyContent,
+                "{blank:?}"
+            );
+        }
+        // Invisible characters around or inside visible text are kept.
+        for kept in ["\u{200b}x", "a\u{200d}b", "👩\u{200d}💻", "\u{feff}note"] {
+            assert_eq!(Memory::new(kept).unwrap().content(), kept);
+        }
+    }
+
+    #[test]
+    fn reserved_metadata_moves_into_tags_and_type() {
+        let m = Memory::new("x")
+            .unwrap()
+            .with_tags(Tags::parse("a,b").unwrap())
+            .with_metadata(
+                Metadata::parse(r#"{"tags": ["B", "c"], "type": "decision", "k": 1}"#).unwrap(),
+            )
+            .lift_reserved_metadata()
+            .unwrap();
+        assert_eq!(m.tags.as_slice(), ["a", "b", "c"]);
+        assert_eq!(m.memory_type.as_deref(), Some("decision"));
+        assert_eq!(m.metadata.to_json_string(), r#"{"k":1}"#);
+        // An explicit type wins over metadata.type, which still leaves the metadata.
+        let m = Memory::new("x")
+            .unwrap()
+            .with_memory_type("note")
+            .unwrap()
+            .with_metadata(Metadata::parse(r#"{"type": "decision"}"#).unwrap())
+            .lift_reserved_metadata()
+            .unwrap();
+        assert_eq!(m.memory_type.as_deref(), Some("note"));
+        assert!(m.metadata.is_empty());
+        let err = Memory::new("x")
+            .unwrap()
+            .with_metadata(Metadata::parse(r#"{"tags": 42}"#).unwrap())
+            .lift_reserved_metadata()
+            .unwrap_err();
+        assert!(err.to_string().contains("metadata.tags"), "{err}");
+    }
+
+    #[test]
     fn memory_type_is_trimmed_and_empty_means_none() {
         let m = Memory::new("x")
             .unwrap()
@@ -320,5 +443,22 @@ mod tests {
     #[test]
     fn deserialising_empty_content_fails() {
         assert!(serde_json::from_str::<Memory>(r#"{"content":"  "}"#).is_err());
+    }
+
+    #[test]
+    fn deserialising_refuses_a_hash_of_other_content() {
+        let other = ContentHash::of("other text");
+        let json = format!(r#"{{"content":"buy milk","content_hash":"{other}"}}"#);
+        let err = serde_json::from_str::<Memory>(&json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("content_hash") && err.contains(other.as_str()),
+            "{err}"
+        );
+        let right = ContentHash::of("buy milk");
+        let json = format!(r#"{{"content":"Buy milk ","content_hash":"{right}"}}"#);
+        let m: Memory = serde_json::from_str(&json).unwrap();
+        assert_eq!(m.content_hash(), &right);
     }
 }

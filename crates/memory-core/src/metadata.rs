@@ -99,6 +99,86 @@ impl Metadata {
     }
 }
 
+/// What [`Metadata::take_reserved`] lifted out of a metadata object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reserved {
+    /// `metadata.tags`, normalised, when it was present and not null.
+    pub tags: Option<crate::Tags>,
+    /// `metadata.type`, normalised (`Some(None)` for an empty string), when present and not null.
+    pub memory_type: Option<Option<String>>,
+}
+
+impl Metadata {
+    /// The metadata keys that belong to a memory's own fields: `tags` and `type`.
+    pub const RESERVED: [&'static str; 2] = ["tags", "type"];
+
+    /// Removes `tags` and `type` from the object and returns them parsed, as the Python
+    /// service does (it moves `metadata.tags` into the memory's tags and `metadata.type`
+    /// into its type, so tag search finds them and they never shadow the real fields).
+    ///
+    /// `tags` may be a list of strings, a comma-separated string or a JSON-array string;
+    /// `type` a string. `null` is removed and ignored.
+    ///
+    /// ```
+    /// use memory_core::Metadata;
+    /// let mut m = Metadata::parse(r#"{"tags": "a, B", "type": "decision", "k": 1}"#)?;
+    /// let lifted = m.take_reserved()?;
+    /// assert_eq!(lifted.tags.unwrap().as_slice(), ["a", "b"]);
+    /// assert_eq!(lifted.memory_type, Some(Some("decision".to_owned())));
+    /// assert_eq!(m.to_json_string(), r#"{"k":1}"#);
+    /// # Ok::<(), memory_core::ValidationError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ValidationError::InvalidMetadata`] naming `metadata.tags` or `metadata.type` when
+    /// one has the wrong JSON type; tag and type rule errors as for the real fields.
+    pub fn take_reserved(&mut self) -> Result<Reserved, ValidationError> {
+        let tags = match self.0.get("tags") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(crate::Tags::parse(s.as_str())?),
+            Some(Value::Array(items)) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => list.push(s.as_str()),
+                        other => {
+                            return Err(ValidationError::InvalidMetadata {
+                                reason: format!(
+                                    "metadata.tags element {i} is {}; tags are strings",
+                                    json_kind(other)
+                                ),
+                            });
+                        }
+                    }
+                }
+                Some(crate::Tags::from_list(list)?)
+            }
+            Some(other) => {
+                return Err(ValidationError::InvalidMetadata {
+                    reason: format!(
+                        "metadata.tags is {}; give a list of strings or a comma-separated string",
+                        json_kind(other)
+                    ),
+                });
+            }
+        };
+        let memory_type = match self.0.get("type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(crate::memory::normalise_memory_type(s)?),
+            Some(other) => {
+                return Err(ValidationError::InvalidMetadata {
+                    reason: format!("metadata.type is {}; give a string", json_kind(other)),
+                });
+            }
+        };
+        for key in Self::RESERVED {
+            self.0.remove(key);
+        }
+        Ok(Reserved { tags, memory_type })
+    }
+}
+
 impl From<Map<String, Value>> for Metadata {
     fn from(map: Map<String, Value>) -> Self {
         Self(map)

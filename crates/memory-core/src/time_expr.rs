@@ -34,7 +34,9 @@
 //! * Matching is case-insensitive and works on words: punctuation and extra whitespace are
 //!   ignored, `today` does not match inside `todays`, and a possessive `'s` is allowed
 //!   (`last week's` is `last week`).
-//! * Unknown text gives `None`. Nothing panics; numbers too large for the calendar give `None`.
+//! * Unknown text gives `None`. Nothing panics; a count too large for the calendar
+//!   (`last 99999999999 days`) gives `None` here and an [`OutOfRange`] error from
+//!   [`try_parse_time_expression`] and [`try_extract_time_expression`].
 //!
 //! # Grammar
 //!
@@ -141,24 +143,57 @@ pub struct TimeMatch {
     pub span: Range<usize>,
 }
 
+/// A counted time expression (`last N days`, `N weeks ago`, ...) whose words were
+/// understood but whose count reaches past the dates the calendar holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{expression:?} reaches past the dates the calendar holds (about 262,000 years either \
+     way); use a smaller number, or leave the time out to search all memories"
+)]
+pub struct OutOfRange {
+    /// The expression as written in the text.
+    pub expression: String,
+}
+
 /// Parses a whole expression relative to `now`; unknown text gives `None`.
 ///
 /// The whole text must be one expression (leading connector words such as `in` or `during`
 /// and any punctuation are ignored). See the [module documentation](self) for the grammar.
+/// [`try_parse_time_expression`] tells an out-of-range count from unknown text.
 pub fn parse_time_expression(text: &str, now: DateTime<Utc>) -> Option<TimeRange> {
+    try_parse_time_expression(text, now).ok().flatten()
+}
+
+/// [`parse_time_expression`], but a counted expression out of the calendar's range
+/// (`last 99999999999 days`) is an [`OutOfRange`] error instead of `None`.
+///
+/// ```
+/// use chrono::Utc;
+/// use memory_core::time_expr::try_parse_time_expression;
+/// assert!(try_parse_time_expression("last 99999999999 days", Utc::now()).is_err());
+/// assert_eq!(try_parse_time_expression("banana", Utc::now()), Ok(None));
+/// ```
+///
+/// # Errors
+///
+/// [`OutOfRange`], quoting the expression.
+pub fn try_parse_time_expression(
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<TimeRange>, OutOfRange> {
     let tokens = tokenize(text);
     let parser = Parser::new(&tokens, now);
     for (i, token) in tokens.iter().enumerate() {
         if let Some((span, end)) = parser.expression(i, Mode::Whole)
             && end == tokens.len()
         {
-            return Some(span.into());
+            return Ok(Some(span.into()));
         }
         if !CONNECTORS.contains(&token.word.as_str()) {
-            return None;
+            break;
         }
     }
-    None
+    parser.out_of_range_error(text).map_or(Ok(None), Err)
 }
 
 /// Finds a time expression inside a recall query and returns the query without it.
@@ -179,17 +214,33 @@ pub fn parse_time_expression(text: &str, now: DateTime<Utc>) -> Option<TimeRange
 /// assert_eq!(extract_time_expression("march forward", now), ("march forward".to_owned(), None));
 /// ```
 pub fn extract_time_expression(query: &str, now: DateTime<Utc>) -> (String, Option<TimeRange>) {
+    try_extract_time_expression(query, now).unwrap_or_else(|_| (query.to_owned(), None))
+}
+
+/// [`extract_time_expression`], but a query whose only time expression is a counted one out
+/// of the calendar's range (`notes from the last 99999999999 days`) is an [`OutOfRange`]
+/// error, not a query without a time.
+///
+/// # Errors
+///
+/// [`OutOfRange`], quoting the expression.
+pub fn try_extract_time_expression(
+    query: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, Option<TimeRange>), OutOfRange> {
     let tokens = tokenize(query);
     let parser = Parser::new(&tokens, now);
     let Some((first, end, span)) = parser.find() else {
-        return (query.to_owned(), None);
+        return parser
+            .out_of_range_error(query)
+            .map_or_else(|| Ok((query.to_owned(), None)), Err);
     };
     let mut from = first;
     while from > 0 && CONNECTORS.contains(&tokens[from - 1].word.as_str()) {
         from -= 1;
     }
     let rest = remove(query, tokens[from].start, tokens[end - 1].end);
-    (rest, Some(span.into()))
+    Ok((rest, Some(span.into())))
 }
 
 /// Finds the first time expression in `query`, as [`extract_time_expression`] does, and
@@ -466,6 +517,9 @@ fn longest_day(
 /// A recursive-descent matcher over tokens, relative to a fixed `now`.
 struct Parser<'a> {
     tokens: &'a [Token],
+    /// The first counted expression (`last N days`, `N weeks ago`) whose words matched but
+    /// whose count reaches past the calendar: its first and end token.
+    out_of_range: std::cell::Cell<Option<(usize, usize)>>,
     /// `now`, truncated to microseconds.
     now: NaiveDateTime,
     /// The UTC date of `now`.
@@ -477,9 +531,18 @@ impl<'a> Parser<'a> {
         let now = Timestamp::from_datetime(now).as_datetime().naive_utc();
         Self {
             tokens,
+            out_of_range: std::cell::Cell::new(None),
             now,
             today: now.date(),
         }
+    }
+
+    /// The out-of-range expression noted while parsing `text`, if any.
+    fn out_of_range_error(&self, text: &str) -> Option<OutOfRange> {
+        let (first, end) = self.out_of_range.get()?;
+        Some(OutOfRange {
+            expression: text[self.tokens[first].start..self.tokens[end - 1].end].to_owned(),
+        })
     }
 
     // ----- token helpers -----
@@ -502,11 +565,12 @@ impl<'a> Parser<'a> {
             .is_some_and(|prev| self.is_any(prev, CONTEXT_WORDS))
     }
 
-    /// A count: digits, `one` … `twelve`, and (if `article`) `a`/`an` meaning one.
+    /// A count: digits, `one` … `twelve`, and (if `article`) `a`/`an` meaning one. Digits
+    /// beyond `u64` saturate: such a count is out of the calendar's range either way.
     fn count(&self, i: usize, article: bool) -> Option<u64> {
         let word = self.word(i)?;
-        if !word.is_empty() && word.len() <= 18 && word.bytes().all(|b| b.is_ascii_digit()) {
-            return word.parse().ok();
+        if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(word.parse().unwrap_or(u64::MAX));
         }
         if article && (word == "a" || word == "an") {
             return Some(1);
@@ -779,8 +843,17 @@ impl<'a> Parser<'a> {
     fn days_ago_day(&self, i: usize) -> Option<(NaiveDate, usize)> {
         let n = self.count(i, true)?;
         (self.unit(i + 1)? == Unit::Day && self.is(i + 2, "ago"))
-            .then(|| Some((self.days_ago(n)?, i + 3)))
+            .then(|| Some((self.in_range(self.days_ago(n), i, i + 3)?, i + 3)))
             .flatten()
+    }
+
+    /// `value`, or `None` after noting that the counted expression `first..end` matched but
+    /// fell outside the calendar (so callers can say so instead of ignoring the words).
+    fn in_range<T>(&self, value: Option<T>, first: usize, end: usize) -> Option<T> {
+        if value.is_none() && self.out_of_range.get().is_none() {
+            self.out_of_range.set(Some((first, end)));
+        }
+        value
     }
 
     /// `YYYY-MM-DD`.
@@ -845,8 +918,11 @@ impl<'a> Parser<'a> {
         if !self.is(i + 2, "ago") {
             return None;
         }
-        let span = match unit {
-            Unit::Day => return None,
+        if unit == Unit::Day {
+            return None;
+        }
+        let span = (|| match unit {
+            Unit::Day => None,
             Unit::Hour => {
                 let at = self
                     .now
@@ -855,16 +931,16 @@ impl<'a> Parser<'a> {
                 let end = start
                     .checked_add_signed(TimeDelta::try_hours(1)?)?
                     .checked_sub_signed(TimeDelta::microseconds(1))?;
-                Span { start, end }
+                Some(Span { start, end })
             }
-            Unit::Week => week_span(self.days_ago(n.checked_mul(7)?)?)?,
+            Unit::Week => week_span(self.days_ago(n.checked_mul(7)?)?),
             Unit::Month => {
                 let (year, month) = months_before(self.today, n)?;
-                month_span(year, month)?
+                month_span(year, month)
             }
-            Unit::Year => year_span(self.year_back(n)?)?,
-        };
-        Some((span, i + 3))
+            Unit::Year => year_span(self.year_back(n)?),
+        })();
+        Some((self.in_range(span, i, i + 3)?, i + 3))
     }
 
     /// `last|past|previous N units`, `past unit`, `last hour`: a rolling window ending now.
@@ -878,19 +954,21 @@ impl<'a> Parser<'a> {
             (None, Some(unit)) if lead == "past" || unit == Unit::Hour => (1, unit, i + 2),
             _ => return None,
         };
-        let span = match unit {
-            Unit::Hour => Span {
-                start: self
-                    .now
-                    .checked_sub_signed(TimeDelta::try_hours(i64::try_from(n).ok()?)?)?,
-                end: self.now,
-            },
-            Unit::Day => self.since_day(self.days_ago(n)?),
-            Unit::Week => self.since_day(self.days_ago(n.checked_mul(7)?)?),
-            Unit::Month => self.since_day(sub_months(self.today, n)?),
-            Unit::Year => self.since_day(sub_months(self.today, n.checked_mul(12)?)?),
-        };
-        Some((span, end))
+        let span = (|| {
+            Some(match unit {
+                Unit::Hour => Span {
+                    start: self
+                        .now
+                        .checked_sub_signed(TimeDelta::try_hours(i64::try_from(n).ok()?)?)?,
+                    end: self.now,
+                },
+                Unit::Day => self.since_day(self.days_ago(n)?),
+                Unit::Week => self.since_day(self.days_ago(n.checked_mul(7)?)?),
+                Unit::Month => self.since_day(sub_months(self.today, n)?),
+                Unit::Year => self.since_day(sub_months(self.today, n.checked_mul(12)?)?),
+            })
+        })();
+        Some((self.in_range(span, i, end)?, end))
     }
 
     /// `last|previous|this week|month|year|weekend`.
@@ -994,6 +1072,41 @@ fn cover(a: Span, b: Span) -> Span {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_past_the_calendar_are_out_of_range_not_unknown() {
+        let now = chrono::Utc::now();
+        for (query, expression) in [
+            ("last 99999999999 days", "last 99999999999 days"),
+            (
+                "notes from the past 99999999999999999999999 years",
+                "past 99999999999999999999999 years",
+            ),
+            ("99999999999 weeks ago", "99999999999 weeks ago"),
+            ("budget 9999999999999 days ago", "9999999999999 days ago"),
+        ] {
+            let err = try_extract_time_expression(query, now).unwrap_err();
+            assert_eq!(err.expression, expression, "{query}");
+            assert_eq!(
+                extract_time_expression(query, now),
+                (query.to_owned(), None)
+            );
+        }
+        assert!(try_parse_time_expression("last 99999999999 days", now).is_err());
+        assert_eq!(try_parse_time_expression("banana", now), Ok(None));
+        // In range, or a real expression beside it: no error.
+        assert!(
+            try_parse_time_expression("last 9999 days", now)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            try_extract_time_expression("99999999999 apples from yesterday", now)
+                .unwrap()
+                .1
+                .is_some()
+        );
+    }
+
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;

@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
 
+/// Which end of a day a bare date stands for in [`Timestamp::parse_point`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEdge {
+    /// 00:00:00 (a lower bound: `after`).
+    Start,
+    /// 23:59:59.999999 (an upper bound: `before`).
+    End,
+}
+
 /// A UTC instant with microsecond precision.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
@@ -84,6 +93,59 @@ impl Timestamp {
                 field: "timestamp",
                 reason: format!("{s:?} is not an ISO-8601 time with offset: {e}"),
             })
+    }
+
+    /// Parses a point in time given by a person or a tool: ISO-8601 with an offset
+    /// (`2024-05-01T12:00:00Z`), a date-time without one (UTC), a date (`2024-05-01`, UTC;
+    /// its first or last microsecond as `edge` says), or Unix epoch seconds (`1714564800`).
+    /// The one parser of the CLI's `--before`/`--after` and the MCP tools' `before`/`after`.
+    ///
+    /// ```
+    /// use memory_core::Timestamp;
+    /// use memory_core::timestamp::DayEdge;
+    /// let end = Timestamp::parse_point("before", "2100-01-01", DayEdge::End)?;
+    /// assert_eq!(end.to_iso(), "2100-01-01T23:59:59.999999Z");
+    /// let start = Timestamp::parse_point("after", "2100-01-01", DayEdge::Start)?;
+    /// assert_eq!(start.to_iso(), "2100-01-01T00:00:00.000000Z");
+    /// assert_eq!(Timestamp::parse_point("after", "0", DayEdge::Start)?.epoch_seconds(), 0.0);
+    /// # Ok::<(), memory_core::ValidationError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ValidationError::InvalidTimestamp`] naming `field` and the accepted forms.
+    pub fn parse_point(
+        field: &'static str,
+        text: &str,
+        edge: DayEdge,
+    ) -> Result<Self, ValidationError> {
+        let t = text.trim();
+        if let Ok(secs) = t.parse::<f64>() {
+            return Self::from_epoch_seconds_for(field, secs);
+        }
+        if let Ok(ts) = Self::parse_iso(t) {
+            return Ok(ts);
+        }
+        if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            let time = match edge {
+                DayEdge::Start => chrono::NaiveTime::MIN,
+                DayEdge::End => chrono::NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
+                    .unwrap_or(chrono::NaiveTime::MIN),
+            };
+            return Ok(Self::from_datetime(
+                Utc.from_utc_datetime(&date.and_time(time)),
+            ));
+        }
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f") {
+            return Ok(Self::from_datetime(Utc.from_utc_datetime(&dt)));
+        }
+        Err(ValidationError::InvalidTimestamp {
+            field,
+            reason: format!(
+                "{t:?}: expected an ISO-8601 time (2024-05-01T12:00:00Z), a date (2024-05-01) \
+                 or Unix epoch seconds"
+            ),
+        })
     }
 
     /// Unix epoch seconds with a microsecond fraction.

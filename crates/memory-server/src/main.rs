@@ -4,13 +4,12 @@
 //! the embedded default backend (SQLite + a local embedding model), and the MCP server
 //! (`mcp-memory serve`, see [`mcp`]).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
+use memory_core::{ContentHash, Memory, Metadata, Tags};
 use memory_storage::{
     DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
     SemanticQuery, StorageError, TagFilter,
@@ -20,6 +19,7 @@ mod backend;
 mod config;
 mod consistency;
 mod health;
+mod input;
 mod mcp;
 mod output;
 mod transfer;
@@ -180,10 +180,12 @@ struct DeleteArgs {
     /// Require all the tags instead of any.
     #[arg(long, requires = "tags")]
     all_tags: bool,
-    /// Only memories created at or before this ISO-8601 time.
+    /// Only memories created at or before this time: ISO-8601, a date (through its end) or
+    /// epoch seconds.
     #[arg(long, value_name = "TIME")]
     before: Option<String>,
-    /// Only memories created at or after this ISO-8601 time.
+    /// Only memories created at or after this time: ISO-8601, a date (from its start) or
+    /// epoch seconds.
     #[arg(long, value_name = "TIME")]
     after: Option<String>,
     /// Show what would be deleted without deleting.
@@ -193,6 +195,9 @@ struct DeleteArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Emulator(_)) {
+        default_sigpipe();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -217,6 +222,18 @@ fn main() -> ExitCode {
             out.error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a closed pipe end a command the conventional way (`mcp-memory list | head -1`):
+/// quietly, by SIGPIPE, instead of Rust's default of ignoring the signal and panicking on
+/// the failed write. Servers keep ignoring it: a client going away is not a reason to die.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called at start-up before any thread is spawned; restoring a signal's default
+    // disposition has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -304,22 +321,12 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
 fn build_memory(args: StoreArgs) -> Result<Memory> {
     let content = match (args.content, args.file) {
         (_, Some(path)) => {
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            String::from_utf8(bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is not valid UTF-8 (first bad byte at offset {}); convert it to UTF-8 first",
-                    path.display(),
-                    e.utf8_error().valid_up_to()
-                )
-            })?
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            input::read_content(file, &path.display().to_string())?
         }
         (Some(c), None) if c == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the memory from standard input (it must be UTF-8)")?;
-            s
+            input::read_content(std::io::stdin().lock(), "standard input")?
         }
         (Some(c), None) => c,
         (None, None) => anyhow::bail!("give the text to store, `-` for standard input, or --file"),
@@ -349,8 +356,8 @@ async fn delete(store: &dyn MemoryStorage, args: DeleteArgs, out: &Output) -> Re
         && args.after.is_none()
         && !args.dry_run;
     if only_one_hash {
-        store.delete(&hashes[0]).await?;
-        out.deleted(&hashes, false);
+        let report = store.delete(&hashes[0]).await?;
+        out.deleted(&report);
         return Ok(());
     }
     let tags = match &args.tags {
@@ -364,24 +371,17 @@ async fn delete(store: &dyn MemoryStorage, args: DeleteArgs, out: &Output) -> Re
         }
         None => None,
     };
-    let parse_time = |field: &'static str, v: &Option<String>| -> Result<Option<Timestamp>> {
-        v.as_deref()
-            .map(|s| {
-                Timestamp::parse_iso(s).with_context(|| format!("--{field}: expected ISO-8601"))
-            })
-            .transpose()
-    };
     let request = DeleteRequest {
         selector: DeleteSelector {
             hashes,
             tags,
-            before: parse_time("before", &args.before)?,
-            after: parse_time("after", &args.after)?,
+            before: transfer::parse_time_flag("before", args.before.as_deref())?,
+            after: transfer::parse_time_flag("after", args.after.as_deref())?,
         },
         dry_run: args.dry_run,
     };
     let report = store.delete_memories(&request).await?;
-    out.deleted(&report.hashes, report.dry_run);
+    out.deleted(&report);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Human-readable and `--json` rendering of command results.
 
 use memory_core::{ContentHash, Memory, MemoryQueryResult};
-use memory_storage::{StorageStats, StoreOutcome, TagCount};
+use memory_storage::{DeleteReport, StorageStats, StoreOutcome, TagCount};
 use serde_json::json;
 
 use crate::health::HealthReport;
@@ -106,9 +106,15 @@ impl Output {
     }
 
     /// After a delete.
-    pub fn deleted(&self, hashes: &[ContentHash], dry_run: bool) {
+    pub fn deleted(&self, report: &DeleteReport) {
+        let (hashes, dry_run) = (&report.hashes, report.dry_run);
+        let pending = &report.cleanup_pending;
         if self.json {
-            self.print_json(json!({"deleted": hashes, "dry_run": dry_run}));
+            let mut v = json!({"deleted": hashes, "dry_run": dry_run});
+            if !pending.is_empty() {
+                v["cleanup_pending"] = json!(pending);
+            }
+            self.print_json(v);
             return;
         }
         let verb = if dry_run { "would delete" } else { "deleted" };
@@ -119,6 +125,17 @@ impl Output {
         );
         for h in hashes {
             println!("  {h}");
+        }
+        if !pending.is_empty() {
+            // The memories are deleted; what is left behind only costs space until repaired.
+            println!(
+                "clean-up pending ({}): the memories are deleted, but these were left behind; \
+                 `mcp-memory check` lists them and `mcp-memory repair` removes them",
+                pending.len()
+            );
+            for p in pending {
+                println!("  {p}");
+            }
         }
     }
 

@@ -10,9 +10,6 @@ use rusqlite::types::{Type, ValueRef};
 /// Bytes per stored vector element (little-endian `f32`).
 const F32_BYTES: usize = 4;
 
-/// How far the squared norm of a supplied vector may be from 1 before it is rescaled.
-const UNIT_NORM_TOLERANCE: f32 = 1e-4;
-
 /// Columns read to rebuild a [`Memory`], in the order [`memory_from_row`] expects them.
 /// The embedding is not among them: returned memories do not carry it.
 pub(crate) const MEMORY_COLUMNS: &str = "m.id, m.content, m.content_hash, m.tags, m.memory_type, m.metadata, m.created_at_us, m.updated_at_us";
@@ -45,7 +42,8 @@ pub(crate) fn decode_embedding_into(
 }
 
 /// How far a stored vector's squared norm may be from 1 before `check` calls it unusable
-/// (every vector this crate writes is within [`UNIT_NORM_TOLERANCE`]).
+/// (every vector this crate writes is within
+/// [`UNIT_NORM_TOLERANCE`](memory_storage::prepare::UNIT_NORM_TOLERANCE)).
 const STORED_NORM_TOLERANCE: f32 = 1e-3;
 
 /// Why a stored embedding cannot be searched with (see [`decode_stored`]).
@@ -122,59 +120,9 @@ pub(crate) fn decode_stored(
     Ok(())
 }
 
-/// Why a vector cannot be stored or searched with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum VectorProblem {
-    /// Wrong length.
-    Dimensions { expected: usize, got: usize },
-    /// A NaN or infinite element.
-    NotFinite { index: usize },
-    /// All zeros: it has no direction.
-    Zero,
-}
-
-impl std::fmt::Display for VectorProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Dimensions { expected, got } => write!(
-                f,
-                "has {got} dimensions but this store holds {expected}-dimensional vectors; \
-                 leave the embedding out to have the store compute it"
-            ),
-            Self::NotFinite { index } => {
-                write!(
-                    f,
-                    "element {index} is NaN or infinite; every element must be a finite number"
-                )
-            }
-            Self::Zero => f.write_str("is all zeros and has no direction; give a non-zero vector"),
-        }
-    }
-}
-
-/// Checks a vector's length and values and scales it to unit length, so that a dot product
-/// is a cosine similarity. Vectors already of unit length (within rounding) are kept as
-/// they are, bit for bit.
-pub(crate) fn unit_vector(mut v: Vec<f32>, dims: usize) -> Result<Vec<f32>, VectorProblem> {
-    if v.len() != dims {
-        return Err(VectorProblem::Dimensions {
-            expected: dims,
-            got: v.len(),
-        });
-    }
-    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
-        return Err(VectorProblem::NotFinite { index });
-    }
-    let norm_sq: f32 = v.iter().map(|x| x * x).sum();
-    if norm_sq == 0.0 || !norm_sq.is_finite() {
-        return Err(VectorProblem::Zero);
-    }
-    if (norm_sq - 1.0).abs() > UNIT_NORM_TOLERANCE {
-        let inv = 1.0 / norm_sq.sqrt();
-        v.iter_mut().for_each(|x| *x *= inv);
-    }
-    Ok(v)
-}
+#[cfg(test)]
+use memory_storage::prepare::VectorProblem;
+pub(crate) use memory_storage::prepare::unit_vector;
 
 /// Rebuilds tags from the comma-joined column. Stored tags never hold a comma (the core
 /// model turns one into `-`), so splitting is exact and keeps their order.

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use memory_core::memory::{normalise_memory_type, validate_content};
 use memory_core::{
     ContentHash, Memory, MemoryQueryResult, QueryDebugInfo, Tags, Timestamp, limits,
 };
 use memory_embed::Embedder;
+use memory_storage::prepare::{Prepared, prepare_memory};
 use memory_storage::{
     CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
     MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageError, StorageResult,
@@ -251,28 +251,9 @@ impl SqliteStorage {
 
     /// Checks a memory before storing and separates its supplied embedding (made unit
     /// length) from it.
-    fn prepare(&self, mut memory: Memory) -> StorageResult<Prepared> {
-        validate_content(memory.content())?;
-        if let Some(t) = memory.memory_type.take() {
-            memory.memory_type = normalise_memory_type(&t)?;
-        }
-        let vector = memory
-            .embedding
-            .take()
-            .map(|v| {
-                unit_vector(v, self.inner.dims.get()).map_err(|problem| {
-                    StorageError::invalid("embedding", format!("the supplied embedding {problem}"))
-                })
-            })
-            .transpose()?;
-        Ok(Prepared { memory, vector })
+    fn prepare(&self, memory: Memory) -> StorageResult<Prepared> {
+        prepare_memory(memory, self.inner.dims.get())
     }
-}
-
-/// A memory ready to be written, with its unit vector once known.
-struct Prepared {
-    memory: Memory,
-    vector: Option<Vec<f32>>,
 }
 
 /// A `spawn_blocking` task that did not finish.
@@ -555,8 +536,8 @@ impl Inner {
 
     fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
         let empty = || DeleteReport {
-            hashes: Vec::new(),
             dry_run: request.dry_run,
+            ..DeleteReport::default()
         };
         let Some(cond) = Conditions::for_selector(&request.selector) else {
             return Ok(empty());
@@ -611,6 +592,7 @@ impl Inner {
         Ok(DeleteReport {
             hashes,
             dry_run: request.dry_run,
+            ..DeleteReport::default()
         })
     }
 
@@ -1127,7 +1109,8 @@ impl MemoryStorage for SqliteStorage {
         self.run(move |inner| inner.embeddings(&hashes)).await
     }
 
-    async fn delete(&self, hash: &ContentHash) -> StorageResult<()> {
+    async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {
+        let deleted = hash.clone();
         let hash = hash.clone();
         self.run(move |inner| {
             inner.write("deleting a memory", |tx| {
@@ -1148,7 +1131,12 @@ impl MemoryStorage for SqliteStorage {
                 Ok(())
             })
         })
-        .await
+        .await?;
+        // One SQLite transaction: nothing is left to clean up once it committed.
+        Ok(DeleteReport {
+            hashes: vec![deleted],
+            ..DeleteReport::default()
+        })
     }
 
     async fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {

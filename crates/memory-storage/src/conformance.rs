@@ -518,10 +518,21 @@ async fn delete_where(
 
 /// Deletes one memory, which must succeed.
 async fn delete(store: &dyn MemoryStorage, hash: &ContentHash) {
-    store
+    let report = store
         .delete(hash)
         .await
         .unwrap_or_else(|e| panic!("delete({hash}) of a live memory should succeed, got {e:?}"));
+    assert_eq!(
+        report.hashes,
+        [hash.clone()],
+        "delete reports the hash deleted"
+    );
+    assert!(!report.dry_run, "a delete is not a dry run");
+    assert!(
+        report.cleanup_pending.is_empty(),
+        "nothing failed, so no clean-up is pending: {:?}",
+        report.cleanup_pending
+    );
 }
 
 /// Runs an update, which must succeed, and checks that a read returns what it returned.
@@ -3097,7 +3108,7 @@ mod tests {
         async fn get_by_hash(&self, _: &ContentHash) -> StorageResult<Option<Memory>> {
             panic!("{STUB}")
         }
-        async fn delete(&self, _: &ContentHash) -> StorageResult<()> {
+        async fn delete(&self, _: &ContentHash) -> StorageResult<DeleteReport> {
             panic!("{STUB}")
         }
         async fn delete_memories(&self, _: &DeleteRequest) -> StorageResult<DeleteReport> {

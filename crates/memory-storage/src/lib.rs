@@ -58,10 +58,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use memory_core::{
     ContentHash, Memory, MemoryQueryResult, QueryDebugInfo, Tags, TimeRange, Timestamp,
-    extract_time_expression,
+    try_extract_time_expression,
 };
 
 pub mod error;
+pub mod prepare;
 pub mod types;
 
 #[cfg(feature = "conformance")]
@@ -194,7 +195,12 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
     }
 
     /// Soft-deletes one memory. Unknown or already deleted: [`StorageError::NotFound`].
-    async fn delete(&self, hash: &ContentHash) -> StorageResult<()>;
+    ///
+    /// Once the memory is deleted this returns `Ok` with `hashes = [hash]`, even when some
+    /// clean-up behind it failed (a backend's vector or object delete): those leftovers are
+    /// listed in [`DeleteReport::cleanup_pending`], and `check` / `repair` find and remove
+    /// them. An `Err` means the memory was not deleted.
+    async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport>;
 
     /// Soft-deletes every memory carrying `tag`; returns how many.
     async fn delete_by_tag(&self, tag: &str) -> StorageResult<usize> {
@@ -282,7 +288,10 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
         if query.trim().is_empty() {
             return Err(StorageError::invalid("query", "must not be empty"));
         }
-        let (rest, range) = extract_time_expression(query, now);
+        // A time the words name but the calendar cannot hold is refused, not searched for
+        // as text: the caller asked for a time and would silently get none.
+        let (rest, range) = try_extract_time_expression(query, now)
+            .map_err(|e| StorageError::invalid("query", e.to_string()))?;
         let Some(range) = range else {
             return self.search(&SemanticQuery::new(query, n)).await;
         };

@@ -237,15 +237,27 @@ impl MemoryUpdate {
     ///
     /// [`StorageError::Validation`] naming `memory_type`.
     pub fn normalised(&self) -> StorageResult<Self> {
-        let memory_type = match &self.memory_type {
-            Some(Some(t)) => Some(memory_core::memory::normalise_memory_type(t)?),
-            Some(None) => Some(None),
-            None => None,
+        let mut update = self.clone();
+        // As on store: `metadata.tags`/`metadata.type` are the memory's own fields. Given
+        // in an update's metadata they set the tags (added to the update's own `tags`) and
+        // the type (unless the update sets one), and never land in the metadata.
+        if let Some(metadata) = &mut update.metadata {
+            let lifted = metadata.take_reserved()?;
+            if let Some(extra) = lifted.tags {
+                update.tags = Some(match update.tags.take() {
+                    Some(own) => Tags::from_list(own.iter().chain(extra.iter()))?,
+                    None => extra,
+                });
+            }
+            if update.memory_type.is_none() {
+                update.memory_type = lifted.memory_type;
+            }
+        }
+        update.memory_type = match update.memory_type {
+            Some(Some(t)) => Some(memory_core::memory::normalise_memory_type(&t)?),
+            other => other,
         };
-        Ok(Self {
-            memory_type,
-            ..self.clone()
-        })
+        Ok(update)
     }
 
     /// Applies a [normalised](MemoryUpdate::normalised) update to `memory`, as every
@@ -378,13 +390,19 @@ pub struct DeleteRequest {
     pub dry_run: bool,
 }
 
-/// What a bulk delete did (or would do, on a dry run).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a delete did (or would do, on a dry run).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteReport {
     /// The hashes deleted (or that would be), newest first.
     pub hashes: Vec<ContentHash>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Clean-up the backend could not finish after the memories were deleted, one entry per
+    /// leftover naming it and the error (Cloudflare: `vector <id>: …`, `R2 object <key>: …`).
+    /// The memories are deleted all the same (no read returns them); `check` reports each
+    /// leftover and `repair` removes it. Empty when everything was cleaned up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup_pending: Vec<String>,
 }
 
 /// What [`cleanup_duplicates`](crate::MemoryStorage::cleanup_duplicates) did.

@@ -5,8 +5,8 @@
 //! `metadata`, `query`, `mode`, `time_expr`, `after`, `before`, `limit`, `page`,
 //! `page_size`, `content_hash`, `dry_run`, `updates`, `preserve_timestamps`, `n_results`).
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use memory_core::{Metadata, TagInput, Tags, TimeRange, Timestamp, parse_time_expression};
+use chrono::{DateTime, Utc};
+use memory_core::{Metadata, TagInput, Tags, TimeRange, Timestamp, try_parse_time_expression};
 use memory_storage::{MemoryUpdate, TagFilter, TagMatch};
 use rmcp::schemars::JsonSchema;
 use serde::Deserialize;
@@ -184,49 +184,18 @@ pub enum TimeArg {
     Text(String),
 }
 
-/// Which end of a day a bare date stands for.
-#[derive(Clone, Copy)]
-pub enum DayEdge {
-    /// 00:00:00 (for `after`).
-    Start,
-    /// 23:59:59.999999 (for `before`).
-    End,
-}
+pub use memory_core::timestamp::DayEdge;
 
 impl TimeArg {
-    /// The instant, or an error naming `field`.
-    pub fn parse(&self, field: &str, edge: DayEdge) -> Result<Timestamp, ArgError> {
-        let expected = "expected an ISO-8601 time (2024-05-01T12:00:00Z), a date (2024-05-01) \
-                        or Unix epoch seconds";
+    /// The instant, or an error naming `field` (the shared parser,
+    /// [`Timestamp::parse_point`], also behind the CLI's `--before`/`--after`).
+    pub fn parse(&self, field: &'static str, edge: DayEdge) -> Result<Timestamp, ArgError> {
         match self {
             Self::Epoch(secs) => {
-                Timestamp::from_epoch_seconds(*secs).map_err(|e| ArgError::new(field, e))
+                Timestamp::from_epoch_seconds_for(field, *secs).map_err(|e| ArgError::new(field, e))
             }
             Self::Text(text) => {
-                let t = text.trim();
-                if let Ok(secs) = t.parse::<f64>() {
-                    return Timestamp::from_epoch_seconds(secs)
-                        .map_err(|e| ArgError::new(field, e));
-                }
-                if let Ok(ts) = Timestamp::parse_iso(t) {
-                    return Ok(ts);
-                }
-                if let Ok(date) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-                    let time = match edge {
-                        DayEdge::Start => NaiveTime::MIN,
-                        DayEdge::End => NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
-                            .unwrap_or(NaiveTime::MIN),
-                    };
-                    return Ok(Timestamp::from_datetime(
-                        DateTime::<Utc>::from_naive_utc_and_offset(date.and_time(time), Utc),
-                    ));
-                }
-                if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f") {
-                    return Ok(Timestamp::from_datetime(
-                        DateTime::<Utc>::from_naive_utc_and_offset(dt, Utc),
-                    ));
-                }
-                Err(ArgError::new(field, format!("{t:?}: {expected}")))
+                Timestamp::parse_point(field, text, edge).map_err(|e| ArgError::new(field, e))
             }
         }
     }
@@ -294,16 +263,20 @@ pub fn time_range(
 ) -> Result<Option<TimeRange>, ArgError> {
     let mut range: Option<TimeRange> = None;
     if let Some(expr) = time_expr.map(str::trim).filter(|e| !e.is_empty()) {
-        range = Some(parse_time_expression(expr, now).ok_or_else(|| {
-            ArgError::new(
-                "time_expr",
-                format!(
-                    "{expr:?} is not a time expression I understand; try \"yesterday\", \
+        range = Some(
+            try_parse_time_expression(expr, now)
+                .map_err(|e| ArgError::new("time_expr", e))?
+                .ok_or_else(|| {
+                    ArgError::new(
+                        "time_expr",
+                        format!(
+                            "{expr:?} is not a time expression I understand; try \"yesterday\", \
                      \"last week\", \"3 days ago\", \"this month\", \"january 2024\", or use \
                      `after`/`before`"
-                ),
-            )
-        })?);
+                        ),
+                    )
+                })?,
+        );
     }
     let after = after
         .map(|a| a.parse("after", DayEdge::Start))

@@ -11,8 +11,8 @@ use chrono::Utc;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use memory_core::{ContentHash, Memory, MemoryQueryResult, Metadata, Tags, ValidationError};
 use memory_storage::{
-    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, SemanticQuery,
-    StorageError, StoreOutcome, TagFilter,
+    DeleteReport, DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage,
+    SemanticQuery, StorageError, StoreOutcome, TagFilter,
 };
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
@@ -111,6 +111,18 @@ fn result_json(r: &MemoryQueryResult) -> Value {
     let mut v = memory_json(&r.memory);
     v["relevance_score"] = json!(r.relevance_score);
     v
+}
+
+/// Adds a delete's pending clean-up to its tool answer: the memories are deleted, but a
+/// vector or object behind them was left (the client should know, and `repair` removes it).
+fn with_cleanup_pending(out: &mut Value, report: &DeleteReport) {
+    if !report.cleanup_pending.is_empty() {
+        out["cleanup_pending"] = json!(report.cleanup_pending);
+        out["note"] = json!(
+            "the memories are deleted, but the clean-up listed in cleanup_pending failed; \
+             `mcp-memory check` reports it and `mcp-memory repair` removes it"
+        );
+    }
 }
 
 fn parse_hash(field: &str, h: &str) -> Result<ContentHash, ToolError> {
@@ -352,8 +364,10 @@ impl MemoryServer {
             && before.is_none()
             && !p.dry_run
         {
-            store.delete(h).await?;
-            return Ok(json!({"success": true, "deleted": [h], "count": 1, "dry_run": false}));
+            let report = store.delete(h).await?;
+            let mut out = json!({"success": true, "deleted": [h], "count": 1, "dry_run": false});
+            with_cleanup_pending(&mut out, &report);
+            return Ok(out);
         }
         let selector = DeleteSelector {
             hashes: hash.into_iter().collect(),
@@ -385,6 +399,7 @@ impl MemoryServer {
             "count": report.hashes.len(),
         });
         out[key] = json!(report.hashes);
+        with_cleanup_pending(&mut out, &report);
         Ok(out)
     }
 
@@ -621,8 +636,10 @@ impl MemoryServer {
     async fn delete_memory(&self, Parameters(p): Parameters<HashParams>) -> CallToolResult {
         let outcome = async {
             let hash = parse_hash("content_hash", &p.content_hash)?;
-            self.store().await?.delete(&hash).await?;
-            Ok(json!({"success": true, "deleted": [hash], "count": 1}))
+            let report = self.store().await?.delete(&hash).await?;
+            let mut out = json!({"success": true, "deleted": [hash], "count": 1});
+            with_cleanup_pending(&mut out, &report);
+            Ok(out)
         }
         .await;
         finish(outcome)
@@ -689,6 +706,16 @@ impl ServerHandler for MemoryServer {
         }
         let context = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         self.tool_router.call(context).await
+    }
+
+    /// A request rmcp could not read as a known one (e.g. `tools/call` whose `arguments`
+    /// is not an object): invalid params naming what is wrong, not "method not found".
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, rmcp::ErrorData> {
+        Err(super::jsonrpc::unreadable_request(&request))
     }
 
     fn get_info(&self) -> ServerConfig {

@@ -19,6 +19,7 @@ use super::{
     store_identity, write_atomic,
 };
 use crate::config::Config;
+use crate::input::{Line, MAX_IMPORT_LINE_BYTES, read_line_bounded};
 use crate::output::Output;
 
 /// `mcp-memory import` options.
@@ -37,7 +38,16 @@ pub struct ImportArgs {
     /// Ignore a checkpoint of an earlier interrupted run and start from the first line.
     #[arg(long)]
     restart: bool,
+    /// Store a memory whose `content_hash` is not the hash of its content (an export of an
+    /// older version that hashed metadata too, say) under the hash of its content, instead
+    /// of reporting the line as bad.
+    #[arg(long)]
+    rehash: bool,
 }
+
+/// Largest Python-service export document read (it is parsed whole); JSON Lines have no
+/// such limit, only one per line.
+const MAX_DOCUMENT_BYTES: u64 = 1 << 30;
 
 /// Bytes of the input hashed to recognise it again when resuming.
 const HEAD_BYTES: u64 = 64 * 1024;
@@ -146,13 +156,13 @@ impl Source {
                     Some(b) => b,
                     None => {
                         let mut buf = Vec::new();
-                        let n = reader
-                            .read_until(b'\n', &mut buf)
-                            .with_context(|| format!("reading line {}", *line + 1))?;
-                        if n == 0 {
-                            return Ok(None);
+                        match read_line_bounded(reader.as_mut(), &mut buf, MAX_IMPORT_LINE_BYTES)
+                            .with_context(|| format!("reading line {}", *line + 1))?
+                        {
+                            Line::End => return Ok(None),
+                            Line::TooLong => return Err(too_long(*line + 1)),
+                            Line::Read(_) => buf,
                         }
-                        buf
                     }
                 };
                 *offset += buf.len() as u64;
@@ -182,6 +192,8 @@ impl Source {
 struct StoreModel {
     id: String,
     dims: usize,
+    /// `--rehash`: a supplied hash that is not the content's is replaced, not refused.
+    rehash: bool,
 }
 
 /// A line turned into a memory, or why not.
@@ -286,18 +298,33 @@ fn memory_of(value: Value, store: &StoreModel) -> Result<(Memory, Vector), ItemE
             ));
         }
     };
-    let hash = match obj.get("content_hash") {
-        None | Some(Value::Null) => ContentHash::of(&content),
-        Some(Value::String(s)) => s
-            .parse::<ContentHash>()
-            .map_err(|e| bad("content_hash", e.to_string()))?,
+    // The id is always the hash of the content: a line carrying another text's hash would
+    // make that text a "duplicate" of this memory forever.
+    let hash = ContentHash::of(&content);
+    match obj.get("content_hash") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            let supplied = s
+                .parse::<ContentHash>()
+                .map_err(|e| bad("content_hash", e.to_string()))?;
+            if supplied != hash && !store.rehash {
+                return Err(bad(
+                    "content_hash",
+                    format!(
+                        "{supplied} is not the hash of the content ({hash}); an export of another \
+                         tool or an older version may hash differently: add --rehash to store such \
+                         memories under the hash of their content"
+                    ),
+                ));
+            }
+        }
         Some(other) => {
             return Err(bad(
                 "content_hash",
                 format!("expected a 64-character hex string, found {}", kind(other)),
             ));
         }
-    };
+    }
     let tags = match obj.get("tags") {
         None | Some(Value::Null) => Tags::empty(),
         Some(Value::String(s)) => {
@@ -484,10 +511,24 @@ struct Document {
     memories: Vec<Value>,
 }
 
-fn first_line(reader: &mut dyn BufRead) -> Result<Vec<u8>> {
+/// Reads the next line, at most [`MAX_IMPORT_LINE_BYTES`] long; `line` is its number.
+fn first_line(reader: &mut dyn BufRead, line: u64) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    reader.read_until(b'\n', &mut buf)?;
-    Ok(buf)
+    match read_line_bounded(reader, &mut buf, MAX_IMPORT_LINE_BYTES)? {
+        Line::TooLong => Err(too_long(line)),
+        Line::End | Line::Read(_) => Ok(buf),
+    }
+}
+
+/// A line too long to be one memory stops the import: where the next record starts is
+/// unknown (the input may have no line breaks at all, like `/dev/zero`).
+fn too_long(line: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "line {line} is longer than {MAX_IMPORT_LINE_BYTES} bytes (64 MiB), more than one \
+         memory can take (its content is at most 16 MiB); the input is not JSON Lines with one \
+         memory per line. Memories before it were imported; fix or remove the line and run the \
+         same command again to resume"
+    )
 }
 
 /// Opens the source; `resume` is the checkpoint's (format, offset, line).
@@ -502,19 +543,31 @@ fn open_source(input: &Path, resume: Option<(Format, u64, u64)>) -> Result<(Sour
         ))
     };
     let mut head =
-        first_line(reader.as_mut()).with_context(|| format!("reading {}", input.display()))?;
+        first_line(reader.as_mut(), 1).with_context(|| format!("reading {}", input.display()))?;
     let mut skipped = Vec::new();
+    let mut blank = 0;
     while !head.is_empty() && head.iter().all(u8::is_ascii_whitespace) {
         skipped.extend_from_slice(&head);
-        head = first_line(reader.as_mut())?;
+        blank += 1;
+        head = first_line(reader.as_mut(), blank + 1)?;
     }
     let format = detect(&head);
     if format == Format::Document {
         let mut all = skipped;
         all.extend_from_slice(&head);
         reader
+            .take(MAX_DOCUMENT_BYTES + 1)
             .read_to_end(&mut all)
             .with_context(|| format!("reading {}", input.display()))?;
+        if all.len() as u64 > MAX_DOCUMENT_BYTES {
+            anyhow::bail!(
+                "{} looks like one JSON document (the Python service's export) but is larger \
+                 than {MAX_DOCUMENT_BYTES} bytes (1 GiB), the most read whole; export it as \
+                 JSON Lines (one memory per line, as `mcp-memory export` writes), which has no \
+                 size limit",
+                input.display()
+            );
+        }
         match serde_json::from_slice::<Document>(&all) {
             Ok(doc) => {
                 let skip = resume.map_or(0, |(_, offset, _)| offset);
@@ -629,6 +682,7 @@ pub async fn import(
         .await
         .context("reading the store's embedding model")?;
     let model = StoreModel {
+        rehash: args.rehash,
         id: stats.embedding_model,
         dims: stats.embedding_dimensions,
     };
@@ -967,6 +1021,7 @@ mod tests {
 
     fn minilm() -> StoreModel {
         StoreModel {
+            rehash: false,
             id: "sentence-transformers/all-MiniLM-L6-v2".into(),
             dims: 3,
         }

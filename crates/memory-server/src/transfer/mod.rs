@@ -317,14 +317,20 @@ impl Interrupt {
     }
 }
 
-/// Parses an ISO-8601 time given to `--{flag}`.
-pub(crate) fn parse_time_flag(flag: &str, value: Option<&str>) -> Result<Option<Timestamp>> {
+/// Parses the time given to `--before` or `--after` with the parser the MCP tools use
+/// ([`Timestamp::parse_point`]): ISO-8601, a date (the whole day counts), or epoch seconds.
+pub(crate) fn parse_time_flag(
+    flag: &'static str,
+    value: Option<&str>,
+) -> Result<Option<Timestamp>> {
+    use memory_core::timestamp::DayEdge;
+    let (field, edge) = if flag == "before" {
+        ("--before", DayEdge::End)
+    } else {
+        ("--after", DayEdge::Start)
+    };
     value
-        .map(|s| {
-            Timestamp::parse_iso(s).with_context(|| {
-                format!("--{flag} {s:?}: expected an ISO-8601 time such as 2024-01-31T00:00:00Z")
-            })
-        })
+        .map(|s| Timestamp::parse_point(field, s, edge).map_err(anyhow::Error::from))
         .transpose()
 }
 
