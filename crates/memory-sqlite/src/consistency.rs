@@ -13,6 +13,11 @@
 //! * **The in-memory vector index** ([`IssueKind::IndexMismatch`]): it must hold exactly the
 //!   usable vectors of the live rows. A write that bypassed this crate (another tool
 //!   editing the file without advancing `meta.seq`) leaves it behind. Repair rebuilds it.
+//! * **Hashes** ([`IssueKind::HashMismatch`]): a live row's `content_hash` must be the hash
+//!   of its content (a row written under an older rule, or by a tool that trusted a
+//!   supplied hash, breaks this: storing that content again would be called a duplicate of
+//!   the wrong row). Repair merges such rows into a live row that has the right hash (as
+//!   `cleanup_duplicates` does) and re-keys the others under the hash of their content.
 //! * **The file** ([`IssueKind::Corruption`]): `PRAGMA integrity_check` must say `ok`.
 //!   Nothing here can repair that: restore a backup, or export and import into a new file.
 //!
@@ -21,6 +26,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use memory_core::ContentHash;
 use memory_storage::{ConsistencyIssue, ConsistencyReport, IssueKind, RepairReport, StorageResult};
 use rusqlite::{Connection, ErrorCode, params};
 
@@ -57,6 +63,8 @@ struct Findings {
     orphan_links: Vec<(i64, i64)>,
     /// Index disagreements, with the hash of the row where it is live.
     index: Vec<(IndexDisagreement, Option<String>)>,
+    /// Live rows whose hash is not their content's: stored hash, hash of the content.
+    hashes: Vec<(String, String)>,
 }
 
 impl Findings {
@@ -98,6 +106,18 @@ impl Findings {
                 format!(
                     "{n} memory_tags row(s) point to row {id}, which does not exist; \
                      `repair` deletes them"
+                ),
+            ));
+        }
+        for (stored, computed) in &self.hashes {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::HashMismatch,
+                stored.clone(),
+                format!(
+                    "the content hashes to {computed}, not to the hash the memory is stored \
+                     under, so storing that content again would be called a duplicate of this \
+                     memory; `repair` re-keys it under {computed} (merging it into the memory \
+                     already stored under that hash, if any)"
                 ),
             ));
         }
@@ -174,8 +194,8 @@ fn read_snapshot(c: &Connection, dims: usize) -> rusqlite::Result<Snapshot> {
     {
         let mut stmt = tx.prepare(
             "SELECT m.id, m.content_hash, m.embedding, m.tags, \
-             (SELECT json_group_array(t.tag) FROM memory_tags t WHERE t.memory_id = m.id) \
-             FROM memories m WHERE m.deleted_at IS NULL",
+             (SELECT json_group_array(t.tag) FROM memory_tags t WHERE t.memory_id = m.id), \
+             m.content FROM memories m WHERE m.deleted_at IS NULL",
         )?;
         let mut rows = stmt.query([])?;
         let mut vector = Vec::with_capacity(dims);
@@ -188,6 +208,12 @@ fn read_snapshot(c: &Connection, dims: usize) -> rusqlite::Result<Snapshot> {
                     snap.prints.insert(id, fingerprint(&vector));
                 }
                 Err(problem) => snap.findings.vectors.push((id, hash.clone(), problem)),
+            }
+            let computed = ContentHash::of(row.get_ref(5)?.as_str()?);
+            if computed.as_str() != hash {
+                snap.findings
+                    .hashes
+                    .push((hash.clone(), computed.to_string()));
             }
             let column: String = row.get(3)?;
             let links: String = row.get(4)?;
@@ -305,6 +331,42 @@ impl Inner {
         })
     }
 
+    /// Re-keys live rows `(stored, computed)` under the hash of their content; a tombstone
+    /// holding that hash goes for good (it is the same text, deleted). Returns the rows
+    /// re-keyed. Rows that a live row with the right hash already has are left to
+    /// `cleanup_duplicates`, which merges them first.
+    fn rekey(&self, rows: &[(String, String)]) -> StorageResult<u64> {
+        self.write("re-keying memories under the hash of their content", |tx| {
+            let seq = bump_counter(tx, META_SEQ)?;
+            let mut n = 0u64;
+            let mut freed = 0usize;
+            for (stored, computed) in rows {
+                let live: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM memories WHERE content_hash = ?1 \
+                     AND deleted_at IS NULL)",
+                    [computed],
+                    |r| r.get(0),
+                )?;
+                if live {
+                    continue;
+                }
+                freed += tx.execute(
+                    "DELETE FROM memories WHERE content_hash = ?1 AND deleted_at IS NOT NULL",
+                    [computed],
+                )?;
+                n += tx.execute(
+                    "UPDATE memories SET content_hash = ?2, seq = ?3 \
+                     WHERE content_hash = ?1 AND deleted_at IS NULL",
+                    params![stored, computed, seq],
+                )? as u64;
+            }
+            if freed > 0 {
+                bump_counter(tx, META_PURGE_EPOCH)?;
+            }
+            Ok(n)
+        })
+    }
+
     /// Rebuilds the links of live rows `ids` from their column and deletes orphan links;
     /// returns (rows whose links were rebuilt, memory ids whose orphan links went).
     fn rebuild_links(&self, ids: &[i64]) -> StorageResult<(u64, u64)> {
@@ -405,6 +467,30 @@ pub(crate) async fn repair(store: &SqliteStorage) -> StorageResult<RepairReport>
             fixed += orphans;
             actions.push(format!(
                 "deleted the tag links of {orphans} row(s) that no longer exist"
+            ));
+        }
+    }
+
+    // Hashes: merge rows into a live row that has their content's hash (the duplicate
+    // groups `cleanup_duplicates` forms), then re-key the rest.
+    if !findings.hashes.is_empty() {
+        let merged = store.run(|inner| inner.cleanup_duplicates()).await?;
+        let n = merged.removed.len() as u64;
+        if n > 0 {
+            fixed += n;
+            actions.push(format!(
+                "merged {n} memor{} stored under another hash into the memory with the hash \
+                 of their content (tags united)",
+                if n == 1 { "y" } else { "ies" }
+            ));
+        }
+        let rows = findings.hashes.clone();
+        let n = store.run(move |inner| inner.rekey(&rows)).await?;
+        if n > 0 {
+            fixed += n;
+            actions.push(format!(
+                "re-keyed {n} memor{} under the hash of their content",
+                if n == 1 { "y" } else { "ies" }
             ));
         }
     }
@@ -580,6 +666,75 @@ mod tests {
         let hits = store.retrieve("bravo bananas on boats", 1).await.unwrap();
         assert_eq!(hits[0].memory.content_hash(), b.content_hash());
         drop(dir);
+    }
+
+    #[tokio::test]
+    async fn rows_under_another_hash_are_found_merged_and_re_keyed() {
+        let (dir, _embedder, store, [a, b, c]) = store_with_three().await;
+        let path = dir.path().join("m.db");
+        // `a` stored under the hash of other text (an import that trusted a supplied hash);
+        // `b` under a stale hash while a live row already holds its right hash (re-stored
+        // after the damage, with another tag); `c` is fine.
+        let wrong_a = memory_core::ContentHash::of("some other text");
+        let wrong_b = memory_core::ContentHash::of("bravo, once upon a time");
+        let conn = raw(&path);
+        let rekey = |from: &str, to: &str| {
+            conn.execute(
+                "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",
+                [from, to],
+            )
+            .unwrap();
+        };
+        rekey(a.content_hash().as_str(), wrong_a.as_str());
+        rekey(b.content_hash().as_str(), wrong_b.as_str());
+        drop(conn);
+        store
+            .store(
+                Memory::new(b.content())
+                    .unwrap()
+                    .with_tags(Tags::parse("again").unwrap()),
+            )
+            .await
+            .unwrap();
+        let found = store.check().await.unwrap();
+        assert_eq!(
+            kinds(&found),
+            sorted(vec![
+                (IssueKind::HashMismatch, wrong_a.to_string()),
+                (IssueKind::HashMismatch, wrong_b.to_string()),
+            ])
+        );
+        assert!(
+            found.issues[0].detail.contains("repair"),
+            "{}",
+            found.issues[0].detail
+        );
+
+        let repaired = store.repair().await.unwrap();
+        assert!(repaired.is_consistent(), "{repaired:?}");
+        assert_eq!(repaired.fixed, 2, "{:?}", repaired.actions);
+        // `a` is found under the hash of its content, and storing it again is a duplicate.
+        let got = store.get_by_hash(a.content_hash()).await.unwrap().unwrap();
+        assert_eq!(got.content(), a.content());
+        assert!(store.get_by_hash(&wrong_a).await.unwrap().is_none());
+        assert!(matches!(
+            store.store(a.clone()).await,
+            Err(memory_storage::StorageError::Duplicate { .. })
+        ));
+        // `b` is one memory with the tags of both rows.
+        let got = store.get_by_hash(b.content_hash()).await.unwrap().unwrap();
+        let mut tags = got.tags.into_vec();
+        tags.sort();
+        assert_eq!(tags, ["again", "b", "fruit"]);
+        assert!(store.get_by_hash(&wrong_b).await.unwrap().is_none());
+        assert!(store.get_by_hash(c.content_hash()).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .count(&memory_storage::MemoryFilter::all())
+                .await
+                .unwrap(),
+            3
+        );
     }
 
     #[tokio::test]

@@ -596,7 +596,7 @@ impl Inner {
         })
     }
 
-    fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
+    pub(crate) fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
         self.write("removing duplicate memories", |tx| {
             let rows = duplicate_candidates(tx)?;
             let groups = group_duplicates(&rows);

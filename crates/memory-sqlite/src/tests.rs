@@ -100,6 +100,18 @@ impl Fixture {
         }
     }
 
+    /// Moves a row to another hash by hand, as another tool (or an older version) could.
+    fn raw_rekey(&self, from: &ContentHash, to: &ContentHash) {
+        let conn = rusqlite::Connection::open(self.store.path()).unwrap();
+        let n = conn
+            .execute(
+                "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",
+                [from.as_str(), to.as_str()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
     /// Another store on the same file, as a second process would open it.
     async fn second(&self) -> SqliteStorage {
         SqliteStorage::open(self.store.path().to_owned(), self.embedder.clone())
@@ -630,7 +642,8 @@ async fn delete_memories_refuses_an_empty_selector() {
 #[tokio::test]
 async fn cleanup_keeps_the_oldest_with_the_union_of_tags() {
     let f = Fixture::new().await;
-    // A row stored under an older hashing rule, then the same text under today's rule.
+    // A row stored under an older hashing rule (written by hand: the store itself refuses a
+    // hash that is not the content's), then the same text under today's rule.
     let legacy = Memory::from_parts(
         "Hello World".into(),
         ContentHash::of("legacy rule output"),
@@ -641,7 +654,16 @@ async fn cleanup_keeps_the_oldest_with_the_union_of_tags() {
         at(1),
         at(1),
     );
-    f.store.store(legacy.clone()).await.unwrap();
+    f.store
+        .store(
+            Memory::new("Hello World")
+                .unwrap()
+                .with_tags(tags("a"))
+                .with_created_at(at(1)),
+        )
+        .await
+        .unwrap();
+    f.raw_rekey(&ContentHash::of("hello world"), legacy.content_hash());
     f.store
         .store(tagged("hello world", "b").with_created_at(at(2)))
         .await
