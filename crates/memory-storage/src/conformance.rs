@@ -45,7 +45,9 @@
 //! * **Store and read**: every field round-trips exactly (content, hash, tags in order, type,
 //!   metadata, both timestamps to the microsecond), Unicode and 1 MB content included; a
 //!   second store of the same normalised content is [`StorageError::Duplicate`] and changes
-//!   nothing; an embedding of the wrong size or with a non-finite value is refused.
+//!   nothing; an embedding of the wrong size or with a non-finite value is refused, a huge
+//!   finite one is scaled; a hash that is not the content's is refused; `metadata.tags` and
+//!   `metadata.type` become the memory's own tags and type (on store and on update).
 //! * **Soft delete**: a deleted memory vanishes from every read (hash lookup, search, list,
 //!   count, tag and time queries, recent, recall, tag counts, stats); deleting unknown or
 //!   deleted hashes is [`StorageError::NotFound`]; storing the content again revives it with
@@ -226,6 +228,9 @@ macro_rules! __conformance_cases {
             unicode_content_round_trips,
             one_megabyte_content_round_trips_byte_exact_and_is_searchable,
             an_embedding_of_the_wrong_size_or_non_finite_is_refused,
+            a_huge_finite_embedding_is_scaled_not_refused,
+            a_hash_that_is_not_the_contents_is_refused,
+            metadata_tags_and_type_become_the_memorys_own,
             reads_of_an_empty_store_are_empty,
             // soft delete
             deleted_memory_is_gone_from_get_by_hash,
@@ -256,6 +261,7 @@ macro_rules! __conformance_cases {
             update_replaces_tags_and_keeps_the_rest,
             update_sets_and_clears_memory_type,
             update_merges_metadata,
+            update_moves_metadata_tags_and_type_into_the_memorys_own,
             update_preserving_timestamps_keeps_created_at_and_advances_updated_at,
             update_without_preserving_timestamps_uses_the_given_created_at,
             update_without_preserving_timestamps_or_created_at_sets_created_at_to_now,
@@ -524,7 +530,7 @@ async fn delete(store: &dyn MemoryStorage, hash: &ContentHash) {
         .unwrap_or_else(|e| panic!("delete({hash}) of a live memory should succeed, got {e:?}"));
     assert_eq!(
         report.hashes,
-        [hash.clone()],
+        std::slice::from_ref(hash),
         "delete reports the hash deleted"
     );
     assert!(!report.dry_run, "a delete is not a dry run");
@@ -941,6 +947,124 @@ pub async fn an_embedding_of_the_wrong_size_or_non_finite_is_refused(store: &dyn
         odd.content_hash(),
         "the same memory without an embedding is then stored"
     );
+}
+
+/// A finite vector whose squared norm overflows `f32` (every element `1e38`) is scaled to
+/// unit length and stored, not refused as "all zeros".
+pub async fn a_huge_finite_embedding_is_scaled_not_refused(store: &dyn MemoryStorage) {
+    let dims = store
+        .get_stats()
+        .await
+        .expect("get_stats")
+        .embedding_dimensions;
+    let m =
+        mem("Albatrosses glide for hours without flapping", "").with_embedding(vec![1e38; dims]);
+    let stored = put(store, m).await;
+    let got = store
+        .get_embeddings(std::slice::from_ref(stored.content_hash()))
+        .await
+        .expect("get_embeddings");
+    let v = got[0].as_ref().expect("the vector is stored");
+    let expected = (1.0 / (dims as f64).sqrt()) as f32;
+    assert!(
+        v.iter().all(|x| (x - expected).abs() < 1e-4),
+        "scaled to unit length: {:?}",
+        &v[..3]
+    );
+}
+
+/// A memory whose hash is not the hash of its content (built with `Memory::from_parts`
+/// from a hash nobody checked) is refused naming `content_hash`, and nothing is stored: such
+/// a row would make the real owner of that hash a "duplicate" forever.
+pub async fn a_hash_that_is_not_the_contents_is_refused(store: &dyn MemoryStorage) {
+    let other = mem("Owls can turn their heads 270 degrees", "");
+    let forged = Memory::from_parts(
+        "Buy milk on the way home".into(),
+        other.content_hash().clone(),
+        Tags::empty(),
+        None,
+        Metadata::new(),
+        None,
+        Timestamp::now(),
+        Timestamp::now(),
+    );
+    match store.store(forged).await {
+        Err(StorageError::Validation(e)) if e.field() == "content_hash" => {}
+        other => panic!("expected a content_hash validation error, got {other:?}"),
+    }
+    let results = store
+        .store_batch(vec![Memory::from_parts(
+            "Buy milk on the way home".into(),
+            other.content_hash().clone(),
+            Tags::empty(),
+            None,
+            Metadata::new(),
+            None,
+            Timestamp::now(),
+            Timestamp::now(),
+        )])
+        .await
+        .expect("store_batch");
+    assert!(
+        matches!(&results[0], Err(StorageError::Validation(e)) if e.field() == "content_hash"),
+        "store_batch refuses it per item: {results:?}"
+    );
+    assert_eq!(count(store, MemoryFilter::all()).await, 0, "nothing stored");
+    put(store, other).await;
+}
+
+/// As the Python service does, `metadata.tags` joins the memory's tags and `metadata.type`
+/// becomes its type (unless one is given); neither stays in the metadata, so tag search
+/// finds the memory.
+pub async fn metadata_tags_and_type_become_the_memorys_own(store: &dyn MemoryStorage) {
+    let m = mem("Kestrels hover facing into the wind", "birds").with_metadata(meta(
+        r#"{"tags": ["Raptors", "birds"], "type": "observation", "source": "field notes"}"#,
+    ));
+    let hash = m.content_hash().clone();
+    store.store(m).await.expect("store");
+    let read = store
+        .get_by_hash(&hash)
+        .await
+        .expect("get_by_hash")
+        .expect("stored");
+    assert_eq!(
+        read.tags.as_slice(),
+        ["birds", "raptors"],
+        "tags united, in order"
+    );
+    assert_eq!(read.memory_type.as_deref(), Some("observation"));
+    assert_eq!(read.metadata, meta(r#"{"source": "field notes"}"#));
+    let found = store
+        .search_by_tag(&tag_list("raptors"))
+        .await
+        .expect("search_by_tag");
+    assert_eq!(
+        found.len(),
+        1,
+        "tag search finds it by a tag given in metadata"
+    );
+    // A comma-separated string works too, and an explicit type wins.
+    let m = mem("Herons stand still for minutes before striking", "")
+        .with_memory_type("note")
+        .expect("type")
+        .with_metadata(meta(r#"{"tags": "wading, birds", "type": "observation"}"#));
+    let hash = m.content_hash().clone();
+    store.store(m).await.expect("store");
+    let read = store
+        .get_by_hash(&hash)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.tags.as_slice(), ["wading", "birds"]);
+    assert_eq!(read.memory_type.as_deref(), Some("note"));
+    assert!(read.metadata.is_empty(), "{:?}", read.metadata);
+    // A wrong JSON type is refused naming it, and nothing is stored.
+    let bad = mem("Swifts sleep on the wing", "").with_metadata(meta(r#"{"tags": 7}"#));
+    match store.store(bad).await {
+        Err(StorageError::Validation(e)) if e.to_string().contains("metadata.tags") => {}
+        other => panic!("expected an error naming metadata.tags, got {other:?}"),
+    }
+    assert_eq!(count(store, MemoryFilter::all()).await, 2);
 }
 
 /// Every read of an empty store succeeds and is empty.
@@ -1783,6 +1907,32 @@ pub async fn update_merges_metadata(store: &dyn MemoryStorage) {
         "merged metadata"
     );
     assert_eq!(updated.tags, target.tags, "tags kept");
+}
+
+/// An update's `metadata.tags` and `metadata.type` set the tags and type, as on store, and
+/// do not land in the metadata.
+pub async fn update_moves_metadata_tags_and_type_into_the_memorys_own(store: &dyn MemoryStorage) {
+    let target = update_target(store).await;
+    let updated = update(
+        store,
+        target.content_hash(),
+        MemoryUpdate {
+            metadata: Some(meta(r#"{"tags": ["moved"], "type": "decision", "b": 9}"#)),
+            ..MemoryUpdate::default()
+        },
+        true,
+    )
+    .await;
+    assert_eq!(updated.tags.as_slice(), ["moved"]);
+    assert_eq!(updated.memory_type.as_deref(), Some("decision"));
+    assert_eq!(updated.metadata.get("tags"), None);
+    assert_eq!(updated.metadata.get("type"), None);
+    assert_eq!(updated.metadata.get("b"), Some(&serde_json::json!(9)));
+    let found = store
+        .search_by_tag(&tag_list("moved"))
+        .await
+        .expect("search_by_tag");
+    assert_eq!(found.len(), 1);
 }
 
 /// With `preserve_timestamps`, `created_at` is kept (even if the update gives one) and
