@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 /// The corpus file, relative to the workspace root.
 pub const CORPUS: &str = "tests/bad_input/cases.json";
 
-/// Every category the issue names; each must have at least one case.
-pub const CATEGORIES: [&str; 13] = [
+/// Every category the issues name (7: the first thirteen; 12: the rest); each must have at
+/// least one case.
+pub const CATEGORIES: [&str; 17] = [
     "empty content",
     "whitespace content",
     "huge content",
@@ -27,6 +28,10 @@ pub const CATEGORIES: [&str; 13] = [
     "wrong-dimension vectors",
     "absurd time expressions",
     "negative or enormous limits",
+    "invisible content",
+    "forged content hash",
+    "reserved metadata",
+    "unbounded input",
 ];
 
 /// One entry of the corpus.

@@ -216,6 +216,20 @@ async fn call(
     match op {
         "store" => {
             let mut m = Memory::new(text(input, "content"))?;
+            if let Some(h) = input.get("content_hash") {
+                // A memory under a hash nobody checked, as a backend reading rows builds it.
+                let hash: ContentHash = h.as_str().expect("content_hash text").parse()?;
+                m = Memory::from_parts(
+                    m.content().to_owned(),
+                    hash,
+                    m.tags.clone(),
+                    None,
+                    Metadata::new(),
+                    None,
+                    m.created_at,
+                    m.updated_at,
+                );
+            }
             if let Some(t) = input.get("tags") {
                 m = m.with_tags(Tags::parse(tag_input(t))?);
             }

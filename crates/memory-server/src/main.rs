@@ -323,6 +323,17 @@ fn build_memory(args: StoreArgs) -> Result<Memory> {
         (_, Some(path)) => {
             let file = std::fs::File::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
+            // A regular file says its size: refuse it without reading a byte.
+            if let Ok(meta) = file.metadata()
+                && meta.is_file()
+                && meta.len() > memory_core::limits::MAX_CONTENT_BYTES as u64
+            {
+                return Err(memory_core::ValidationError::ContentTooLarge {
+                    bytes: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+                    limit: memory_core::limits::MAX_CONTENT_BYTES,
+                }
+                .into());
+            }
             input::read_content(file, &path.display().to_string())?
         }
         (Some(c), None) if c == "-" => {

@@ -928,8 +928,14 @@ pub async fn import(
     );
     if counts.invalid > 0 {
         // Everything valid is stored; the status tells scripts that some input was not.
+        // The first problem is repeated on stderr, where a person piping stdout away looks.
+        let first = counts
+            .problems
+            .first()
+            .map(|p| format!("; the first, {unit} {}: {}", p.line, p.error))
+            .unwrap_or_default();
         return Err(crate::output::AlreadyReported(format!(
-            "{} invalid {unit}(s) skipped (listed above); fix them and import again \
+            "{} invalid {unit}(s) skipped (listed above{first}); fix them and import again \
              (what is already stored is skipped as duplicates)",
             counts.invalid
         ))
