@@ -16,12 +16,35 @@ use memory_storage::{
 use serde::{Deserialize, Serialize};
 
 use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
-use crate::rows::{StoredRow, epoch_text, text};
+use crate::rows::{PREVIEW_CHARS, StoredRow, epoch_text, int, text};
 use crate::sql::link_statements;
-use crate::storage::{CloudflareStorage, Inner, union_tags};
+use crate::storage::{
+    CloudflareStorage, Inner, MISSING_CONTENT_METADATA, STORE_ID_METADATA, union_tags,
+};
 
 /// Texts embedded per call while repairing.
 const REPAIR_EMBED_BATCH: usize = 100;
+
+/// Live rows whose content `check` reads per D1 query to compare with their hash.
+const HASH_CHECK_PAGE: i64 = 200;
+
+/// A live memory whose content is in an R2 object that is not there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingObject {
+    /// The memory.
+    pub content_hash: ContentHash,
+    /// The R2 key its row points to.
+    pub r2_key: String,
+}
+
+/// A live row whose content hash is not the hash of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashMismatch {
+    /// The hash the row is stored under.
+    pub stored: ContentHash,
+    /// The hash of its content.
+    pub computed: ContentHash,
+}
 
 /// What [`CloudflareStorage::check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,18 +55,36 @@ pub struct ConsistencyReport {
     pub vectors_without_rows: Vec<String>,
     /// R2 keys (under this store's prefix) that no live row points to.
     pub r2_objects_without_rows: Vec<String>,
+    /// Live memories whose R2 object is missing: reads of each fail (or, in lists and
+    /// searches, show the stored excerpt); `repair` keeps the excerpt.
+    #[serde(default)]
+    pub missing_objects: Vec<MissingObject>,
+    /// Live rows (content in D1) whose hash is not the hash of their content. Content in R2
+    /// is not read by `check`, so those rows are not compared.
+    #[serde(default)]
+    pub hash_mismatches: Vec<HashMismatch>,
+    /// Vectors with no live row that this store did not write (another store's on a shared
+    /// index, or another tool's): reported for information, never deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_vectors: Vec<String>,
+    /// R2 objects under this store's prefix that it did not write: never deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_objects: Vec<String>,
     /// Live rows examined.
     #[serde(default)]
     pub live_rows: u64,
 }
 
 impl ConsistencyReport {
-    /// True when the three stores agree.
+    /// True when the three stores agree (foreign vectors and objects are not this store's
+    /// problem).
     #[must_use]
     pub fn is_consistent(&self) -> bool {
         self.rows_without_vectors.is_empty()
             && self.vectors_without_rows.is_empty()
             && self.r2_objects_without_rows.is_empty()
+            && self.missing_objects.is_empty()
+            && self.hash_mismatches.is_empty()
     }
 }
 
@@ -79,6 +120,33 @@ impl ConsistencyReport {
                  only costs storage; `repair` deletes it",
             ));
         }
+        for m in &self.missing_objects {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::MissingObject,
+                m.content_hash.as_str(),
+                format!(
+                    "the memory's content is in the R2 object {}, which is missing: reading \
+                     it fails, and lists and searches show its stored excerpt (its first \
+                     {PREVIEW_CHARS} characters); `repair` keeps the memory with that excerpt as \
+                     its content, under the excerpt's hash, recording the original hash and \
+                     length in its metadata ({MISSING_CONTENT_METADATA})",
+                    m.r2_key
+                ),
+            ));
+        }
+        for m in &self.hash_mismatches {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::HashMismatch,
+                m.stored.as_str(),
+                format!(
+                    "the row's content hashes to {}, not to the hash it is stored under, so \
+                     storing that content again would be called a duplicate of this row; \
+                     `repair` re-keys it under {} (merging its tags into the live memory that \
+                     already has that hash, if any)",
+                    m.computed, m.computed
+                ),
+            ));
+        }
         let mut report = GenericReport {
             backend: BACKEND.into(),
             memories_checked: self.live_rows,
@@ -100,13 +168,33 @@ pub struct RepairReport {
     pub vectors_deleted: u64,
     /// Orphan R2 objects deleted.
     pub r2_objects_deleted: u64,
+    /// Memories whose R2 object was missing, kept with their excerpt as content.
+    #[serde(default)]
+    pub excerpts_kept: u64,
+    /// Rows re-keyed under the hash of their content (hash mismatches).
+    #[serde(default)]
+    pub rows_rekeyed: u64,
+    /// Rows merged into the live memory that already had their content's hash (their
+    /// tags added to it, the row deleted).
+    #[serde(default)]
+    pub rows_merged: u64,
+    /// Memories with a missing object whose excerpt is not a valid memory on its own
+    /// (blank), deleted.
+    #[serde(default)]
+    pub rows_deleted: u64,
 }
 
 impl RepairReport {
     /// Issues fixed: vectors written, vectors deleted and objects deleted.
     #[must_use]
     pub fn fixed(&self) -> u64 {
-        self.vectors_written + self.vectors_deleted + self.r2_objects_deleted
+        self.vectors_written
+            + self.vectors_deleted
+            + self.r2_objects_deleted
+            + self.excerpts_kept
+            + self.rows_rekeyed
+            + self.rows_merged
+            + self.rows_deleted
     }
 
     /// One line per kind of fix done, with its count.
@@ -143,6 +231,30 @@ impl RepairReport {
                 }
             ));
         }
+        let mut line = |n: u64, what: &str| {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        };
+        line(
+            self.excerpts_kept,
+            "memories whose R2 object was missing kept with their stored excerpt as content \
+             (re-keyed under its hash; metadata.content_missing records the original hash and \
+             length)",
+        );
+        line(
+            self.rows_rekeyed,
+            "rows re-keyed under the hash of their content",
+        );
+        line(
+            self.rows_merged,
+            "rows merged into the live memory already holding their content's hash (tags \
+             added to it)",
+        );
+        line(
+            self.rows_deleted,
+            "memories deleted: their R2 object was missing and their excerpt is blank",
+        );
         out
     }
 }
@@ -198,6 +310,31 @@ impl CloudflareStorage {
             found: found.clone(),
             ..RepairReport::default()
         };
+        // Re-keying first: the vectors it writes are then not reported missing below.
+        let rekeys = found
+            .missing_objects
+            .iter()
+            .map(|m| (m.content_hash.clone(), Some(m)))
+            .chain(
+                found
+                    .hash_mismatches
+                    .iter()
+                    .map(|m| (m.stored.clone(), None)),
+            );
+        for (hash, missing) in rekeys {
+            match i.rekey(&hash, missing).await? {
+                Rekeyed::Gone => {}
+                Rekeyed::Moved => {
+                    if missing.is_some() {
+                        report.excerpts_kept += 1;
+                    } else {
+                        report.rows_rekeyed += 1;
+                    }
+                }
+                Rekeyed::Merged => report.rows_merged += 1,
+                Rekeyed::Deleted => report.rows_deleted += 1,
+            }
+        }
         for chunk in found.rows_without_vectors.chunks(REPAIR_EMBED_BATCH) {
             let s = Statement::new(format!(
                 "{} AND m.content_hash IN (SELECT value FROM json_each(?))",
@@ -208,6 +345,7 @@ impl CloudflareStorage {
             ))
             .idempotent(true);
             let r = i.query("reading rows to repair", s).await?;
+            // Rows re-keyed above are no longer under these hashes, and are skipped.
             let rows: Vec<StoredRow> = r
                 .rows
                 .iter()
@@ -272,7 +410,8 @@ impl Inner {
         let mut live_rows = 0u64;
         let mut live_vids: HashMap<String, String> = HashMap::new();
         let mut all_vids: HashSet<String> = HashSet::new();
-        let mut live_keys: HashSet<String> = HashSet::new();
+        let mut live_keys: HashMap<String, String> = HashMap::new();
+        let mut all_keys: HashSet<String> = HashSet::new();
         for row in &r.rows {
             let hash = text(row, "content_hash").unwrap_or_default();
             let live = row.get("deleted_at").is_none_or(serde_json::Value::is_null);
@@ -282,12 +421,16 @@ impl Inner {
                     .unwrap_or_default()
             });
             all_vids.insert(vid.clone());
+            let key = text(row, "r2_key").filter(|k| !k.is_empty());
+            if let Some(k) = &key {
+                all_keys.insert(k.clone());
+            }
             if live {
                 live_rows += 1;
-                live_vids.insert(vid, hash);
-                if let Some(k) = text(row, "r2_key").filter(|k| !k.is_empty()) {
-                    live_keys.insert(k);
+                if let Some(k) = key {
+                    live_keys.insert(k, hash.clone());
                 }
+                live_vids.insert(vid, hash);
             }
         }
         // Every vector id of the index.
@@ -318,58 +461,311 @@ impl Inner {
             .filter_map(|(_, h)| h.parse().ok())
             .collect();
         rows_without_vectors.sort();
-        let mut strays: Vec<String> = listed
+        // Vectors with no live row: only those this store wrote are strays. The index may
+        // be shared with other tenants (namespaces) or, without a namespace, with other
+        // stores (other D1 databases) and other tools; deleting theirs would destroy data
+        // this store cannot see. Ours carry our store id; a vector without any store id
+        // (written before ids existed, or by upstream's service) is ours only if one of our
+        // rows names it.
+        let unknown: Vec<String> = listed
             .into_iter()
             .filter(|id| !live_vids.contains_key(id))
             .collect();
-        if let Some(ns) = self
-            .options
-            .namespace
-            .as_ref()
-            .map(|n| n.as_str().to_owned())
-        {
-            // Vectors of other tenants share the index: keep only ours (ids of our rows,
-            // or vectors carrying our namespace).
-            let unknown: Vec<String> = strays
-                .iter()
-                .filter(|id| !all_vids.contains(*id))
-                .cloned()
-                .collect();
-            let mut ours: HashSet<String> = strays
-                .iter()
-                .filter(|id| all_vids.contains(*id))
-                .cloned()
-                .collect();
-            let vectors = self
-                .fetch_vectors(&unknown, "reading stray vectors")
-                .await?;
-            ours.extend(
-                vectors
-                    .into_iter()
-                    .filter(|v| v.namespace.as_deref() == Some(ns.as_str()))
-                    .map(|v| v.id),
-            );
-            strays.retain(|id| ours.contains(id));
+        let vectors = self
+            .fetch_vectors(&unknown, "reading stray vectors")
+            .await?;
+        let (ns, me) = (self.ns(), self.store_id.get().map(String::as_str));
+        let (mut strays, mut foreign_vectors) = (Vec::new(), Vec::new());
+        for v in vectors {
+            let known = all_vids.contains(&v.id);
+            let in_namespace = v.namespace.as_deref() == ns || (ns.is_some() && known);
+            let marker = v
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(STORE_ID_METADATA))
+                .and_then(serde_json::Value::as_str);
+            let ours = in_namespace
+                && match marker {
+                    Some(id) => Some(id) == me,
+                    None => known,
+                };
+            if ours {
+                strays.push(v.id);
+            } else {
+                foreign_vectors.push(v.id);
+            }
         }
         strays.sort();
-        let mut orphans = Vec::new();
+        foreign_vectors.sort();
+        let (mut orphans, mut foreign_objects, mut missing_objects) =
+            (Vec::new(), Vec::new(), Vec::new());
         if let Some(r2) = &self.parts.r2 {
-            let objects = list_all_pages(r2.as_ref(), ListObjects::new().prefix(self.r2_prefix()))
+            let prefix = self.r2_prefix();
+            let objects = list_all_pages(r2.as_ref(), ListObjects::new().prefix(prefix.clone()))
                 .await
                 .map_err(|e| r2_error("listing R2 objects", e))?;
-            orphans = objects
-                .into_iter()
-                .map(|o| o.key)
-                .filter(|k| !live_keys.contains(k))
-                .collect();
+            let own = me.map(|_| self.r2_store_prefix());
+            let mut present = HashSet::with_capacity(objects.len());
+            for key in objects.into_iter().map(|o| o.key) {
+                if !live_keys.contains_key(&key) {
+                    // Ours: under our store id, or named by one of our (deleted) rows.
+                    if own.as_ref().is_some_and(|p| key.starts_with(p)) || all_keys.contains(&key) {
+                        orphans.push(key.clone());
+                    } else {
+                        foreign_objects.push(key.clone());
+                    }
+                }
+                present.insert(key);
+            }
+            // Keys outside the listed prefix (written by another tool) are not checked.
+            for (key, hash) in &live_keys {
+                if key.starts_with(&prefix)
+                    && !present.contains(key)
+                    && let Ok(content_hash) = hash.parse()
+                {
+                    missing_objects.push(MissingObject {
+                        content_hash,
+                        r2_key: key.clone(),
+                    });
+                }
+            }
             orphans.sort();
+            foreign_objects.sort();
+            missing_objects.sort_by(|a, b| a.content_hash.cmp(&b.content_hash));
+        }
+        if !foreign_vectors.is_empty() || !foreign_objects.is_empty() {
+            tracing::info!(
+                vectors = foreign_vectors.len(),
+                objects = foreign_objects.len(),
+                "the index or bucket holds vectors or objects this store did not write; they are left alone"
+            );
         }
         Ok(ConsistencyReport {
             rows_without_vectors,
             vectors_without_rows: strays,
             r2_objects_without_rows: orphans,
+            missing_objects,
+            hash_mismatches: self.hash_mismatches().await?,
+            foreign_vectors,
+            foreign_objects,
             live_rows,
         })
+    }
+
+    /// Live rows holding their content in D1 whose hash is not the hash of that content,
+    /// read in pages of [`HASH_CHECK_PAGE`] rows.
+    async fn hash_mismatches(&self) -> StorageResult<Vec<HashMismatch>> {
+        let mut out = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let s = Statement::new(format!(
+                "SELECT id, content_hash, content FROM {} WHERE deleted_at IS NULL AND \
+                 (r2_key IS NULL OR r2_key = '') AND id > CAST(? AS INTEGER) \
+                 ORDER BY id LIMIT CAST(? AS INTEGER)",
+                self.tables.memories
+            ))
+            .bind(Param::Integer(after))
+            .bind(Param::Integer(HASH_CHECK_PAGE))
+            .idempotent(true);
+            let r = self
+                .query("reading contents to check their hashes", s)
+                .await?;
+            for row in &r.rows {
+                let (Some(stored), Some(content)) =
+                    (text(row, "content_hash"), text(row, "content"))
+                else {
+                    continue;
+                };
+                let computed = ContentHash::of(&content);
+                if computed.as_str() != stored
+                    && let Ok(stored) = stored.parse()
+                {
+                    out.push(HashMismatch { stored, computed });
+                }
+            }
+            match r.rows.last().and_then(|row| int(row, "id")) {
+                Some(last) if r.rows.len() as i64 == HASH_CHECK_PAGE => after = last,
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.stored.cmp(&b.stored));
+        Ok(out)
+    }
+}
+
+/// What [`Inner::rekey`] did with a row.
+enum Rekeyed {
+    /// The row was no longer live under that hash (changed since the check).
+    Gone,
+    /// Now under the hash of its content.
+    Moved,
+    /// Merged into the live memory that had that hash.
+    Merged,
+    /// Deleted (the excerpt of a lost object is not a memory on its own).
+    Deleted,
+}
+
+impl Inner {
+    /// Re-keys the live row stored under `stored` to the hash of the content its D1 row
+    /// holds: for a hash mismatch that is its content; for a `missing` R2 object, the
+    /// excerpt kept in D1, which becomes the content (the metadata key
+    /// [`MISSING_CONTENT_METADATA`] records the lost content's hash, length and key). When
+    /// a live memory already has that hash, the row's tags are merged into it and the row
+    /// is deleted. The vector moves with the row (its values are reused; embedded again
+    /// when missing or when the content became the excerpt).
+    async fn rekey(
+        &self,
+        stored: &ContentHash,
+        missing: Option<&MissingObject>,
+    ) -> StorageResult<Rekeyed> {
+        let m = &self.tables.memories;
+        let s = Statement::new(format!(
+            "SELECT {}, m.content_size AS content_size FROM {m} m \
+             WHERE m.deleted_at IS NULL AND m.content_hash = ?",
+            self.columns
+        ))
+        .bind(stored.as_str())
+        .idempotent(true);
+        let r = self.query("reading a row to re-key", s).await?;
+        let Some(raw) = r.rows.first() else {
+            return Ok(Rekeyed::Gone);
+        };
+        let row = StoredRow::from_row(raw)?;
+        let old_vid = row
+            .vector_id
+            .clone()
+            .unwrap_or_else(|| self.vector_id(stored));
+        let now = Timestamp::now();
+        let tombstone = |id: i64| {
+            Statement::new(format!(
+                "UPDATE {m} SET deleted_at = CAST(? AS REAL) WHERE id = CAST(? AS INTEGER) \
+                 AND deleted_at IS NULL"
+            ))
+            .bind(epoch_text(now))
+            .bind(Param::Integer(id))
+            .idempotent(true)
+        };
+        // The content the row keeps: for a lost object, its excerpt.
+        let Ok(check) = memory_core::Memory::new(row.memory.content()) else {
+            self.batch(
+                "deleting a memory whose content is lost",
+                vec![tombstone(row.id)],
+            )
+            .await?;
+            self.delete_vectors_pending("deleting a lost memory's vector", vec![old_vid])
+                .await;
+            return Ok(Rekeyed::Deleted);
+        };
+        let new_hash = check.content_hash().clone();
+        let mut metadata = row.memory.metadata.clone();
+        if let Some(lost) = missing {
+            let bytes = raw.get("content_size").cloned().unwrap_or_default();
+            metadata.insert(
+                MISSING_CONTENT_METADATA,
+                serde_json::json!({
+                    "original_hash": stored.as_str(),
+                    "original_bytes": bytes,
+                    "r2_key": lost.r2_key,
+                    "note": "the R2 object holding the full content was lost; `repair` kept \
+                             the excerpt stored in D1 as the content",
+                }),
+            );
+        }
+        let target = Statement::new(format!("{} AND m.content_hash = ?", self.select_live()))
+            .bind(new_hash.as_str())
+            .idempotent(true);
+        let existing = self.query("looking up the re-keyed hash", target).await?;
+        if let Some(other) = existing.rows.first().map(StoredRow::from_row).transpose()?
+            && other.id != row.id
+        {
+            // Same content as a live memory: that one stays, with both sets of tags.
+            let tags = union_tags([&other.memory.tags, &row.memory.tags])?;
+            let mut statements = vec![tombstone(row.id)];
+            if tags != other.memory.tags {
+                statements.push(
+                    Statement::new(format!(
+                        "UPDATE {m} SET tags = ? WHERE id = CAST(? AS INTEGER)"
+                    ))
+                    .bind(tags.joined())
+                    .bind(Param::Integer(other.id))
+                    .idempotent(true),
+                );
+                statements.extend(link_statements(&self.tables, new_hash.as_str(), &tags));
+            }
+            self.batch("merging a row into the memory with its hash", statements)
+                .await?;
+            self.delete_vectors_pending("deleting a merged row's vector", vec![old_vid])
+                .await;
+            return Ok(Rekeyed::Merged);
+        }
+        let new_vid = self.vector_id(&new_hash);
+        let content = check.into_content();
+        let statements = vec![
+            // A tombstone holding the hash would break the UNIQUE constraint; it is dead.
+            Statement::new(format!(
+                "DELETE FROM {} WHERE memory_id IN (SELECT id FROM {m} WHERE content_hash = ? \
+                 AND deleted_at IS NOT NULL)",
+                self.tables.memory_tags
+            ))
+            .bind(new_hash.as_str())
+            .idempotent(true),
+            Statement::new(format!(
+                "DELETE FROM {m} WHERE content_hash = ? AND deleted_at IS NOT NULL"
+            ))
+            .bind(new_hash.as_str())
+            .idempotent(true),
+            Statement::new(format!(
+                "UPDATE {m} SET content_hash = ?, vector_id = ?, content = ?, r2_key = NULL, \
+                 content_size = CAST(? AS INTEGER), metadata_json = ? \
+                 WHERE id = CAST(? AS INTEGER) AND deleted_at IS NULL"
+            ))
+            .bind(new_hash.as_str())
+            .bind(new_vid.clone())
+            .bind(content.clone())
+            .bind(Param::Integer(content.len() as i64))
+            .bind(metadata.to_json_string())
+            .bind(Param::Integer(row.id))
+            .idempotent(true),
+        ];
+        self.batch("re-keying a row under its content's hash", statements)
+            .await?;
+        let memory = memory_core::Memory::from_parts(
+            content,
+            new_hash,
+            row.memory.tags,
+            row.memory.memory_type,
+            metadata,
+            None,
+            row.memory.created_at,
+            row.memory.updated_at,
+        );
+        // The vector's values stay right when only the key was wrong; an excerpt is
+        // embedded anew.
+        let reuse = if missing.is_none() {
+            self.fetch_vectors(std::slice::from_ref(&old_vid), "reading a vector to move")
+                .await?
+                .pop()
+                .map(|v| v.values)
+        } else {
+            None
+        };
+        let values = match reuse {
+            Some(v) => v,
+            None => self
+                .embed(&[memory.content()])
+                .await?
+                .pop()
+                .ok_or_else(|| bad_row("the embedder returned no vector"))?,
+        };
+        let mut vector = self.vector(&memory, values);
+        vector.id = new_vid.clone();
+        self.upsert("writing a re-keyed memory's vector", vec![vector])
+            .await?;
+        if old_vid != new_vid {
+            self.delete_vectors_pending("deleting a re-keyed memory's old vector", vec![old_vid])
+                .await;
+        }
+        Ok(Rekeyed::Moved)
     }
 }
 

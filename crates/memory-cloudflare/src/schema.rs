@@ -21,6 +21,9 @@ pub mod meta_keys {
     pub const EMBEDDING_MODEL: &str = "embedding_model";
     /// Its dimensions.
     pub const EMBEDDING_DIMENSIONS: &str = "embedding_dimensions";
+    /// This store's random identity, marking the vectors and R2 objects it writes (see
+    /// [`crate::CloudflareStorage::store_id`]).
+    pub const STORE_ID: &str = "store_id";
 }
 
 /// Table names, with the namespace prefix applied.

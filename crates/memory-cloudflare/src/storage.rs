@@ -31,14 +31,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use cloudflare_d1::{D1Api, Param, QueryResult, Statement};
 use cloudflare_r2::{DeleteObject, GetObject, PutObject, R2Api};
 use cloudflare_vectorize::{
-    CreateIndex, IndexApi, Metric, QueryVectors, ReturnMetadata, Vector, VectorizeApi,
-    VectorizeError,
+    CreateIndex, IndexApi, MAX_METADATA_BYTES, Metric, QueryVectors, ReturnMetadata, Vector,
+    VectorizeApi, VectorizeError,
 };
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
@@ -56,8 +56,8 @@ use serde_json::{Map, Value, json};
 use crate::error_map::{BACKEND, bad_row, d1_error, embed_error, r2_error, vectorize_error};
 use crate::namespace::Namespace;
 use crate::rows::{
-    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, count, dot, epoch_text,
-    json_strings, prefix_chars, real, row_columns, text, unit_vector, vector_id,
+    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, count, dot, epoch_text, json_strings,
+    prefix_chars, real, row_columns, text, unit_vector, vector_id,
 };
 use crate::schema::{SCHEMA_VERSION, Tables, meta_keys};
 use crate::sql::{Conditions, RowValues, link_statements, now_text, store_statements};
@@ -84,6 +84,23 @@ pub const DELETE_IDS_CHUNK: usize = 1000;
 
 /// Requests sent at once when many independent calls are needed (R2 reads, vector chunks).
 const PARALLEL_CALLS: usize = 6;
+
+/// The vector metadata key carrying the id of the store that wrote the vector (see
+/// [`CloudflareStorage::store_id`]).
+pub const STORE_ID_METADATA: &str = "store_id";
+
+/// The metadata key marking a memory whose content was in an R2 object that is missing.
+///
+/// In lists and searches such a memory comes back with the excerpt its row keeps (the
+/// first [`PREVIEW_CHARS`] characters) as content and this key in its metadata, holding the
+/// R2 key and the hash of the lost content, so one lost object costs one memory, not every
+/// read. After `repair` the memory keeps the excerpt for good, re-keyed under its hash, and
+/// this key records the original hash and length.
+pub const MISSING_CONTENT_METADATA: &str = "content_missing";
+
+/// The vector metadata key set to `true` when some tags were left out of the vector's
+/// metadata to stay under Vectorize's [`MAX_METADATA_BYTES`] (D1 keeps them all).
+pub const TAGS_TRUNCATED_METADATA: &str = "tags_truncated";
 
 /// The collaborators of a [`CloudflareStorage`], each behind an object-safe trait.
 #[derive(Clone)]
@@ -146,6 +163,8 @@ pub(crate) struct Inner {
     pub(crate) columns: String,
     pub(crate) model: String,
     pub(crate) dims: usize,
+    /// This store's identity, read from (or first recorded in) D1 by `initialize`.
+    pub(crate) store_id: OnceLock<String>,
 }
 
 impl fmt::Debug for CloudflareStorage {
@@ -213,6 +232,7 @@ impl CloudflareStorage {
                 columns,
                 model,
                 dims,
+                store_id: OnceLock::new(),
             }),
         })
     }
@@ -240,6 +260,17 @@ impl CloudflareStorage {
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.inner.parts.embedder
     }
+
+    /// This store's identity (`None` before [`initialize`](MemoryStorage::initialize)): a
+    /// random id recorded in its D1 meta table the first time it is initialised. Every
+    /// vector it writes carries it in the metadata key [`STORE_ID_METADATA`], and its R2
+    /// keys are `[namespace/]memories/<store id>/<hash>`, so two stores sharing a Vectorize
+    /// index and an R2 bucket (different D1 databases, no namespace) can tell their own
+    /// leftovers from the other's: `repair` deletes only what this store wrote.
+    #[must_use]
+    pub fn store_id(&self) -> Option<&str> {
+        self.inner.store_id.get().map(String::as_str)
+    }
 }
 
 impl Inner {
@@ -252,9 +283,16 @@ impl Inner {
     }
 
     pub(crate) fn r2_key(&self, hash: &ContentHash) -> String {
-        match self.ns() {
-            Some(ns) => format!("{ns}/memories/{}", hash.as_str()),
-            None => format!("memories/{}", hash.as_str()),
+        format!("{}{}", self.r2_store_prefix(), hash.as_str())
+    }
+
+    /// The prefix of the R2 keys this store writes: [`r2_prefix`](Self::r2_prefix) and the
+    /// store id (just the former before `initialize`, and in rows written by older
+    /// versions).
+    pub(crate) fn r2_store_prefix(&self) -> String {
+        match self.store_id.get() {
+            Some(id) => format!("{}{id}/", self.r2_prefix()),
+            None => self.r2_prefix(),
         }
     }
 
@@ -361,10 +399,14 @@ impl Inner {
         memory.content().len() > self.options.large_content_threshold
     }
 
-    /// The Vectorize metadata of a memory.
-    fn vector_metadata(memory: &Memory) -> Map<String, Value> {
+    /// The Vectorize metadata of a memory: upstream's keys (`content_hash`, `memory_type`,
+    /// `tags`, `created_at`) and this store's id, always within [`MAX_METADATA_BYTES`].
+    fn vector_metadata(&self, memory: &Memory) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("content_hash".into(), memory.content_hash().as_str().into());
+        if let Some(id) = self.store_id.get() {
+            m.insert(STORE_ID_METADATA.into(), id.clone().into());
+        }
         if let Some(t) = &memory.memory_type {
             m.insert("memory_type".into(), t.clone().into());
         }
@@ -373,12 +415,13 @@ impl Inner {
             "created_at".into(),
             json!(memory.created_at.epoch_seconds()),
         );
+        fit_metadata(&mut m, &memory.tags);
         m
     }
 
     pub(crate) fn vector(&self, memory: &Memory, values: Vec<f32>) -> Vector {
         let v = Vector::new(self.vector_id(memory.content_hash()), values)
-            .with_metadata(Self::vector_metadata(memory));
+            .with_metadata(self.vector_metadata(memory));
         match self.ns() {
             Some(ns) => v.with_namespace(ns),
             None => v,
@@ -432,7 +475,11 @@ impl Inner {
     /// Deletes vectors of memories already deleted in D1, in chunks; returns one entry per
     /// vector left behind, naming it and the error (a [`DeleteReport::cleanup_pending`]
     /// list). Never fails: the memories are gone, and `check` finds what is left.
-    pub(crate) async fn delete_vectors_pending(&self, action: &str, ids: Vec<String>) -> Vec<String> {
+    pub(crate) async fn delete_vectors_pending(
+        &self,
+        action: &str,
+        ids: Vec<String>,
+    ) -> Vec<String> {
         let mut pending = Vec::new();
         for chunk in ids.chunks(DELETE_IDS_CHUNK) {
             if let Err(e) = self.parts.vectorize.delete_by_ids(chunk.to_vec()).await {
@@ -473,8 +520,21 @@ impl Inner {
         result.rows.iter().map(StoredRow::from_row).collect()
     }
 
-    /// Replaces the preview of every row whose content is in R2 by the content.
+    /// Replaces the preview of every row whose content is in R2 by the content. A missing
+    /// object does not fail the whole read: that memory keeps its excerpt and is marked
+    /// with [`MISSING_CONTENT_METADATA`] (see [`hydrate_strict`](Self::hydrate_strict) for
+    /// reads of one memory).
     pub(crate) async fn hydrate(&self, rows: Vec<StoredRow>) -> StorageResult<Vec<Memory>> {
+        self.hydrate_with(rows, false).await
+    }
+
+    /// As [`hydrate`](Self::hydrate), but a missing object is an error naming the memory
+    /// and the key: a caller asking for one memory must not take its excerpt for it.
+    pub(crate) async fn hydrate_strict(&self, rows: Vec<StoredRow>) -> StorageResult<Vec<Memory>> {
+        self.hydrate_with(rows, true).await
+    }
+
+    async fn hydrate_with(&self, rows: Vec<StoredRow>, strict: bool) -> StorageResult<Vec<Memory>> {
         let fetch = rows.into_iter().map(|row| async move {
             let Some(key) = row.r2_key.clone() else {
                 return Ok(row.memory);
@@ -490,10 +550,41 @@ impl Inner {
                     source: None,
                 });
             };
-            let object = r2
-                .get_object(GetObject::new(key.clone()))
-                .await
-                .map_err(|e| r2_error("reading large content", e))?;
+            let object = match r2.get_object(GetObject::new(key.clone())).await {
+                Ok(o) => o,
+                Err(cloudflare_r2::R2Error::NotFound { .. }) if !strict => {
+                    let hash = row.memory.content_hash().clone();
+                    tracing::warn!(%hash, %key, "a memory's R2 object is missing; returning its stored excerpt; run check and repair");
+                    let mut m = row.memory;
+                    m.metadata.insert(
+                        MISSING_CONTENT_METADATA,
+                        json!({
+                            "r2_key": key,
+                            "original_hash": hash.as_str(),
+                            "note": format!(
+                                "the full content is lost (its R2 object is missing); this is \
+                                 the stored excerpt of its first {PREVIEW_CHARS} characters; \
+                                 `repair` keeps it as the memory's content"
+                            ),
+                        }),
+                    );
+                    return Ok(m);
+                }
+                Err(e @ cloudflare_r2::R2Error::NotFound { .. }) => {
+                    return Err(StorageError::Backend {
+                        backend: BACKEND.into(),
+                        message: format!(
+                            "memory {} keeps its content in the R2 object {key}, which is \
+                             missing; only its first {PREVIEW_CHARS} characters are left (in \
+                             D1): run `check` and `repair`, which keeps the memory with that \
+                             excerpt",
+                            row.memory.content_hash()
+                        ),
+                        source: Some(Box::new(e)),
+                    });
+                }
+                Err(e) => return Err(r2_error("reading large content", e)),
+            };
             let content = String::from_utf8(object.body.to_vec())
                 .map_err(|_| bad_row(format!("the R2 object {key} is not UTF-8 text")))?;
             let m = row.memory;
@@ -641,6 +732,32 @@ impl Inner {
     }
 }
 
+/// Size of metadata as Vectorize counts it (compact JSON).
+fn metadata_bytes(m: &Map<String, Value>) -> usize {
+    serde_json::to_vec(m).map_or(usize::MAX, |v| v.len())
+}
+
+/// Keeps vector metadata within Vectorize's [`MAX_METADATA_BYTES`]: the core accepts 100
+/// tags of 100 characters (up to 40 KB of UTF-8), more than a vector may carry. D1 is the
+/// truth and every tag filter runs there, so the vector only needs what fits: tags are
+/// dropped from the end until it does, and [`TAGS_TRUNCATED_METADATA`] says so. (Whole
+/// tags, so no half tag is ever mistaken for a real one; the memory type goes last, and
+/// only if the rest is somehow still too big.)
+fn fit_metadata(m: &mut Map<String, Value>, tags: &Tags) {
+    if metadata_bytes(m) <= MAX_METADATA_BYTES {
+        return;
+    }
+    m.insert(TAGS_TRUNCATED_METADATA.into(), Value::Bool(true));
+    let all: Vec<&str> = tags.iter().map(String::as_str).collect();
+    for keep in (0..all.len()).rev() {
+        m.insert("tags".into(), all[..keep].join(",").into());
+        if metadata_bytes(m) <= MAX_METADATA_BYTES {
+            return;
+        }
+    }
+    m.remove("memory_type");
+}
+
 /// The error returned when both a write and its compensation failed.
 fn half_written(original: StorageError, compensation: &StorageError) -> StorageError {
     tracing::warn!(error = %original, compensation = %compensation, "a store failed half-way and could not be undone");
@@ -735,8 +852,7 @@ impl MemoryStorage for CloudflareStorage {
             (Ok(w), Ok(())) => match w.pre {
                 PreState::Live => {
                     if let Some(existing) = w.post
-                        && Inner::vector_metadata(&existing.memory)
-                            != Inner::vector_metadata(&memory)
+                        && i.vector_metadata(&existing.memory) != i.vector_metadata(&memory)
                     {
                         let v = i.vector(&existing.memory, values);
                         if let Err(e) = i
@@ -859,7 +975,7 @@ impl MemoryStorage for CloudflareStorage {
             .bind(hash.as_str())
             .idempotent(true);
         let r = i.query("reading a memory", s).await?;
-        Ok(i.hydrate(Inner::rows(&r)?).await?.pop())
+        Ok(i.hydrate_strict(Inner::rows(&r)?).await?.pop())
     }
 
     async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {
@@ -1051,7 +1167,47 @@ impl Inner {
             )
             .await?;
         }
+        let id = match recorded.get(meta_keys::STORE_ID) {
+            Some(id) => id.clone(),
+            None => self.record_store_id().await?,
+        };
+        // A second `initialize` reads the same id back; the first one set wins either way.
+        let _ = self.store_id.set(id);
         self.check_index().await
+    }
+
+    /// Records a new random store id unless one is there (two processes initialising a
+    /// new database at once both end up with the one that was written first), and returns
+    /// the recorded one.
+    async fn record_store_id(&self) -> StorageResult<String> {
+        let meta = &self.tables.meta;
+        let new = format!("{:032x}", rand::random::<u128>());
+        let results = self
+            .batch(
+                "recording this store's id",
+                vec![
+                    Statement::new(format!(
+                        "INSERT INTO {meta} (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING"
+                    ))
+                    .bind(meta_keys::STORE_ID)
+                    .bind(new)
+                    .idempotent(true),
+                    Statement::new(format!("SELECT value FROM {meta} WHERE key = ?"))
+                        .bind(meta_keys::STORE_ID)
+                        .idempotent(true),
+                ],
+            )
+            .await?;
+        results
+            .get(1)
+            .and_then(|r| r.rows.first())
+            .and_then(|row| text(row, "value"))
+            .ok_or_else(|| {
+                bad_row(format!(
+                    "{meta} has no {} after writing it",
+                    meta_keys::STORE_ID
+                ))
+            })
     }
 
     /// Creates the Vectorize index if missing (with an admin client) and checks its

@@ -375,7 +375,7 @@ async fn large_content_lives_in_r2_and_reads_back_whole() {
     );
     assert_eq!(
         text(r, "r2_key").unwrap(),
-        format!("memories/{}", hash.as_str())
+        format!("memories/{}/{}", store.store_id().unwrap(), hash.as_str())
     );
     assert_eq!(count(r, "content_size"), big.len() as u64);
     let stats = store.get_stats().await.unwrap();
@@ -474,20 +474,24 @@ async fn check_finds_and_repair_fixes_missing_and_stray_vectors_and_orphan_objec
     i.delete_vectors("test", vec![kept_hash.as_str().to_owned()])
         .await
         .unwrap();
-    i.upsert("test", vec![Vector::new("stray", vec![1.0; 384])])
-        .await
-        .unwrap();
+    // Leftovers of this store: marked with its id (foreign ones are left alone, see
+    // tests/integrity.rs).
+    let ours = json!({ STORE_ID_METADATA: store.store_id().unwrap() });
+    i.upsert(
+        "test",
+        vec![Vector::new("stray", vec![1.0; 384]).with_metadata(ours.as_object().unwrap().clone())],
+    )
+    .await
+    .unwrap();
+    let orphan = format!("{}orphan", i.r2_store_prefix());
     let r2 = i.parts.r2.clone().unwrap();
-    r2.put_object(PutObject::new("memories/orphan", b"x".to_vec()))
+    r2.put_object(PutObject::new(orphan.clone(), b"x".to_vec()))
         .await
         .unwrap();
     let found = store.check().await.unwrap();
     assert_eq!(found.rows_without_vectors, vec![kept_hash.clone()]);
     assert_eq!(found.vectors_without_rows, vec!["stray".to_owned()]);
-    assert_eq!(
-        found.r2_objects_without_rows,
-        vec!["memories/orphan".to_owned()]
-    );
+    assert_eq!(found.r2_objects_without_rows, vec![orphan.clone()]);
     let done = store.repair().await.unwrap();
     assert_eq!(
         (
@@ -562,11 +566,18 @@ async fn trait_check_and_repair_report_each_issue_in_the_generic_form() {
     i.delete_vectors("test", vec![kept_hash.as_str().to_owned()])
         .await
         .unwrap();
-    i.upsert("test", vec![Vector::new("stray", vec![1.0; 384])])
-        .await
-        .unwrap();
+    // Leftovers of this store: marked with its id (foreign ones are left alone, see
+    // tests/integrity.rs).
+    let ours = json!({ STORE_ID_METADATA: store.store_id().unwrap() });
+    i.upsert(
+        "test",
+        vec![Vector::new("stray", vec![1.0; 384]).with_metadata(ours.as_object().unwrap().clone())],
+    )
+    .await
+    .unwrap();
+    let orphan = format!("{}orphan", i.r2_store_prefix());
     let r2 = i.parts.r2.clone().unwrap();
-    r2.put_object(PutObject::new("memories/orphan", b"x".to_vec()))
+    r2.put_object(PutObject::new(orphan.clone(), b"x".to_vec()))
         .await
         .unwrap();
 
@@ -584,7 +595,7 @@ async fn trait_check_and_repair_report_each_issue_in_the_generic_form() {
         vec![
             (IssueKind::MissingVector, kept_hash.as_str()),
             (IssueKind::StrayVector, "stray"),
-            (IssueKind::StrayObject, "memories/orphan"),
+            (IssueKind::StrayObject, orphan.as_str()),
         ]
     );
     assert!(found.issues.iter().all(|i| i.detail.contains("`repair`")));

@@ -215,7 +215,7 @@ async fn a_delete_whose_vector_delete_fails_reports_the_vector_as_pending() {
         .await
         .unwrap_or_else(|e| panic!("the row is deleted, so the delete succeeds: {e}"));
 
-    assert_eq!(report.hashes, [hash.clone()]);
+    assert_eq!(report.hashes, std::slice::from_ref(&hash));
     let vid = hash.as_str();
     assert!(
         report.cleanup_pending.len() == 1 && report.cleanup_pending[0].contains(vid),
@@ -262,7 +262,7 @@ async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pendi
         .await
         .unwrap_or_else(|e| panic!("the row is deleted, so the delete succeeds: {e}"));
 
-    assert_eq!(report.hashes, [hash.clone()]);
+    assert_eq!(report.hashes, std::slice::from_ref(&hash));
     assert!(
         report.cleanup_pending.len() == 1
             && report.cleanup_pending[0].contains("R2 object")
@@ -272,7 +272,10 @@ async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pendi
     );
     assert!(!live(&store, &hash).await, "the memory is deleted");
     assert!(
-        matches!(store.delete(&hash).await, Err(StorageError::NotFound { .. })),
+        matches!(
+            store.delete(&hash).await,
+            Err(StorageError::NotFound { .. })
+        ),
         "a second delete finds nothing: the first one did delete"
     );
     assert!(env.emulator.faults().remove(fault));
