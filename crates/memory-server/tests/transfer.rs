@@ -750,3 +750,78 @@ async fn migrate_reports_refused_memories_and_a_missing_source_with_status_1() {
     .await
     .unwrap();
 }
+
+/// Issue 12 item 8: a memory the core accepts (100 tags of 100 multibyte characters) made
+/// the Cloudflare batch fail as a whole, and migrate then copied nothing and pointed to a
+/// progress file it had not written. Now every memory is copied; and when the destination
+/// refuses whole batches, each memory is tried on its own, every refusal is listed, and the
+/// message names a progress file only when there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_every_memory_it_can_and_lists_the_rest() {
+    let cf = cloudflare().await;
+    let faults = cf._emulator.faults();
+    let env = cf.env.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let input = root.join("in.jsonl");
+        let mut heavy = record(0, Some(BGE_SMALL));
+        let tags: Vec<String> = (0..100)
+            .map(|n| format!("{n:02}{}", "語".repeat(98)))
+            .collect();
+        heavy["tags"] = json!(tags);
+        write_jsonl(
+            &input,
+            [
+                heavy.to_string(),
+                record(1, Some(BGE_SMALL)).to_string(),
+                record(2, Some(BGE_SMALL)).to_string(),
+            ],
+        );
+        let a = root.join("a.db");
+        ok(&a, &env, &["import", input.to_str().unwrap()]);
+        let args = [
+            "--json",
+            "migrate",
+            "--from",
+            "sqlite",
+            "--to",
+            "cloudflare",
+        ];
+
+        // Vectorize refuses every write: nothing can be copied, and each memory says why.
+        let refuse = faults
+            .add(cloudflare_emulator::FaultRule::error("/upsert", 400, 1.0))
+            .unwrap();
+        let out = run(&a, &env, &args);
+        assert_eq!(out.status.code(), Some(1));
+        let summary: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(summary["copied"], 0, "{summary}");
+        assert_eq!(summary["failed"], 3, "{summary}");
+        assert_eq!(summary["failures"].as_array().map(Vec::len), Some(3));
+        let progress = root.join("a.db.migrate-sqlite-to-cloudflare.progress");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains(&progress.display().to_string()) || progress.exists(),
+            "names a progress file that does not exist: {stderr}"
+        );
+        assert!(faults.remove(refuse));
+
+        // One batch refused as a whole once: its memories go one by one, all are copied.
+        faults
+            .add(cloudflare_emulator::FaultRule::fail_next("/upsert", 1, 400))
+            .unwrap();
+        let out = run(&a, &env, &args);
+        let summary: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert!(out.status.success(), "{summary}");
+        assert_eq!(summary["copied"], 3, "{summary}");
+        assert_eq!(summary["failed"], 0, "{summary}");
+        assert!(!progress.exists());
+        let listed = ok(&a, &env, &["--backend", "cloudflare", "--json", "list"]);
+        assert!(listed.contains(&tags[99]), "every tag arrived in D1");
+    })
+    .await
+    .unwrap();
+}

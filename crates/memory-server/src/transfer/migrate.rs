@@ -174,11 +174,10 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
         counts = cp.counts;
     }
 
-    let how_to_resume = format!(
-        "run the same command again to resume (progress is kept in {})",
+    let interrupt = Interrupt::install(format!(
+        "run the same command again to resume (progress is kept in {} after each batch)",
         progress_path.display()
-    );
-    let interrupt = Interrupt::install(how_to_resume.clone());
+    ));
     let mode = ProgressMode::detect();
     let bar = mode.bar(Some(total), "memories");
     let done = |c: &Counts| c.copied + c.already_present + c.failed;
@@ -211,9 +210,26 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
                 _ => counts.re_embedded += 1,
             }
         }
-        let results = dest.store_batch(batch).await.with_context(|| {
-            format!("storing a batch into {to}; nothing of it is recorded as done: {how_to_resume}")
-        })?;
+        let results = match dest.store_batch(batch.clone()).await {
+            Ok(results) => results,
+            // A batch refused as a whole (a Cloudflare batch fails when Vectorize refuses
+            // one of its vectors) is sent again one memory at a time, so the others are
+            // copied and only what the destination refuses is listed.
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(error = %e, "the destination refused a whole batch; storing its memories one at a time");
+                let mut one_by_one = Vec::with_capacity(batch.len());
+                for m in batch {
+                    one_by_one.push(dest.store(m).await);
+                }
+                one_by_one
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "storing a batch into {to}; nothing of it is recorded as done: {}",
+                    how_to_resume(&progress_path)
+                )));
+            }
+        };
         // A backend that was unavailable for some items fails the whole batch, before the
         // checkpoint moves: a re-run sends it again (what did get stored is then skipped as
         // already present). Only refusals of the memory itself count as failures.
@@ -222,7 +238,8 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
             .find_map(|r| r.as_ref().err().filter(|e| e.is_transient()))
         {
             anyhow::bail!(
-                "storing a batch into {to}: {e}; nothing of it is recorded as done: {how_to_resume}"
+                "storing a batch into {to}: {e}; nothing of it is recorded as done: {}",
+                how_to_resume(&progress_path)
             );
         }
         for (result, hash) in results.into_iter().zip(&hashes) {
@@ -272,11 +289,12 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
     super::finish_bar(&bar);
     if interrupted {
         anyhow::bail!(
-            "interrupted after {} of {total} ({} copied, {} already present, {} failed); {how_to_resume}",
+            "interrupted after {} of {total} ({} copied, {} already present, {} failed); {}",
             memories(done(&counts)),
             counts.copied,
             counts.already_present,
-            counts.failed
+            counts.failed,
+            how_to_resume(&progress_path)
         );
     }
     if progress_path.exists() {
@@ -339,6 +357,21 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
         .into());
     }
     Ok(())
+}
+
+/// How to go on after a failed or interrupted run, naming the progress file only when
+/// there is one: before the first batch is recorded there is nothing to resume from.
+fn how_to_resume(progress_path: &std::path::Path) -> String {
+    if progress_path.exists() {
+        format!(
+            "run the same command again to resume (progress is kept in {})",
+            progress_path.display()
+        )
+    } else {
+        "run the same command again; no batch was recorded as done, so it starts from the \
+         beginning (memories already copied are then skipped as already present)"
+            .to_owned()
+    }
 }
 
 /// Counts what a migration would copy: the destination's hashes, then the source's.
