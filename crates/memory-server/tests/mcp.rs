@@ -7,41 +7,19 @@
 //! and the backend's name, run once per backend and transport.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use cloudflare_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorCode};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::service::ServiceError;
+use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 
-type Client = RunningService<RoleClient, ()>;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
-
-/// Every `CLOUDFLARE_*` variable the backend reads, cleared so the caller's environment
-/// cannot leak into a test.
-const CLOUDFLARE_VARS: [&str; 13] = [
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_VECTORIZE_INDEX",
-    "CLOUDFLARE_D1_DATABASE_ID",
-    "CLOUDFLARE_R2_BUCKET",
-    "CLOUDFLARE_EMBEDDING_MODEL",
-    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
-    "CLOUDFLARE_MAX_RETRIES",
-    "CLOUDFLARE_BASE_DELAY",
-    "CLOUDFLARE_API_BASE_URL",
-    "CLOUDFLARE_NAMESPACE",
-    "CLOUDFLARE_REQUEST_TIMEOUT",
-    "CLOUDFLARE_RATE_LIMIT",
-];
+mod support;
+use support::{BIN, CLOUDFLARE_VARS, Client, http_client, http_command, start_http};
 
 /// Where a server keeps its memories: a temporary directory (the SQLite database, or an
 /// unused path on Cloudflare) and, for Cloudflare, the emulator serving the account.
@@ -1217,82 +1195,6 @@ async fn a_store_that_cannot_open_is_a_tool_error_not_a_dead_server() {
 }
 
 // ---- streamable HTTP ----------------------------------------------------------------------
-
-/// A `serve --http` child, killed on drop.
-struct HttpServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_command(db: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .args(["serve", "--http", "--port", "0"])
-        .args(extra)
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_API_KEY")
-        .env("MCP_MEMORY_LOG", "off")
-        .env_clear_cloudflare()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Removes every `CLOUDFLARE_*` variable from a command's environment.
-trait ClearCloudflare {
-    fn env_clear_cloudflare(&mut self) -> &mut Self;
-}
-
-impl ClearCloudflare for std::process::Command {
-    fn env_clear_cloudflare(&mut self) -> &mut Self {
-        for var in CLOUDFLARE_VARS {
-            self.env_remove(var);
-        }
-        self
-    }
-}
-
-/// Starts the server and reads the bound URL from its stderr.
-fn start_http(mut cmd: std::process::Command) -> HttpServer {
-    let mut child = cmd.spawn().expect("spawn mcp-memory serve --http");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://"))
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server prints its address");
-    HttpServer { child, url }
-}
-
-async fn http_client(url: &str, key: Option<&str>) -> Client {
-    // reqwest is built without a default TLS provider (plain http here); it still wants one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
-    if let Some(k) = key {
-        config = config.auth_header(k.to_owned());
-    }
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("MCP handshake over HTTP")
-}
 
 /// A raw `initialize` POST; returns the status code.
 async fn raw_post(url: &str, authorization: Option<&str>) -> u16 {

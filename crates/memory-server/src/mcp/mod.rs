@@ -18,7 +18,9 @@ use crate::backend;
 use crate::config::Config;
 
 pub mod http;
+pub mod jsonrpc;
 pub mod params;
+pub mod stdio;
 pub mod tools;
 
 pub use tools::MemoryServer;
@@ -63,12 +65,14 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
         .await;
     }
     tracing::info!("serving MCP on stdio");
-    let (stdin, stdout) = rmcp::transport::stdio();
-    // rmcp drops a stdio line over 16 MiB with an id-less error the client cannot match to
-    // its call, so the call would hang. Reading lines up to 4× the content limit lets the
-    // content check refuse an over-limit memory with a tool error naming the limit instead.
-    let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(stdin, stdout)
-        .with_max_line_length(MAX_STDIO_LINE_BYTES);
+    // Lines up to 4× the content limit are read, so an over-limit memory gets a tool error
+    // naming the limit; longer lines, and lines that do not parse, get a JSON-RPC error
+    // from the transport (rmcp's own stdio transport drops them unanswered).
+    let transport = stdio::LineTransport::new(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        MAX_STDIO_LINE_BYTES,
+    );
     let running = MemoryServer::new(store)
         .serve(transport)
         .await

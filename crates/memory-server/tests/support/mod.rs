@@ -1,0 +1,120 @@
+//! Helpers shared by the MCP test files: the built binary, a clean environment for it, and
+//! a `serve --http` child with an rmcp client.
+// Each test file uses a subset of these helpers; the rest would be dead code there.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+/// An rmcp client with no handler of its own.
+pub type Client = RunningService<RoleClient, ()>;
+
+/// The `mcp-memory` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
+
+/// Every `CLOUDFLARE_*` variable the backend reads, cleared so the caller's environment
+/// cannot leak into a test.
+pub const CLOUDFLARE_VARS: [&str; 13] = [
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_VECTORIZE_INDEX",
+    "CLOUDFLARE_D1_DATABASE_ID",
+    "CLOUDFLARE_R2_BUCKET",
+    "CLOUDFLARE_EMBEDDING_MODEL",
+    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
+    "CLOUDFLARE_MAX_RETRIES",
+    "CLOUDFLARE_BASE_DELAY",
+    "CLOUDFLARE_API_BASE_URL",
+    "CLOUDFLARE_NAMESPACE",
+    "CLOUDFLARE_REQUEST_TIMEOUT",
+    "CLOUDFLARE_RATE_LIMIT",
+];
+
+/// A `serve --http` child, killed on drop.
+pub struct HttpServer {
+    /// The server process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>/mcp`.
+    pub url: String,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcp-memory --db <db> serve --http --port 0 <extra>` with a clean environment and
+/// stderr piped (for [`start_http`]).
+pub fn http_command(db: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--db")
+        .arg(db)
+        .args(["serve", "--http", "--port", "0"])
+        .args(extra)
+        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
+        .env_remove("MCP_MEMORY_API_KEY")
+        .env("MCP_MEMORY_LOG", "off")
+        .env_clear_cloudflare()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Removes every `CLOUDFLARE_*` variable from a command's environment.
+pub trait ClearCloudflare {
+    /// Removes the variables.
+    fn env_clear_cloudflare(&mut self) -> &mut Self;
+}
+
+impl ClearCloudflare for std::process::Command {
+    fn env_clear_cloudflare(&mut self) -> &mut Self {
+        for var in CLOUDFLARE_VARS {
+            self.env_remove(var);
+        }
+        self
+    }
+}
+
+/// Starts the server and reads the bound URL from its stderr.
+pub fn start_http(mut cmd: std::process::Command) -> HttpServer {
+    let mut child = cmd.spawn().expect("spawn mcp-memory serve --http");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://"))
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server prints its address");
+    HttpServer { child, url }
+}
+
+/// An rmcp client of the server at `url`, sending `key` as the bearer if given.
+pub async fn http_client(url: &str, key: Option<&str>) -> Client {
+    // reqwest is built without a default TLS provider (plain http here); it still wants one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(k) = key {
+        config = config.auth_header(k.to_owned());
+    }
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("MCP handshake over HTTP")
+}
