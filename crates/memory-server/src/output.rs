@@ -202,12 +202,13 @@ impl Output {
         if self.json && e.is::<AlreadyReported>() {
             return;
         }
+        let mut messages = distinct_messages(e.chain());
+        let top = messages.remove(0);
         if self.json {
-            let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
-            self.print_json(json!({"error": e.to_string(), "causes": causes}));
+            self.print_json(json!({"error": top, "causes": messages}));
         } else {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
+            eprintln!("error: {top}");
+            for cause in messages {
                 eprintln!("  caused by: {cause}");
             }
         }
@@ -247,4 +248,47 @@ fn line(m: &Memory) -> String {
     };
     let date = m.created_at.as_datetime().format("%Y-%m-%d %H:%M");
     format!("{}  {date}{tags}  {first}{more}", m.content_hash().short())
+}
+
+/// The messages of an error and its causes, each said once: a cause whose text an earlier
+/// message already holds (errors often quote their source) is left out. Never empty.
+pub fn distinct_messages<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in chain {
+        let text = e.to_string();
+        if text.is_empty() || out.iter().any(|said| said.contains(&text)) {
+            continue;
+        }
+        out.push(text);
+    }
+    if out.is_empty() {
+        out.push("unknown error".to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cloudflare unavailable: d1 timed out after 30 s")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_quoted_is_said_once() {
+        let io = std::io::Error::other("d1 timed out after 30 s");
+        let e = anyhow::Error::new(Quoting(io)).context("storing memory 1 of 3");
+        assert_eq!(
+            distinct_messages(e.chain()),
+            [
+                "storing memory 1 of 3",
+                "cloudflare unavailable: d1 timed out after 30 s"
+            ]
+        );
+        let plain = anyhow::anyhow!("top").context("outer");
+        assert_eq!(distinct_messages(plain.chain()), ["outer", "top"]);
+    }
 }

@@ -334,3 +334,204 @@ fn emulator_command_serves_the_cloudflare_api_until_killed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"success\":true"), "{answer}");
 }
+
+/// Issue 12, item 16: `mcp-memory list | head -1` ends quietly when the reader goes away,
+/// instead of panicking with "failed printing to stdout: Broken pipe" (status 101).
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let lines: String = (0..3000)
+        .map(|i| format!("{{\"content\": \"note number {i} about pipes\"}}\n"))
+        .collect();
+    let input = dir.path().join("many.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    ok(&db, &["import", input.to_str().unwrap()]);
+    for args in [
+        &["list", "--page-size", "100"][..],
+        &["export"][..],
+        &["tags"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("MCP_MEMORY_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read nothing and close the pipe: every write of the command then fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(
+                out.status.success() || out.status.signal() == Some(13),
+                "{args:?} ended by SIGPIPE or with status 0, not {:?}: {stderr}",
+                out.status
+            );
+        }
+    }
+}
+
+/// Issue 12, item 17: the CLI's `--before`/`--after` take what the MCP tools take (a date
+/// counts as the whole day), through one parser.
+#[test]
+fn before_and_after_take_dates_and_epochs_like_the_mcp_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"content\": \"old note\", \"created_at_iso\": \"2020-06-01T12:00:00Z\"}\n\
+         {\"content\": \"last note of the day\", \"created_at_iso\": \"2021-03-04T23:59:59.5Z\"}\n\
+         {\"content\": \"new note\", \"created_at_iso\": \"2030-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    ok(&db, &["import", input.to_str().unwrap()]);
+    let dry = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--json", "delete", "--dry-run"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&ok(&db, &all)).unwrap();
+        let mut n: Vec<String> = v["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    // A date as --before includes that whole day (to 23:59:59.999999).
+    assert_eq!(dry(&["--before", "2021-03-04"]).len(), 2);
+    assert_eq!(dry(&["--after", "2021-03-05"]).len(), 1);
+    assert_eq!(dry(&["--before", "2100-01-01"]).len(), 3);
+    // Epoch seconds and ISO-8601 as before.
+    assert_eq!(dry(&["--before", "1600000000"]).len(), 1);
+    assert_eq!(dry(&["--after", "2029-12-31T00:00:00Z"]).len(), 1);
+    let err = fails(&db, &["delete", "--before", "next tuesday"]);
+    assert!(
+        err.contains("--before") && err.contains("2024-05-01"),
+        "{err}"
+    );
+    // The recall fallback agrees with memory_search's time_expr: refused, not searched as text.
+    let err = fails(&db, &["recall", "last 99999999999 days"]);
+    assert!(err.contains("calendar"), "{err}");
+}
+
+/// Issue 12, item 1: an import line whose `content_hash` is another text's is a reported
+/// bad line; that other text then stores normally; `--rehash` stores the line under the
+/// hash of its content.
+#[test]
+fn import_refuses_a_hash_of_other_content_unless_asked_to_rehash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let other_hash = {
+        use std::fmt::Write;
+        // SHA-256 of "other text", as the Python service computes it.
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import hashlib;print(hashlib.sha256(b'other text').hexdigest(),end='')",
+            ])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => String::from_utf8(o.stdout).unwrap(),
+            _ => {
+                let mut s = String::new();
+                for b in [0u8; 32] {
+                    write!(s, "{b:02x}").unwrap();
+                }
+                s
+            }
+        }
+    };
+    let input = dir.path().join("forged.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"content\": \"buy milk\", \"content_hash\": \"{other_hash}\"}}\n\
+             {{\"content\": \"a fine line\"}}\n"
+        ),
+    )
+    .unwrap();
+    let err = fails(&db, &["import", input.to_str().unwrap()]);
+    assert!(
+        err.contains("line 1") && err.contains("content_hash") && err.contains("--rehash"),
+        "{err}"
+    );
+    // The other text is not a "duplicate" of anything.
+    let stored: serde_json::Value =
+        serde_json::from_str(&ok(&db, &["--json", "store", "Other text"])).unwrap();
+    assert_eq!(stored["outcome"], "stored", "{stored}");
+    assert_eq!(stored["content_hash"], other_hash.as_str());
+    // With --rehash the line is stored under the hash of its content.
+    ok(
+        &db,
+        &["import", "--rehash", "--restart", input.to_str().unwrap()],
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(&db, &["--json", "list"])).unwrap();
+    let hashes: Vec<&str> = listed["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed["total"], 3, "{listed}");
+    let milk = listed["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["content"] == "buy milk")
+        .unwrap();
+    assert_ne!(milk["content_hash"], other_hash.as_str(), "{hashes:?}");
+    let check: serde_json::Value = serde_json::from_str(&ok(&db, &["--json", "check"])).unwrap();
+    assert_eq!(check["issues"], serde_json::json!([]), "{check}");
+}
+
+/// Issue 12, item 5: `metadata.tags` and `metadata.type` become the memory's own tags and
+/// type through the CLI's store, update and import, so tag search finds them.
+#[test]
+fn metadata_tags_and_type_move_into_the_memory_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let stored: serde_json::Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "--json",
+            "store",
+            "Stored with metadata tags",
+            "--metadata",
+            r#"{"tags": "alpha, beta", "type": "decision", "k": 1}"#,
+        ],
+    ))
+    .unwrap();
+    let hash = stored["content_hash"].as_str().unwrap().to_owned();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"content\": \"Imported with metadata tags\", \"metadata\": {\"tags\": [\"gamma\"], \"type\": \"fact\"}}\n",
+    )
+    .unwrap();
+    ok(&db, &["import", input.to_str().unwrap()]);
+    ok(
+        &db,
+        &["update", &hash, "--metadata", r#"{"tags": ["delta"]}"#],
+    );
+    let list = |tag: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&db, &["--json", "list", "--tags", tag])).unwrap()
+    };
+    assert_eq!(list("gamma")["total"], 1);
+    assert_eq!(list("gamma")["memories"][0]["memory_type"], "fact");
+    assert_eq!(list("delta")["total"], 1);
+    let updated = &list("delta")["memories"][0];
+    assert_eq!(updated["memory_type"], "decision");
+    assert_eq!(updated["metadata"], serde_json::json!({"k": 1}));
+}

@@ -63,14 +63,10 @@ impl From<ArgError> for ToolError {
 
 impl From<StorageError> for ToolError {
     fn from(e: StorageError) -> Self {
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        Self(msg)
+        let chain = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        });
+        Self(crate::output::distinct_messages(chain).join(": "))
     }
 }
 
