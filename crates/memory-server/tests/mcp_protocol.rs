@@ -361,6 +361,37 @@ async fn raw_post(
 const INITIALIZE: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
 #[tokio::test]
+async fn http_answers_bodies_it_cannot_take_with_json_rpc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_http(http_command(&dir.path().join("m.db"), &[]));
+    let mut failures = Vec::new();
+    for case in cases() {
+        let response = raw_post(&server.url, &[], &case.message, None).await;
+        // The streamable HTTP transport: a message the server cannot accept gets an HTTP
+        // error status (400), with a JSON-RPC error as the body.
+        if response.status != 400 || response.header("content-type") != Some("application/json") {
+            failures.push(format!(
+                "{}: HTTP {} {:?}: {}",
+                case.name,
+                response.status,
+                response.header("content-type"),
+                String::from_utf8_lossy(&response.body)
+            ));
+            continue;
+        }
+        if let Err(e) = check_answer(&case, &response.json()) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // And it keeps serving.
+    assert_eq!(
+        raw_post(&server.url, &[], INITIALIZE, None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn http_tools_call_with_arguments_not_an_object_is_invalid_params() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_http(http_command(&dir.path().join("m.db"), &[]));
@@ -412,4 +443,112 @@ async fn http_tools_call_with_arguments_not_an_object_is_invalid_params() {
         .expect("the server answers");
         check_answer(&case, &answer).unwrap();
     }
+}
+
+#[tokio::test]
+async fn http_stores_content_over_4_mib_like_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_http(http_command(&dir.path().join("m.db"), &[]));
+    let client = http_client(&server.url, None).await;
+    // 5 MiB: over rmcp's default body cap of 4 MiB, under the 16 MiB content limit.
+    let content = "large memory. ".repeat(5 * 1024 * 1024 / 14);
+    let mut args = serde_json::Map::new();
+    args.insert("content".into(), json!(content));
+    let result = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("memory_store").with_arguments(args))
+        .await
+        .expect("a 5 MiB memory is not refused by the transport");
+    let text = result.content[0].as_text().unwrap().text.clone();
+    assert_ne!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("\"stored\""), "{text}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn http_refuses_a_body_over_the_cap_with_a_json_rpc_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_http(http_command(&dir.path().join("m.db"), &[]));
+    let limit = 4 * memory_core::limits::MAX_CONTENT_BYTES;
+    // The declared length is refused before a byte of the body is read, so none is sent
+    // (`Expect: 100-continue` is how a client asks first).
+    let response = raw_post(
+        &server.url,
+        &["Expect: 100-continue".to_owned()],
+        b"",
+        Some(limit + 1),
+    )
+    .await;
+    assert_eq!(response.status, 413);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let case = Case {
+        name: "body-over-the-cap",
+        message: Vec::new(),
+        code: -32600,
+        id: Value::Null,
+        fragments: &["Invalid Request", "67108864 bytes", "16777216"],
+    };
+    check_answer(&case, &response.json()).unwrap();
+}
+
+/// Starts a session with a raw `initialize`; returns its id.
+async fn open_session(url: &str) -> String {
+    let response = raw_post(url, &[], INITIALIZE, None).await;
+    assert_eq!(response.status, 200);
+    response
+        .header("mcp-session-id")
+        .expect("a session id")
+        .to_owned()
+}
+
+/// Whether the server still knows `session`: 202 for a notification in a live session,
+/// 404 once the session has ended.
+async fn session_status(url: &str, session: &str) -> u16 {
+    let headers = [
+        format!("Mcp-Session-Id: {session}"),
+        "MCP-Protocol-Version: 2025-06-18".to_owned(),
+    ];
+    let body = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    raw_post(url, &headers, body, None).await.status
+}
+
+#[tokio::test]
+async fn http_sessions_over_the_cap_end_the_one_idle_the_longest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_http(http_command(
+        &dir.path().join("m.db"),
+        &["--max-sessions", "3"],
+    ));
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(open_session(&server.url).await);
+    }
+    // The first is used again, so the second is now the one idle the longest.
+    assert_eq!(session_status(&server.url, &sessions[0]).await, 202);
+    let fourth = open_session(&server.url).await;
+    assert_eq!(session_status(&server.url, &sessions[1]).await, 404);
+    for live in [&sessions[0], &sessions[2], &fourth] {
+        assert_eq!(session_status(&server.url, live).await, 202);
+    }
+}
+
+#[tokio::test]
+async fn http_sessions_end_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_http(http_command(
+        &dir.path().join("m.db"),
+        &["--session-idle-timeout", "1"],
+    ));
+    let session = open_session(&server.url).await;
+    assert_eq!(session_status(&server.url, &session).await, 202);
+    // Every probe is a request that keeps the session alive, so each wait is longer than
+    // the timeout, doubling in case the machine is slow (bounded: 2 + 4 + 8 + 16 s).
+    let mut status = 202;
+    for wait in [2, 4, 8, 16] {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        status = session_status(&server.url, &session).await;
+        if status != 202 {
+            break;
+        }
+    }
+    assert_eq!(status, 404, "the idle session was not ended");
 }

@@ -5,22 +5,35 @@
 //! rebinding. Any other bind needs an API key: every request must then carry
 //! `Authorization: Bearer <key>`, else it gets `401` (the key, not the `Host` header, guards
 //! such a server, so the `Host` check is lifted for it).
+//!
+//! A POST body is checked before rmcp sees it, so every message the server cannot take
+//! gets a JSON-RPC error body (rmcp answers `415` in plain text): `400` with `-32700` for a
+//! body that is not JSON, `400` with `-32600` for JSON that is not one JSON-RPC message
+//! (batches included: the 2025-06-18 transport allows one message per POST), and `413`
+//! with `-32600` naming the limit for a body over [`MAX_HTTP_BODY_BYTES`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use futures::StreamExt;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use super::jsonrpc::{self, Refusal};
+use super::sessions::{BoundedSessions, SessionLimits};
 use super::tools::{MemoryServer, StoreHandle};
+
+/// Largest POST body: the same bound as one stdio line, derived from the content limit, so
+/// content stdio and the CLI accept is accepted over HTTP too (the content check then
+/// refuses over-limit content with a tool error naming the limit).
+pub const MAX_HTTP_BODY_BYTES: usize = super::MAX_STDIO_LINE_BYTES;
 
 /// Where and how to listen.
 pub struct HttpOptions {
@@ -30,6 +43,8 @@ pub struct HttpOptions {
     pub port: u16,
     /// Required bearer key, if any.
     pub api_key: Option<String>,
+    /// Session idle timeout and cap.
+    pub sessions: SessionLimits,
 }
 
 /// Refuses a non-loopback bind without an API key.
@@ -44,25 +59,36 @@ pub fn check_exposure(host: IpAddr, api_key: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The axum app: `/mcp` plus the bearer check when a key is set.
-pub fn router(store: StoreHandle, opts: &HttpOptions, ct: CancellationToken) -> Router {
-    let mut config = StreamableHttpServerConfig::default().with_cancellation_token(ct);
+/// The axum app: `/mcp` (behind the body check, and the bearer check when a key is set),
+/// and the session manager, to count live sessions.
+pub fn router(
+    store: StoreHandle,
+    opts: &HttpOptions,
+    ct: CancellationToken,
+) -> (Router, Arc<BoundedSessions>) {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(ct)
+        .with_max_request_body_bytes(MAX_HTTP_BODY_BYTES);
     if !opts.host.is_loopback() {
         config = config.disable_allowed_hosts();
     }
+    let sessions = Arc::new(BoundedSessions::new(opts.sessions));
     let service = StreamableHttpService::new(
         move || Ok(MemoryServer::new(store.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
-    let app = Router::new().nest_service("/mcp", service);
-    match &opts.api_key {
+    let app = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn(check_body));
+    let app = match &opts.api_key {
         Some(key) => app.layer(middleware::from_fn_with_state(
             Arc::new(key.clone()),
             require_bearer,
         )),
         None => app,
-    }
+    };
+    (app, sessions)
 }
 
 /// Binds, prints the endpoint to stderr, and serves until Ctrl-C / SIGTERM.
@@ -74,9 +100,15 @@ pub async fn serve(store: StoreHandle, opts: HttpOptions) -> Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let ct = CancellationToken::new();
-    let app = router(store, &opts, ct.child_token());
+    let (app, _sessions) = router(store, &opts, ct.child_token());
     eprintln!("mcp-memory: serving MCP (streamable HTTP) at http://{local}/mcp");
-    tracing::info!(%local, auth = opts.api_key.is_some(), "streamable HTTP server listening");
+    tracing::info!(
+        %local,
+        auth = opts.api_key.is_some(),
+        idle_timeout_s = opts.sessions.idle_timeout.as_secs(),
+        max_sessions = opts.sessions.max_sessions,
+        "streamable HTTP server listening"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -134,6 +166,82 @@ async fn require_bearer(State(key): State<Arc<String>>, request: Request, next: 
             response
         }
     }
+}
+
+/// Reads a JSON POST body (at most [`MAX_HTTP_BODY_BYTES`]) and answers what rmcp would
+/// refuse in plain text with a JSON-RPC error; passes everything else on unchanged.
+async fn check_body(request: Request, next: Next) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    // Other methods and content types are rmcp's to answer (405, 406, 415 are right there).
+    if request.method() != Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let too_large = || {
+        let refusal = Refusal::Invalid {
+            id: serde_json::Value::Null,
+            reason: format!(
+                "the request body exceeds the limit of {MAX_HTTP_BODY_BYTES} bytes; memory \
+                 content is limited to {} bytes",
+                memory_core::limits::MAX_CONTENT_BYTES
+            ),
+        };
+        json_rpc_error(StatusCode::PAYLOAD_TOO_LARGE, &refusal)
+    };
+    // A declared length over the limit is refused before the body is read (a client that
+    // sent `Expect: 100-continue` then never sends it).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_HTTP_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let mut bytes = Vec::new();
+    let mut chunks = body.into_data_stream();
+    // Counted while streaming, so a body without a length (chunked) is bounded too.
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(chunk) if bytes.len() + chunk.len() > MAX_HTTP_BODY_BYTES => return too_large(),
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body failed: {e}\n"),
+                )
+                    .into_response();
+            }
+        }
+    }
+    if let Err(refusal) = jsonrpc::parse_message(&bytes) {
+        return match refusal {
+            // An unknown notification is accepted and ignored, as on stdio.
+            Refusal::Ignore => StatusCode::ACCEPTED.into_response(),
+            refusal => json_rpc_error(StatusCode::BAD_REQUEST, &refusal),
+        };
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// A JSON-RPC error body with `status`.
+fn json_rpc_error(status: StatusCode, refusal: &Refusal) -> Response {
+    let body = refusal.answer_text().unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Compares secrets in time independent of where they differ.

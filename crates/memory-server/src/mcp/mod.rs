@@ -20,6 +20,7 @@ use crate::config::Config;
 pub mod http;
 pub mod jsonrpc;
 pub mod params;
+pub mod sessions;
 pub mod stdio;
 pub mod tools;
 
@@ -40,6 +41,24 @@ pub struct ServeArgs {
     /// API key clients must send as `Authorization: Bearer <key>` (with --http).
     #[arg(long, env = "MCP_MEMORY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// With --http: end a session after this many seconds without a request (the client
+    /// then starts a new one).
+    #[arg(
+        long,
+        env = "MCP_MEMORY_SESSION_IDLE_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = sessions::SessionLimits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub session_idle_timeout: u64,
+    /// With --http: most sessions live at once; a new one ends the one idle the longest.
+    #[arg(
+        long,
+        env = "MCP_MEMORY_MAX_SESSIONS",
+        default_value_t = sessions::SessionLimits::DEFAULT_MAX_SESSIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub max_sessions: usize,
 }
 
 /// Longest JSON-RPC message read on stdio: room for the largest content a memory may hold
@@ -60,6 +79,10 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
                 host: args.host,
                 port: args.port,
                 api_key,
+                sessions: sessions::SessionLimits {
+                    idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
+                    max_sessions: args.max_sessions,
+                },
             },
         )
         .await;
