@@ -118,6 +118,9 @@ struct Profile {
     late_writes: bool,
     /// The client settings.
     client: fn(&mut ClientConfig),
+    /// Only clean-up behind D1 fails (issue 12, items 6 and 7): every delete of a live
+    /// memory must be acknowledged, and some must report their clean-up as pending.
+    deletes_always_land: bool,
 }
 
 fn error_rule(path: &str, status: u16, rate: f64, retry_after: u64) -> FaultRule {
@@ -143,6 +146,7 @@ fn profile_429() -> Profile {
         expect: &["429", "throttling"],
         late_writes: false,
         client: quick_long_timeout,
+        deletes_always_land: false,
     }
 }
 
@@ -159,6 +163,7 @@ fn profile_5xx() -> Profile {
         expect: &["500", "503"],
         late_writes: false,
         client: quick_long_timeout,
+        deletes_always_land: false,
     }
 }
 
@@ -172,6 +177,7 @@ fn profile_reset() -> Profile {
         expect: &["could not reach"],
         late_writes: false,
         client: quick_long_timeout,
+        deletes_always_land: false,
     }
 }
 
@@ -185,6 +191,7 @@ fn profile_hang() -> Profile {
         expect: &["did not answer within"],
         late_writes: true,
         client: quick_short_timeout,
+        deletes_always_land: false,
     }
 }
 
@@ -199,6 +206,7 @@ fn profile_vectorize_upsert() -> Profile {
         expect: &["503"],
         late_writes: false,
         client: quick_long_timeout,
+        deletes_always_land: false,
     }
 }
 
@@ -217,6 +225,23 @@ fn profile_d1_write() -> Profile {
         expect: &["500"],
         late_writes: false,
         client: quick_long_timeout,
+        deletes_always_land: false,
+    }
+}
+
+fn profile_vectorize_delete() -> Profile {
+    Profile {
+        name: "Vectorize delete failing",
+        rules: Vec::new(),
+        // Three failures in a row: more than the client's two retries of this idempotent call,
+        // so the delete that meets them leaves its vector behind.
+        rearm: Some((4, FaultRule::fail_next("/delete_by_ids", 3, 503))),
+        storm: FaultRule::error(paths::VECTORIZE, 503, 1.0),
+        storm_service: "vectorize",
+        expect: &["503"],
+        late_writes: false,
+        client: quick_long_timeout,
+        deletes_always_land: true,
     }
 }
 
@@ -251,6 +276,8 @@ struct Outcome {
     lost: Vec<String>,
     /// What `repair` fixed after the run.
     repaired: u64,
+    /// Acknowledged deletes that reported clean-up still pending.
+    pending_cleanups: usize,
 }
 
 impl Outcome {
@@ -261,11 +288,12 @@ impl Outcome {
         }
         format!(
             "[fault-matrix] row={row:?} seed={seed} ops={} acknowledged_writes={} errors={} \
-             {by_op:?} unknown_at_end={} repaired={} lost={} violations={}",
+             {by_op:?} unknown_at_end={} pending_cleanups={} repaired={} lost={} violations={}",
             self.ops,
             self.acknowledged_writes,
             self.errors.len(),
             self.unknown,
+            self.pending_cleanups,
             self.repaired,
             self.lost.len(),
             self.violations.len()
@@ -411,7 +439,10 @@ async fn run_workload(
             }
         } else if roll < 70 {
             match store.delete(hash).await {
-                Ok(_) => {
+                Ok(report) => {
+                    if !report.cleanup_pending.is_empty() {
+                        out.pending_cleanups += 1;
+                    }
                     if known[i] == Known::Absent {
                         out.violations.push(format!(
                             "op {op}: delete of {hash} succeeded, but it was absent"
@@ -706,6 +737,27 @@ async fn run_row(profile: Profile) {
             "{} (seed {seed}): nothing was acknowledged, so nothing was tested",
             profile.name
         );
+        if profile.deletes_always_land {
+            let failed: Vec<&String> = out
+                .errors
+                .iter()
+                .filter(|(op, _)| *op == "delete")
+                .map(|(_, m)| m)
+                .collect();
+            assert!(
+                failed.is_empty(),
+                "{} (seed {seed}): a delete whose D1 write landed must be acknowledged: {failed:?}",
+                profile.name
+            );
+            assert!(
+                out.pending_cleanups > 0 && out.repaired > 0,
+                "{} (seed {seed}): no delete met the fault ({} pending, {} repaired), so \
+                 nothing was tested",
+                profile.name,
+                out.pending_cleanups,
+                out.repaired
+            );
+        }
 
         // The faults are gone and `open_for` has passed: no breaker is still open.
         tokio::time::sleep(BREAKER_OPEN_FOR + Duration::from_millis(50)).await;
@@ -750,4 +802,9 @@ async fn a_failing_vectorize_upsert_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_d1_write_loses_no_acknowledged_write() {
     run_row(profile_d1_write()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_vectorize_delete_loses_no_acknowledged_delete() {
+    run_row(profile_vectorize_delete()).await;
 }
