@@ -297,6 +297,50 @@ async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pendi
     assert_consistent(&store).await;
 }
 
+/// A purge whose R2 delete fails still reports the rows it purged (they are gone), and the
+/// object left behind is this store's: `check` finds it and `repair` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_whose_r2_delete_fails_counts_the_purged_rows_and_leaves_the_object_to_repair() {
+    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+    let options = Options {
+        large_content_threshold: 64,
+        ..Options::default()
+    };
+    let store = env.storage_with(env.parts(), options).await;
+    let m = memory(&"Large content whose object outlives both delete and purge. ".repeat(4));
+    let hash = m.content_hash().clone();
+    store
+        .store(m)
+        .await
+        .unwrap_or_else(|e| panic!("store: {e}"));
+    let fault = env.fault(FaultRule::error(paths::R2, 503, 1.0).with_method("DELETE"));
+    let report = store
+        .delete(&hash)
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e}"));
+    assert_eq!(report.cleanup_pending.len(), 1, "{report:?}");
+
+    let purged = store
+        .purge_deleted(None)
+        .await
+        .unwrap_or_else(|e| panic!("the rows are purged, so the purge succeeds: {e}"));
+    assert_eq!(purged, 1);
+    assert!(env.emulator.faults().remove(fault));
+    let found = MemoryStorage::check(&store)
+        .await
+        .unwrap_or_else(|e| panic!("check: {e}"));
+    assert_eq!(
+        found.of_kind(IssueKind::StrayObject).count(),
+        1,
+        "check finds the leftover object: {found:?}"
+    );
+    let repaired = MemoryStorage::repair(&store)
+        .await
+        .unwrap_or_else(|e| panic!("repair: {e}"));
+    assert_eq!(repaired.fixed, 1, "{repaired:?}");
+    assert_consistent(&store).await;
+}
+
 /// Vectorize requests the emulator received.
 fn vectorize_requests(env: &TestEnv) -> u64 {
     env.emulator
