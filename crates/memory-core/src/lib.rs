@@ -31,7 +31,7 @@ pub use error::ValidationError;
 pub use hash::ContentHash;
 pub use memory::{Memory, MemoryQueryResult, QueryDebugInfo};
 pub use metadata::{Metadata, Reserved};
-pub use tags::{TagInput, Tags};
+pub use tags::{TagInput, TagJsonError, Tags};
 pub use time_expr::{
     OutOfRange, TimeMatch, TimeRange, extract_time_expression, find_time_expression,
     parse_time_expression, try_extract_time_expression, try_parse_time_expression,

@@ -136,32 +136,12 @@ impl Metadata {
     pub fn take_reserved(&mut self) -> Result<Reserved, ValidationError> {
         let tags = match self.0.get("tags") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(crate::Tags::parse(s.as_str())?),
-            Some(Value::Array(items)) => {
-                let mut list = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    match item {
-                        Value::String(s) => list.push(s.as_str()),
-                        other => {
-                            return Err(ValidationError::InvalidMetadata {
-                                reason: format!(
-                                    "metadata.tags element {i} is {}; tags are strings",
-                                    json_kind(other)
-                                ),
-                            });
-                        }
-                    }
-                }
-                Some(crate::Tags::from_list(list)?)
-            }
-            Some(other) => {
-                return Err(ValidationError::InvalidMetadata {
-                    reason: format!(
-                        "metadata.tags is {}; give a list of strings or a comma-separated string",
-                        json_kind(other)
-                    ),
-                });
-            }
+            Some(v) => Some(crate::Tags::from_json(v).map_err(|e| match e {
+                crate::tags::TagJsonError::Rule(rule) => rule,
+                shape => ValidationError::InvalidMetadata {
+                    reason: format!("metadata.tags: {shape}"),
+                },
+            })?),
         };
         let memory_type = match self.0.get("type") {
             None | Some(Value::Null) => None,
@@ -185,7 +165,9 @@ impl From<Map<String, Value>> for Metadata {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// The kind of a JSON value as error messages name it (`null`, `a number`, `an array`, ...).
+#[must_use]
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

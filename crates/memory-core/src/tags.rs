@@ -25,6 +25,28 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 use crate::limits::{MAX_TAG_CHARS, MAX_TAGS};
 
+/// Why a JSON value is not tags ([`Tags::from_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagJsonError {
+    /// An element of the list is not a string.
+    #[error("element {index} is {kind}, expected a string")]
+    NotAString {
+        /// The element's index.
+        index: usize,
+        /// Its JSON kind (`a number`, ...).
+        kind: &'static str,
+    },
+    /// The value is neither a list nor a string.
+    #[error("expected an array of strings or a comma-separated string, found {kind}")]
+    WrongType {
+        /// Its JSON kind.
+        kind: &'static str,
+    },
+    /// The tags break a tag rule (too long, too many, malformed JSON text).
+    #[error(transparent)]
+    Rule(#[from] ValidationError),
+}
+
 /// Tags as callers send them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -93,6 +115,46 @@ impl Tags {
                     Self::from_items(trimmed.split(',').map(str::to_owned))
                 }
             }
+        }
+    }
+
+    /// Tags from a JSON value as import files, metadata and tools carry them: an array of
+    /// strings, a comma-separated or JSON-array string, or `null` (no tags).
+    ///
+    /// ```
+    /// use memory_core::Tags;
+    /// use serde_json::json;
+    /// assert_eq!(Tags::from_json(&json!(["A", "b"])).unwrap().as_slice(), ["a", "b"]);
+    /// assert_eq!(Tags::from_json(&json!("a, b")).unwrap().as_slice(), ["a", "b"]);
+    /// assert!(Tags::from_json(&json!(42)).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TagJsonError`], saying which element or what kind of value was wrong.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, TagJsonError> {
+        use serde_json::Value;
+        match value {
+            Value::Null => Ok(Self::empty()),
+            Value::String(s) => Ok(Self::parse(s.as_str())?),
+            Value::Array(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => list.push(s.as_str()),
+                        other => {
+                            return Err(TagJsonError::NotAString {
+                                index,
+                                kind: crate::metadata::json_kind(other),
+                            });
+                        }
+                    }
+                }
+                Ok(Self::from_list(list)?)
+            }
+            other => Err(TagJsonError::WrongType {
+                kind: crate::metadata::json_kind(other),
+            }),
         }
     }
 

@@ -120,8 +120,6 @@ pub(crate) fn decode_stored(
     Ok(())
 }
 
-#[cfg(test)]
-use memory_storage::prepare::VectorProblem;
 pub(crate) use memory_storage::prepare::unit_vector;
 
 /// Rebuilds tags from the comma-joined column. Stored tags never hold a comma (the core
@@ -267,33 +265,6 @@ mod tests {
                 "{p:?} should say {says}"
             );
         }
-    }
-
-    #[test]
-    fn unit_vector_scales_long_vectors_and_keeps_unit_ones() {
-        assert_eq!(unit_vector(vec![3.0, 4.0], 2).unwrap(), [0.6, 0.8]);
-        let unit = vec![0.6, 0.8];
-        assert_eq!(unit_vector(unit.clone(), 2).unwrap(), unit);
-    }
-
-    #[test]
-    fn unit_vector_refuses_wrong_length_nan_and_zero() {
-        assert_eq!(
-            unit_vector(vec![1.0], 2),
-            Err(VectorProblem::Dimensions {
-                expected: 2,
-                got: 1
-            })
-        );
-        assert_eq!(
-            unit_vector(vec![1.0, f32::NAN], 2),
-            Err(VectorProblem::NotFinite { index: 1 })
-        );
-        assert_eq!(
-            unit_vector(vec![f32::INFINITY, 0.0], 2),
-            Err(VectorProblem::NotFinite { index: 0 })
-        );
-        assert_eq!(unit_vector(vec![0.0, 0.0], 2), Err(VectorProblem::Zero));
     }
 
     #[test]

@@ -218,16 +218,7 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ItemError {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use memory_core::metadata::json_kind as kind;
 
 fn time_field(
     obj: &serde_json::Map<String, Value>,
@@ -326,34 +317,8 @@ fn memory_of(value: Value, store: &StoreModel) -> Result<(Memory, Vector), ItemE
         }
     }
     let tags = match obj.get("tags") {
-        None | Some(Value::Null) => Tags::empty(),
-        Some(Value::String(s)) => {
-            Tags::parse(s.as_str()).map_err(|e| bad("tags", e.to_string()))?
-        }
-        Some(Value::Array(items)) => {
-            let mut list = Vec::with_capacity(items.len());
-            for (i, t) in items.iter().enumerate() {
-                match t {
-                    Value::String(s) => list.push(s.as_str()),
-                    other => {
-                        return Err(bad(
-                            "tags",
-                            format!("element {i} is {}, expected a string", kind(other)),
-                        ));
-                    }
-                }
-            }
-            Tags::from_list(list).map_err(|e| bad("tags", e.to_string()))?
-        }
-        Some(other) => {
-            return Err(bad(
-                "tags",
-                format!(
-                    "expected an array of strings or a comma-separated string, found {}",
-                    kind(other)
-                ),
-            ));
-        }
+        None => Tags::empty(),
+        Some(v) => Tags::from_json(v).map_err(|e| bad("tags", e.to_string()))?,
     };
     let memory_type = match obj.get("memory_type") {
         None | Some(Value::Null) => None,
