@@ -15,6 +15,8 @@
 //! | `MCP_MEMORY_EMBEDDING_MODEL` | `embedding.model` | embedding model id | `sentence-transformers/all-MiniLM-L6-v2` |
 //! | `MCP_MEMORY_MODEL_DIR` | `embedding.model_dir` | directory holding the model files | `<cache dir>/mcp-memory/models/<model>` |
 //! | `MCP_MEMORY_API_KEY` | `http.api_key` | key clients of `serve --http` must send (secret); flag `serve --api-key` | none |
+//! | `MCP_MEMORY_SESSION_IDLE_TIMEOUT` | `http.session_idle_timeout` | seconds without a request after which an HTTP session ends; flag `serve --session-idle-timeout` | `1800` |
+//! | `MCP_MEMORY_MAX_SESSIONS` | `http.max_sessions` | most HTTP sessions live at once; flag `serve --max-sessions` | `200` |
 //! | `CLOUDFLARE_API_TOKEN` | `cloudflare.api_token` | API token (secret) | required |
 //! | `CLOUDFLARE_ACCOUNT_ID` | `cloudflare.account_id` | account id | required |
 //! | `CLOUDFLARE_VECTORIZE_INDEX` | `cloudflare.vectorize_index` | Vectorize index name | required |
@@ -82,6 +84,10 @@ pub const EMBEDDING_MODEL_ID_ENV: &str = "MCP_MEMORY_EMBEDDING_MODEL";
 pub const MODEL_DIR_ENV: &str = memory_embed::MODEL_DIR_ENV;
 /// `MCP_MEMORY_API_KEY`: the key clients of `serve --http` must send.
 pub const API_KEY_ENV: &str = "MCP_MEMORY_API_KEY";
+/// Seconds an idle HTTP session lives.
+pub const SESSION_IDLE_TIMEOUT_ENV: &str = "MCP_MEMORY_SESSION_IDLE_TIMEOUT";
+/// Most HTTP sessions live at once.
+pub const MAX_SESSIONS_ENV: &str = "MCP_MEMORY_MAX_SESSIONS";
 
 /// The order in which sources win, for messages and `mcp-memory config`.
 pub const PRECEDENCE: &str =
@@ -185,6 +191,12 @@ pub const SETTINGS: &[Setting] = &[
     setting(EMBEDDING_MODEL_ID_ENV, "embedding.model", ValueKind::Text),
     setting(MODEL_DIR_ENV, "embedding.model_dir", ValueKind::Path),
     setting(API_KEY_ENV, "http.api_key", ValueKind::Secret),
+    setting(
+        SESSION_IDLE_TIMEOUT_ENV,
+        "http.session_idle_timeout",
+        ValueKind::Integer,
+    ),
+    setting(MAX_SESSIONS_ENV, "http.max_sessions", ValueKind::Integer),
     setting(TOKEN_ENV, "cloudflare.api_token", ValueKind::Secret),
     setting(ACCOUNT_ENV, "cloudflare.account_id", ValueKind::Text),
     setting(
@@ -850,6 +862,14 @@ impl Resolution {
                                 .map_or(DEFAULT_MODEL, |(v, _)| v.trim()),
                         )
                         .map(|p| p.display().to_string()),
+                        SESSION_IDLE_TIMEOUT_ENV => Some(
+                            crate::mcp::sessions::SessionLimits::DEFAULT_IDLE_TIMEOUT
+                                .as_secs()
+                                .to_string(),
+                        ),
+                        MAX_SESSIONS_ENV => Some(
+                            crate::mcp::sessions::SessionLimits::DEFAULT_MAX_SESSIONS.to_string(),
+                        ),
                         env => cloudflare_default(env),
                     };
                     let source = default.as_ref().map(|_| Source::Default);
@@ -915,6 +935,25 @@ impl Resolution {
             ));
         }
 
+        // A positive whole number, or a problem naming where the value came from.
+        let mut positive = |env: &'static str| -> Option<u64> {
+            let (v, source) = found.get(env)?;
+            match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    problems.push(Problem::at(
+                        by_env(env),
+                        Some(source),
+                        format!("{v:?} is not a whole number of at least 1"),
+                    ));
+                    None
+                }
+            }
+        };
+        let session_idle_timeout = positive(SESSION_IDLE_TIMEOUT_ENV);
+        let max_sessions =
+            positive(MAX_SESSIONS_ENV).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+
         let config = match (backend, sqlite_path) {
             (Some(backend), Some(sqlite_path)) if problems.is_empty() => Some(Config {
                 backend,
@@ -924,6 +963,8 @@ impl Resolution {
                     .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
                 model_dir: text(MODEL_DIR_ENV).map(PathBuf::from),
                 api_key: text(API_KEY_ENV).map(Secret::new),
+                session_idle_timeout,
+                max_sessions,
                 file,
             }),
             _ => None,
@@ -1081,6 +1122,12 @@ pub struct Config {
     /// The API key for `serve --http` from the environment or the file (`--api-key` beats
     /// both), if any.
     pub api_key: Option<Secret>,
+    /// Seconds an idle HTTP session lives, from the environment or the file
+    /// (`--session-idle-timeout` beats both), if set.
+    pub session_idle_timeout: Option<u64>,
+    /// Most HTTP sessions live at once, from the environment or the file (`--max-sessions`
+    /// beats both), if set.
+    pub max_sessions: Option<usize>,
     /// The configuration file read, if any.
     pub file: Option<Arc<ConfigFile>>,
 }
@@ -1416,6 +1463,24 @@ mod tests {
         ] {
             assert!(text.contains(want), "{text} lacks {want}");
         }
+    }
+
+    #[test]
+    fn http_session_limits_come_from_the_environment_or_the_file() {
+        let (_dir, path) = file("[http]\nsession_idle_timeout = 60\nmax_sessions = 7\n");
+        let c = load(&[], with_file(&path)).unwrap();
+        assert_eq!(
+            (c.session_idle_timeout, c.max_sessions),
+            (Some(60), Some(7))
+        );
+        let c = load(&[("MCP_MEMORY_MAX_SESSIONS", "9")], with_file(&path)).unwrap();
+        assert_eq!(c.max_sessions, Some(9), "the environment beats the file");
+        let (_dir, path) = file("[http]\nmax_sessions = 0\n");
+        let err = load(&[], with_file(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("http.max_sessions") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

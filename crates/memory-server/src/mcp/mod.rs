@@ -42,23 +42,21 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_MEMORY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// With --http: end a session after this many seconds without a request (the client
-    /// then starts a new one).
+    /// then starts a new one). Else MCP_MEMORY_SESSION_IDLE_TIMEOUT, the file's
+    /// `http.session_idle_timeout`, or 1800.
     #[arg(
         long,
-        env = "MCP_MEMORY_SESSION_IDLE_TIMEOUT",
         value_name = "SECONDS",
-        default_value_t = sessions::SessionLimits::DEFAULT_IDLE_TIMEOUT.as_secs(),
         value_parser = clap::value_parser!(u64).range(1..)
     )]
-    pub session_idle_timeout: u64,
+    pub session_idle_timeout: Option<u64>,
     /// With --http: most sessions live at once; a new one ends the one idle the longest.
+    /// Else MCP_MEMORY_MAX_SESSIONS, the file's `http.max_sessions`, or 200.
     #[arg(
         long,
-        env = "MCP_MEMORY_MAX_SESSIONS",
-        default_value_t = sessions::SessionLimits::DEFAULT_MAX_SESSIONS,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
-    pub max_sessions: usize,
+    pub max_sessions: Option<usize>,
 }
 
 /// Longest JSON-RPC message read on stdio: room for the largest content a memory may hold
@@ -71,6 +69,18 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
     if args.http {
         http::check_exposure(args.host, api_key.as_deref())?;
     }
+    // Flag, else environment or file (read into `config`), else the default.
+    let limits = sessions::SessionLimits {
+        idle_timeout: std::time::Duration::from_secs(
+            args.session_idle_timeout
+                .or(config.session_idle_timeout)
+                .unwrap_or(sessions::SessionLimits::DEFAULT_IDLE_TIMEOUT.as_secs()),
+        ),
+        max_sessions: args
+            .max_sessions
+            .or(config.max_sessions)
+            .unwrap_or(sessions::SessionLimits::DEFAULT_MAX_SESSIONS),
+    };
     let store = tools::open_in_background(async move { backend::open(&config).await });
     if args.http {
         return http::serve(
@@ -79,10 +89,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
                 host: args.host,
                 port: args.port,
                 api_key,
-                sessions: sessions::SessionLimits {
-                    idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
-                    max_sessions: args.max_sessions,
-                },
+                sessions: limits,
             },
         )
         .await;
