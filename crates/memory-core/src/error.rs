@@ -1,5 +1,6 @@
 //! Validation errors for the core model.
 
+use serde_json::Value;
 use thiserror::Error;
 
 /// Input that the core model refuses, naming the field and the rule it broke.
@@ -97,5 +98,18 @@ impl ValidationError {
             Self::InvalidMetadata { .. } => "metadata",
             Self::InvalidTimestamp { field, .. } => field,
         }
+    }
+}
+
+/// The kind of a JSON value as error messages name it (`null`, `a number`, `an array`, ...).
+#[must_use]
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ValidationError;
+// Lives in `error` (the vocabulary of error messages) so `tags` can use it without importing
+// this module, which imports `tags`; re-exported here, its public path.
+pub use crate::error::json_kind;
 
 /// A JSON object of caller-defined fields. Numbers are always finite (JSON has no NaN).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -162,19 +165,6 @@ impl Metadata {
 impl From<Map<String, Value>> for Metadata {
     fn from(map: Map<String, Value>) -> Self {
         Self(map)
-    }
-}
-
-/// The kind of a JSON value as error messages name it (`null`, `a number`, `an array`, ...).
-#[must_use]
-pub fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

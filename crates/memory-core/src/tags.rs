@@ -145,7 +145,7 @@ impl Tags {
                         other => {
                             return Err(TagJsonError::NotAString {
                                 index,
-                                kind: crate::metadata::json_kind(other),
+                                kind: crate::error::json_kind(other),
                             });
                         }
                     }
@@ -153,7 +153,7 @@ impl Tags {
                 Ok(Self::from_list(list)?)
             }
             other => Err(TagJsonError::WrongType {
-                kind: crate::metadata::json_kind(other),
+                kind: crate::error::json_kind(other),
             }),
         }
     }

@@ -46,23 +46,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// while a megabyte-long note is cut to a few kilobytes before the tokenizer sees it.
 pub const CHARS_PER_TOKEN_BOUND: usize = 10;
 
-/// File names inside a model directory.
-pub mod files {
-    /// Model hyper-parameters (BERT `config.json`).
-    pub const CONFIG: &str = "config.json";
-    /// The tokenizer, in the `tokenizers` JSON format.
-    pub const TOKENIZER: &str = "tokenizer.json";
-    /// The weights.
-    pub const WEIGHTS: &str = "model.safetensors";
-    /// sentence-transformers pooling configuration (optional).
-    pub const POOLING: &str = "1_Pooling/config.json";
-    /// sentence-transformers settings, for `max_seq_length` (optional).
-    pub const SENTENCE_BERT: &str = "sentence_bert_config.json";
-    /// Files a model directory must hold.
-    pub const REQUIRED: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
-    /// Files read when present.
-    pub const OPTIONAL: [&str; 2] = [POOLING, SENTENCE_BERT];
-}
+// The file names are part of the model's description (`spec`), shared with `hub`'s download
+// without `hub` importing this module.
+pub use crate::spec::files;
 
 /// A local BERT-family sentence embedder on CPU. Cheap to clone (the model is shared).
 #[derive(Clone)]

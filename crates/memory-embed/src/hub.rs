@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::api::sync::ApiBuilder;
 
-use crate::bert::files;
 use crate::error::EmbedError;
 use crate::location::{LocationSource, ModelLocation};
+use crate::spec::files;
 
 /// Staging directory name, beside the model directories.
 const STAGING_DIR: &str = ".download";

@@ -17,6 +17,24 @@ use serde::Deserialize;
 
 use crate::error::EmbedError;
 
+/// File names inside a model directory.
+pub mod files {
+    /// Model hyper-parameters (BERT `config.json`).
+    pub const CONFIG: &str = "config.json";
+    /// The tokenizer, in the `tokenizers` JSON format.
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// The weights.
+    pub const WEIGHTS: &str = "model.safetensors";
+    /// sentence-transformers pooling configuration (optional).
+    pub const POOLING: &str = "1_Pooling/config.json";
+    /// sentence-transformers settings, for `max_seq_length` (optional).
+    pub const SENTENCE_BERT: &str = "sentence_bert_config.json";
+    /// Files a model directory must hold.
+    pub const REQUIRED: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
+    /// Files read when present.
+    pub const OPTIONAL: [&str; 2] = [POOLING, SENTENCE_BERT];
+}
+
 /// The default local model, also upstream MCP Memory Service's default, so vectors are comparable.
 pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 

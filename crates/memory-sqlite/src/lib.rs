@@ -58,7 +58,6 @@ mod codec;
 mod conditions;
 pub mod config;
 mod connection;
-mod consistency;
 mod live_index;
 mod schema;
 mod storage;

@@ -38,6 +38,10 @@ use crate::connection::{
 use crate::live_index::LiveIndex;
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter, check_model, migrate, user_version};
 
+// `check`/`repair` read and write this module's private state (`Inner`), so they are a
+// child of it rather than a sibling that imports it back.
+mod consistency;
+
 /// Hashes per query of [`MemoryStorage::get_embeddings`].
 pub const GET_EMBEDDINGS_CHUNK: usize = 500;
 
@@ -1173,10 +1177,10 @@ impl MemoryStorage for SqliteStorage {
     }
 
     async fn check(&self) -> StorageResult<ConsistencyReport> {
-        crate::consistency::check(self).await
+        consistency::check(self).await
     }
 
     async fn repair(&self) -> StorageResult<RepairReport> {
-        crate::consistency::repair(self).await
+        consistency::repair(self).await
     }
 }

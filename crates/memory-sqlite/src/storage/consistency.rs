@@ -30,11 +30,11 @@ use memory_core::ContentHash;
 use memory_storage::{ConsistencyIssue, ConsistencyReport, IssueKind, RepairReport, StorageResult};
 use rusqlite::{Connection, ErrorCode, params};
 
+use super::{Inner, SqliteStorage};
 use crate::codec::{StoredProblem, decode_stored, encode_embedding, json_strings};
 use crate::connection::BACKEND;
 use crate::live_index::{IndexDisagreement, fingerprint};
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter, meta_counter};
-use crate::storage::{Inner, SqliteStorage};
 
 /// Lines of `PRAGMA integrity_check` output reported at most.
 const INTEGRITY_LINES: u32 = 100;
