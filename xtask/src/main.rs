@@ -149,9 +149,20 @@ fn ci() -> Result<()> {
         ]);
         c
     })?;
+    // The same with the development features the tests turn on (the binary's emulator).
+    step("cargo clippy -D warnings (dev features)", {
+        let mut c = cargo();
+        c.args(["clippy", "--workspace", "--all-targets", "--locked"])
+            .args(DEV_FEATURES)
+            .args(["--", "-D", "warnings"]);
+        c
+    })?;
     deny()?;
     test(&[])
 }
+
+/// Features the tests build with: `mcp-memory emulator` (off in a user's build).
+const DEV_FEATURES: [&str; 2] = ["--features", "memory-server/emulator"];
 
 fn test(args: &[String]) -> Result<()> {
     let model_dir = model::fetch(false)?;
@@ -162,7 +173,8 @@ fn test(args: &[String]) -> Result<()> {
         // Doc tests first, so nextest's summary is the run's closing line.
         step("cargo test --doc", {
             let mut c = cargo();
-            c.args(["test", "--workspace", "--locked", "--doc"]);
+            c.args(["test", "--workspace", "--locked", "--doc"])
+                .args(DEV_FEATURES);
             c
         })?;
         step("cargo nextest run", {
@@ -174,6 +186,7 @@ fn test(args: &[String]) -> Result<()> {
                 "--locked",
                 "--no-fail-fast",
             ])
+            .args(DEV_FEATURES)
             .args(args);
             c
         })
@@ -181,6 +194,7 @@ fn test(args: &[String]) -> Result<()> {
         step("cargo test", {
             let mut c = cargo();
             c.args(["test", "--workspace", "--locked", "--no-fail-fast"])
+                .args(DEV_FEATURES)
                 .args(args);
             c
         })

@@ -88,7 +88,9 @@ enum Command {
     Check(consistency::CheckArgs),
     /// Fix what `check` finds.
     Repair(consistency::RepairArgs),
-    /// Run the local Cloudflare API emulator (for development without an account).
+    /// Run the local Cloudflare API emulator (for development without an account; built
+    /// with `--features emulator`).
+    #[cfg(feature = "emulator")]
     Emulator(cloudflare_emulator::cli::EmulatorArgs),
     /// Print the effective configuration, secrets masked.
     Config,
@@ -193,9 +195,20 @@ struct DeleteArgs {
     dry_run: bool,
 }
 
+impl Command {
+    /// Whether the command serves until stopped (a closed pipe must not end it).
+    fn is_server(&self) -> bool {
+        #[cfg(feature = "emulator")]
+        if matches!(self, Self::Emulator(_)) {
+            return true;
+        }
+        matches!(self, Self::Serve(_))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Emulator(_)) {
+    if !cli.command.is_server() {
         default_sigpipe();
     }
     tracing_subscriber::fmt()
@@ -244,6 +257,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         config_file: cli.config,
     };
     let command = match cli.command {
+        #[cfg(feature = "emulator")]
         Command::Emulator(args) => return cloudflare_emulator::cli::run(args).await,
         Command::Config => return config::show(&overrides, cli.json),
         other => other,
@@ -311,7 +325,9 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Import(args) => transfer::import(store, &config, args, out).await?,
         Command::Check(args) => consistency::check(store, args, out).await?,
         Command::Repair(args) => consistency::repair(store, args, out).await?,
-        Command::Serve(_) | Command::Migrate(_) | Command::Emulator(_) | Command::Config => {
+        #[cfg(feature = "emulator")]
+        Command::Emulator(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Migrate(_) | Command::Config => {
             unreachable!("handled above")
         }
     }

@@ -298,6 +298,7 @@ fn health_reports_each_check_and_fails_when_the_model_is_missing() {
     assert_eq!(report["checks"][1]["ok"], false, "{report}");
 }
 
+#[cfg(feature = "emulator")]
 #[test]
 fn emulator_command_serves_the_cloudflare_api_until_killed() {
     use std::io::{BufRead, BufReader, Read, Write};
