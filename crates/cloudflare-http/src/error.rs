@@ -169,9 +169,7 @@ impl CloudflareError {
             Self::Unsuccessful { .. } | Self::CircuitOpen { .. } | Self::InvalidRequest { .. } => {
                 false
             }
-            Self::Api { status, .. } | Self::Decode { status, .. } => {
-                crate::middleware::retry::is_retryable_status(*status)
-            }
+            Self::Api { status, .. } | Self::Decode { status, .. } => is_retryable_status(*status),
         }
     }
 
@@ -287,6 +285,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn retry_after_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, now)
+}
+
+/// Whether a response status is worth retrying: 408, 429 or 5xx.
+#[must_use]
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
 }
 
 #[cfg(test)]

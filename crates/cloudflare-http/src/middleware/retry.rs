@@ -8,23 +8,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{Instant, Sleep};
 
 use crate::backoff::RetryConfig;
+// The status rule lives with the error's classification (`CloudflareError::is_retryable`),
+// so that `error` never has to import this layer; re-exported here where retrying uses it.
+pub use crate::error::is_retryable_status;
 use crate::error::{CloudflareError, retry_after_from_headers};
 use crate::idempotency::is_idempotent;
 use crate::operation::Attempt;
-
-/// Whether a response status is worth retrying: 408, 429 or 5xx.
-#[must_use]
-pub fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-}
 
 /// Retry policy for `Service<http::Request<B>, Response = http::Response<_>, Error = CloudflareError>`.
 ///
@@ -148,6 +143,7 @@ mod tests {
     use super::*;
     use crate::backoff::BackoffConfig;
     use crate::idempotency::Idempotent;
+    use http::StatusCode;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::retry::Retry;
     use tower::{Service, ServiceExt};
