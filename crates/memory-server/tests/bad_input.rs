@@ -11,7 +11,7 @@ mod corpus;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use corpus::{CATEGORIES, Case, Corpus};
 use rmcp::ServiceExt;
@@ -20,7 +20,8 @@ use rmcp::service::{RoleClient, RunningService, ServiceError};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
+mod support;
+use support::{mcp_memory, mcp_memory_serve};
 
 /// Longest wait for one tool call (the 16 MiB content case included, on a loaded machine).
 const CALL_TOOL_SECS: u64 = 120;
@@ -70,14 +71,8 @@ fn the_corpus_has_50_cases_covering_every_category() {
 // CLI
 
 fn cli(db: &Path, args: &[String]) -> Output {
-    Command::new(BIN)
-        .arg("--db")
-        .arg(db)
+    mcp_memory(db)
         .args(args)
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_CONFIG")
-        .env("XDG_CONFIG_HOME", db.parent().expect("a directory"))
-        .env("MCP_MEMORY_LOG", "off")
         .stdin(Stdio::null())
         .output()
         .expect("run mcp-memory")
@@ -245,15 +240,7 @@ fn every_cli_case_is_refused_clearly_and_changes_nothing() {
 type Client = RunningService<RoleClient, ()>;
 
 async fn mcp_client(db: &Path) -> Client {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .arg("serve")
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_API_KEY")
-        .env_remove("MCP_MEMORY_CONFIG")
-        .env("XDG_CONFIG_HOME", db.parent().expect("a directory"))
-        .env("MCP_MEMORY_LOG", "off");
+    let cmd = mcp_memory_serve(db);
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()

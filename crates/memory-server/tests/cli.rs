@@ -3,21 +3,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+use support::mcp_memory;
+
 fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_CONFIG")
-        // No config file of the developer's own can leak in.
-        .env(
-            "XDG_CONFIG_HOME",
-            db.parent().expect("the database has a directory"),
-        )
-        .env("MCP_MEMORY_LOG", "off")
-        .output()
-        .expect("run mcp-memory")
+    mcp_memory(db).args(args).output().expect("run mcp-memory")
 }
 
 fn ok(db: &Path, args: &[&str]) -> String {
@@ -118,12 +108,9 @@ fn commands_that_do_not_embed_work_without_the_model() {
     let db = dir.path().join("m.db");
     let no_model = dir.path().join("no-model");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-            .arg("--db")
-            .arg(&db)
+        mcp_memory(&db)
             .args(args)
             .env("MCP_MEMORY_MODEL_DIR", &no_model)
-            .env("MCP_MEMORY_LOG", "off")
             .output()
             .unwrap()
     };
@@ -172,16 +159,13 @@ fn several_processes_storing_at_once_all_succeed() {
     ok(&db, &["stats"]); // create the file and schema first, as a running server would have
     let children: Vec<_> = (0..8)
         .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-                .arg("--db")
-                .arg(&db)
+            mcp_memory(&db)
                 .args([
                     "store",
                     &format!("note {i} written by process {i}"),
                     "--tags",
                     "race",
                 ])
-                .env("MCP_MEMORY_LOG", "off")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -262,12 +246,8 @@ fn health_reports_each_check_and_fails_when_the_model_is_missing() {
     assert_eq!(report["stats"]["total_memories"], 1);
 
     // Without the model files the embedding check fails, the command exits 1 and says why.
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-        .arg("--db")
-        .arg(&db)
+    let out = mcp_memory(&db)
         .arg("health")
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env("MCP_MEMORY_LOG", "off")
         .env("MCP_MEMORY_MODEL_DIR", dir.path().join("no-model-here"))
         .output()
         .unwrap();
@@ -283,12 +263,8 @@ fn health_reports_each_check_and_fails_when_the_model_is_missing() {
         String::from_utf8_lossy(&out.stderr)
     );
     // With --json: status 1 and exactly one document, saying which check failed.
-    let out = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-        .arg("--db")
-        .arg(&db)
+    let out = mcp_memory(&db)
         .args(["--json", "health"])
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env("MCP_MEMORY_LOG", "off")
         .env("MCP_MEMORY_MODEL_DIR", dir.path().join("no-model-here"))
         .output()
         .unwrap();
@@ -354,12 +330,8 @@ fn a_closed_pipe_ends_the_command_quietly() {
         &["export"][..],
         &["tags"][..],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-memory"))
-            .arg("--db")
-            .arg(&db)
+        let mut child = mcp_memory(&db)
             .args(args)
-            .env("XDG_CONFIG_HOME", dir.path())
-            .env("MCP_MEMORY_LOG", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

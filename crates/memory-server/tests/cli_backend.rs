@@ -2,37 +2,16 @@
 //! binary, with the Cloudflare backend served by the local emulator.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cloudflare_emulator::{Emulator, EmulatorConfig};
 
-/// Every `CLOUDFLARE_*` variable the backend reads, cleared so the caller's environment
-/// cannot leak into a test.
-const CLOUDFLARE_VARS: [&str; 13] = [
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_VECTORIZE_INDEX",
-    "CLOUDFLARE_D1_DATABASE_ID",
-    "CLOUDFLARE_R2_BUCKET",
-    "CLOUDFLARE_EMBEDDING_MODEL",
-    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
-    "CLOUDFLARE_MAX_RETRIES",
-    "CLOUDFLARE_BASE_DELAY",
-    "CLOUDFLARE_API_BASE_URL",
-    "CLOUDFLARE_NAMESPACE",
-    "CLOUDFLARE_REQUEST_TIMEOUT",
-    "CLOUDFLARE_RATE_LIMIT",
-];
+mod support;
+use support::mcp_memory;
 
 fn run(db: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-memory"));
-    command.arg("--db").arg(db).args(args);
-    for var in CLOUDFLARE_VARS {
-        command.env_remove(var);
-    }
-    command
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env("MCP_MEMORY_LOG", "off")
+    mcp_memory(db)
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("run mcp-memory")

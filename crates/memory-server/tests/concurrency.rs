@@ -15,12 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
+
+mod support;
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
+use support::mcp_memory_serve;
 
 type Client = RunningService<RoleClient, ()>;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
 const PROCESSES: usize = 2;
 const WRITERS_PER_PROCESS: usize = 4;
 const READERS_PER_PROCESS: usize = 4;
@@ -33,15 +35,7 @@ fn writes_per_writer() -> usize {
 }
 
 async fn serve(db: &Path) -> Client {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .arg("serve")
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_API_KEY")
-        .env_remove("MCP_MEMORY_CONFIG")
-        .env("XDG_CONFIG_HOME", db.parent().expect("a directory"))
-        .env("MCP_MEMORY_LOG", "off");
+    let cmd = mcp_memory_serve(db);
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()

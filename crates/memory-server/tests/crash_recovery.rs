@@ -16,6 +16,9 @@ use std::time::Duration;
 use cloudflare_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 
+mod support;
+use support::mcp_memory;
+
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const BGE_SMALL: &str = "BAAI/bge-small-en-v1.5";
 const DIMS: usize = 384;
@@ -24,25 +27,6 @@ const SIZE_ENV: &str = "MCP_MEMORY_SOAK_CRASH_N";
 const DEFAULT_SIZE: usize = 3000;
 /// Kills per run.
 const KILLS: usize = 3;
-
-/// Every variable that could point the binary somewhere else, cleared.
-const CLEARED_VARS: [&str; 15] = [
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_VECTORIZE_INDEX",
-    "CLOUDFLARE_D1_DATABASE_ID",
-    "CLOUDFLARE_R2_BUCKET",
-    "CLOUDFLARE_EMBEDDING_MODEL",
-    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
-    "CLOUDFLARE_MAX_RETRIES",
-    "CLOUDFLARE_BASE_DELAY",
-    "CLOUDFLARE_API_BASE_URL",
-    "CLOUDFLARE_NAMESPACE",
-    "CLOUDFLARE_REQUEST_TIMEOUT",
-    "CLOUDFLARE_RATE_LIMIT",
-    "MCP_MEMORY_STORAGE_BACKEND",
-    "MCP_MEMORY_EMBEDDING_MODEL",
-];
 
 fn size() -> usize {
     std::env::var(SIZE_ENV)
@@ -53,13 +37,8 @@ fn size() -> usize {
 }
 
 fn command(db: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mcp-memory"));
-    c.arg("--db").arg(db).args(args);
-    for var in CLEARED_VARS {
-        c.env_remove(var);
-    }
-    c.env("MCP_MEMORY_LOG", "off")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut c = mcp_memory(db);
+    c.args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     c
 }
 

@@ -19,7 +19,7 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 
 mod support;
-use support::{BIN, CLOUDFLARE_VARS, Client, http_client, http_command, start_http};
+use support::{Client, http_client, http_command, mcp_memory_serve, start_http};
 
 /// Where a server keeps its memories: a temporary directory (the SQLite database, or an
 /// unused path on Cloudflare) and, for Cloudflare, the emulator serving the account.
@@ -102,17 +102,7 @@ impl Backend {
 }
 
 fn base_command(db: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .arg("serve")
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_API_KEY")
-        .env("MCP_MEMORY_LOG", "off");
-    for var in CLOUDFLARE_VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    mcp_memory_serve(db)
 }
 
 async fn stdio_client(cmd: tokio::process::Command) -> Client {

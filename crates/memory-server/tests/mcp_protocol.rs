@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 mod support;
-use support::{BIN, CLOUDFLARE_VARS, http_client, http_command, start_http};
+use support::{http_client, http_command, mcp_memory_serve, start_http};
 
 /// Longest wait for one answer (a debug build on a loaded two-core machine).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -161,21 +161,11 @@ struct RawStdio {
 impl RawStdio {
     /// Starts the server and completes the MCP handshake.
     async fn start(db: &Path) -> Self {
-        let mut cmd = tokio::process::Command::new(BIN);
-        cmd.arg("--db")
-            .arg(db)
-            .arg("serve")
-            .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-            .env_remove("MCP_MEMORY_CONFIG")
-            .env("XDG_CONFIG_HOME", db.parent().expect("a directory"))
-            .env("MCP_MEMORY_LOG", "off")
-            .stdin(Stdio::piped())
+        let mut cmd = mcp_memory_serve(db);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        for var in CLOUDFLARE_VARS {
-            cmd.env_remove(var);
-        }
         let mut child = cmd.spawn().expect("spawn mcp-memory serve");
         let mut server = Self {
             stdin: child.stdin.take().unwrap(),

@@ -13,37 +13,16 @@ use std::time::Duration;
 use cloudflare_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::{Value, json};
 
+mod support;
+use support::mcp_memory;
+
 const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const BGE_SMALL: &str = "BAAI/bge-small-en-v1.5";
 const DIMS: usize = 384;
 
-/// Every `CLOUDFLARE_*` variable, cleared so the caller's environment cannot leak in.
-const CLOUDFLARE_VARS: [&str; 13] = [
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_VECTORIZE_INDEX",
-    "CLOUDFLARE_D1_DATABASE_ID",
-    "CLOUDFLARE_R2_BUCKET",
-    "CLOUDFLARE_EMBEDDING_MODEL",
-    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
-    "CLOUDFLARE_MAX_RETRIES",
-    "CLOUDFLARE_BASE_DELAY",
-    "CLOUDFLARE_API_BASE_URL",
-    "CLOUDFLARE_NAMESPACE",
-    "CLOUDFLARE_REQUEST_TIMEOUT",
-    "CLOUDFLARE_RATE_LIMIT",
-];
-
 fn command(db: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mcp-memory"));
-    c.arg("--db").arg(db).args(args);
-    for var in CLOUDFLARE_VARS {
-        c.env_remove(var);
-    }
-    c.env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_EMBEDDING_MODEL")
-        .env("MCP_MEMORY_LOG", "off")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut c = mcp_memory(db);
+    c.args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     c
 }
 

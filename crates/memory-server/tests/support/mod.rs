@@ -19,9 +19,16 @@ pub type Client = RunningService<RoleClient, ()>;
 /// The `mcp-memory` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
 
-/// Every `CLOUDFLARE_*` variable the backend reads, cleared so the caller's environment
-/// cannot leak into a test.
-pub const CLOUDFLARE_VARS: [&str; 13] = [
+/// Every variable the binary reads, cleared so the caller's environment cannot leak into a
+/// test (the model directory stays: tests find the model where `fetch-model` put it).
+pub const BINARY_VARS: [&str; 20] = [
+    "MCP_MEMORY_STORAGE_BACKEND",
+    "MCP_MEMORY_SQLITE_PATH",
+    "MCP_MEMORY_EMBEDDING_MODEL",
+    "MCP_MEMORY_API_KEY",
+    "MCP_MEMORY_CONFIG",
+    "MCP_MEMORY_SESSION_IDLE_TIMEOUT",
+    "MCP_MEMORY_MAX_SESSIONS",
     "CLOUDFLARE_API_TOKEN",
     "CLOUDFLARE_ACCOUNT_ID",
     "CLOUDFLARE_VECTORIZE_INDEX",
@@ -36,6 +43,51 @@ pub const CLOUDFLARE_VARS: [&str; 13] = [
     "CLOUDFLARE_REQUEST_TIMEOUT",
     "CLOUDFLARE_RATE_LIMIT",
 ];
+
+/// A command of the binary isolated from the machine it runs on.
+pub trait Isolated {
+    /// Clears every variable the binary reads ([`BINARY_VARS`]), makes `config_home` the
+    /// per-user configuration directory (so no `~/.config/mcp-memory/config.toml` of the
+    /// developer's is read) and turns logging off.
+    fn isolated(&mut self, config_home: &Path) -> &mut Self;
+}
+
+macro_rules! isolated_for {
+    ($command:ty) => {
+        impl Isolated for $command {
+            fn isolated(&mut self, config_home: &Path) -> &mut Self {
+                for var in BINARY_VARS {
+                    self.env_remove(var);
+                }
+                self.env("XDG_CONFIG_HOME", config_home)
+                    .env("MCP_MEMORY_LOG", "off")
+            }
+        }
+    };
+}
+
+isolated_for!(std::process::Command);
+isolated_for!(tokio::process::Command);
+
+/// `mcp-memory --db <db> ARGS...`, isolated with the database's directory as the config
+/// home.
+pub fn mcp_memory(db: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.isolated(db.parent().expect("the database has a directory"))
+        .arg("--db")
+        .arg(db);
+    cmd
+}
+
+/// `mcp-memory --db <db> serve` for an MCP client over stdio, isolated like [`mcp_memory`].
+pub fn mcp_memory_serve(db: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.isolated(db.parent().expect("the database has a directory"))
+        .arg("--db")
+        .arg(db)
+        .arg("serve");
+    cmd
+}
 
 /// A `serve --http` child, killed on drop.
 pub struct HttpServer {
@@ -55,34 +107,13 @@ impl Drop for HttpServer {
 /// `mcp-memory --db <db> serve --http --port 0 <extra>` with a clean environment and
 /// stderr piped (for [`start_http`]).
 pub fn http_command(db: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .args(["serve", "--http", "--port", "0"])
+    let mut cmd = mcp_memory(db);
+    cmd.args(["serve", "--http", "--port", "0"])
         .args(extra)
-        .env_remove("MCP_MEMORY_STORAGE_BACKEND")
-        .env_remove("MCP_MEMORY_API_KEY")
-        .env("MCP_MEMORY_LOG", "off")
-        .env_clear_cloudflare()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Removes every `CLOUDFLARE_*` variable from a command's environment.
-pub trait ClearCloudflare {
-    /// Removes the variables.
-    fn env_clear_cloudflare(&mut self) -> &mut Self;
-}
-
-impl ClearCloudflare for std::process::Command {
-    fn env_clear_cloudflare(&mut self) -> &mut Self {
-        for var in CLOUDFLARE_VARS {
-            self.env_remove(var);
-        }
-        self
-    }
 }
 
 /// Starts the server and reads the bound URL from its stderr.
