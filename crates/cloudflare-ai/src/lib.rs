@@ -18,10 +18,11 @@
 //!
 //! ```no_run
 //! use cloudflare_ai::{EmbeddingModel, WorkersAiClient};
-//! use cloudflare_http::{ClientBuilder, ClientConfig};
+//! use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+//! let config = ClientConfig::new("023e105f4ecef8ad9ca31a8372d0c353", ApiToken::new("token"));
+//! let client = ClientBuilder::new(config).build()?;
 //! let ai = WorkersAiClient::new(&client).with_model(EmbeddingModel::BGE_SMALL_EN_V1_5);
 //! let embeddings = ai.embed(&["first memory", "second memory"]).await?;
 //! assert_eq!(embeddings.vectors.len(), 2);

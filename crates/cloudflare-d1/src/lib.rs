@@ -44,10 +44,11 @@
 //!
 //! ```no_run
 //! use cloudflare_d1::{D1Client, Statement};
-//! use cloudflare_http::{ClientBuilder, ClientConfig};
+//! use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+//! let config = ClientConfig::new("023e105f4ecef8ad9ca31a8372d0c353", ApiToken::new("token"));
+//! let client = ClientBuilder::new(config).build()?;
 //! let d1 = D1Client::new(&client, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
 //!
 //! let upsert = Statement::new(

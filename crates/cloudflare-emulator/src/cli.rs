@@ -45,6 +45,10 @@ pub struct EmulatorArgs {
     /// Seed of fault injection's random choices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Directory holding the local model's files for stand-ins that name none (when it is a
+    /// directory; else the per-user cache is used).
+    #[arg(long, env = "MCP_MEMORY_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
 }
 
 /// Parses `CF_MODEL=LOCAL_MODEL[@DIR]` (the Cloudflare id may itself start with `@`).
@@ -88,10 +92,18 @@ impl EmulatorArgs {
             rate_limit: self.rate_limit,
             rate_window: Duration::from_secs(self.rate_window.max(1)),
             mutation_delay: Duration::from_millis(self.mutation_delay),
-            models: if self.stand_ins.is_empty() {
-                defaults.models
-            } else {
-                self.stand_ins
+            models: {
+                let mut models = if self.stand_ins.is_empty() {
+                    defaults.models
+                } else {
+                    self.stand_ins
+                };
+                if let Some(dir) = self.model_dir.filter(|d| d.is_dir()) {
+                    for model in models.iter_mut().filter(|m| m.local_dir.is_none()) {
+                        model.local_dir = Some(dir.clone());
+                    }
+                }
+                models
             },
             seed: self.seed,
         }

@@ -23,8 +23,9 @@ pub struct ModelStandIn {
     /// The local model answering for it (a `memory-embed` model id), e.g.
     /// `sentence-transformers/all-MiniLM-L6-v2`.
     pub local_model: String,
-    /// Where its weights are; `None` = `memory-embed`'s usual lookup
-    /// (`MCP_MEMORY_MODEL_DIR`, then the per-user cache).
+    /// Where its weights are; `None` = the per-user cache (`memory-embed`'s
+    /// [`ModelLocation::resolve`](memory_embed::ModelLocation::resolve)). The command line
+    /// fills it from `--model-dir` (or `MCP_MEMORY_MODEL_DIR`) when given.
     pub local_dir: Option<PathBuf>,
 }
 

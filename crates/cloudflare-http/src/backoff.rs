@@ -1,4 +1,4 @@
-//! Retry timing: [`BackoffConfig`] (decorrelated jitter) and [`RetryConfig`] (from the environment).
+//! Retry timing: [`BackoffConfig`] (decorrelated jitter) and [`RetryConfig`].
 //!
 //! The jitter follows "decorrelated jitter" from
 //! <https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/>:
@@ -9,16 +9,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Environment variable: how many times a failed call is retried (after the first attempt).
-pub const MAX_RETRIES_ENV: &str = "CLOUDFLARE_MAX_RETRIES";
-
-/// Environment variable: the first backoff delay, in seconds (decimals allowed).
-pub const BASE_DELAY_ENV: &str = "CLOUDFLARE_BASE_DELAY";
-
-/// Default [`MAX_RETRIES_ENV`]: three retries, i.e. four attempts at most.
+/// Default [`RetryConfig::max_retries`]: three retries, i.e. four attempts at most.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// Default [`BASE_DELAY_ENV`]: one second.
+/// Default first backoff delay ([`BackoffConfig::init_backoff`]): one second.
 pub const DEFAULT_INIT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Default ceiling of one backoff delay.
@@ -173,22 +167,6 @@ impl<R: Rng> Iterator for Backoff<R> {
     }
 }
 
-/// Why [`RetryConfig::from_env_lookup`] rejected a variable.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RetryConfigError {
-    /// A variable could not be parsed.
-    #[error("{variable}={value:?} is invalid: {reason}; unset it to use the default")]
-    Invalid {
-        /// The variable.
-        variable: &'static str,
-        /// Its value.
-        value: String,
-        /// What was expected.
-        reason: String,
-    },
-}
-
 /// Retry settings: how many retries, how long between them, and the total time budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryConfig {
@@ -211,71 +189,19 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// Reads [`MAX_RETRIES_ENV`] and [`BASE_DELAY_ENV`] from the process environment.
+    /// `max_retries` retries after the first attempt, the first delay `base_delay`; the
+    /// largest delay is [`DEFAULT_MAX_BACKOFF`], or `base_delay` if larger, and the budget
+    /// [`DEFAULT_TOTAL_BUDGET`].
     ///
     /// # Errors
     ///
-    /// See [`RetryConfig::from_env_lookup`].
-    pub fn from_env() -> Result<Self, RetryConfigError> {
-        Self::from_env_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// Reads [`MAX_RETRIES_ENV`] (default [`DEFAULT_MAX_RETRIES`]) and [`BASE_DELAY_ENV`]
-    /// (seconds, default 1.0) through `lookup`; unset or blank means the default.
-    /// The maximum delay is [`DEFAULT_MAX_BACKOFF`], or the base delay if larger.
-    ///
-    /// # Errors
-    ///
-    /// [`RetryConfigError::Invalid`] naming the variable if it is not a whole number
-    /// (retries) or a positive, finite number of seconds (delay).
-    pub fn from_env_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, RetryConfigError> {
-        let read = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let invalid =
-            |variable: &'static str, value: &str, reason: &str| RetryConfigError::Invalid {
-                variable,
-                value: value.to_owned(),
-                reason: reason.to_owned(),
-            };
-
-        let max_retries = match read(MAX_RETRIES_ENV) {
-            None => DEFAULT_MAX_RETRIES,
-            Some(v) => v.trim().parse::<u32>().map_err(|_| {
-                invalid(
-                    MAX_RETRIES_ENV,
-                    &v,
-                    "expected a whole number of retries, e.g. 3",
-                )
-            })?,
-        };
-
-        let init = match read(BASE_DELAY_ENV) {
-            None => DEFAULT_INIT_BACKOFF,
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    invalid(
-                        BASE_DELAY_ENV,
-                        &v,
-                        "expected a positive number of seconds, e.g. 1.0",
-                    )
-                })?,
-        };
-
-        let backoff = BackoffConfig::new(init, DEFAULT_MAX_BACKOFF.max(init), DEFAULT_BASE)
-            .map_err(|e| {
-                invalid(
-                    BASE_DELAY_ENV,
-                    &init.as_secs_f64().to_string(),
-                    &e.to_string(),
-                )
-            })?;
+    /// [`InvalidBackoff::ZeroInit`] if `base_delay` is zero.
+    pub fn new(max_retries: u32, base_delay: Duration) -> Result<Self, InvalidBackoff> {
+        let backoff = BackoffConfig::new(
+            base_delay,
+            DEFAULT_MAX_BACKOFF.max(base_delay),
+            DEFAULT_BASE,
+        )?;
         Ok(Self {
             max_retries,
             backoff,
@@ -367,45 +293,19 @@ mod tests {
     }
 
     #[test]
-    fn env_defaults() {
-        let config = RetryConfig::from_env_lookup(|_| None).unwrap();
+    fn retry_config_new_keeps_the_defaults_it_is_not_given() {
+        let config = RetryConfig::new(DEFAULT_MAX_RETRIES, DEFAULT_INIT_BACKOFF).unwrap();
         assert_eq!(config, RetryConfig::default());
-        assert_eq!(config.max_retries, 3);
-        assert_eq!(config.backoff.init_backoff(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn env_values_are_parsed() {
-        let config = RetryConfig::from_env_lookup(|k| match k {
-            MAX_RETRIES_ENV => Some("5".into()),
-            BASE_DELAY_ENV => Some(" 0.25 ".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = RetryConfig::new(5, ms(250)).unwrap();
         assert_eq!(config.max_retries, 5);
         assert_eq!(config.backoff.init_backoff(), ms(250));
-
-        let config =
-            RetryConfig::from_env_lookup(|k| (k == BASE_DELAY_ENV).then(|| "60".into())).unwrap();
+        assert_eq!(config.backoff.max_backoff(), DEFAULT_MAX_BACKOFF);
+        // A first delay above the usual ceiling raises the ceiling.
+        let config = RetryConfig::new(3, Duration::from_secs(60)).unwrap();
         assert_eq!(config.backoff.max_backoff(), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn env_errors_name_the_variable() {
-        for (var, value) in [
-            (MAX_RETRIES_ENV, "three"),
-            (MAX_RETRIES_ENV, "-1"),
-            (BASE_DELAY_ENV, "0"),
-            (BASE_DELAY_ENV, "-1.5"),
-            (BASE_DELAY_ENV, "NaN"),
-            (BASE_DELAY_ENV, "inf"),
-            (BASE_DELAY_ENV, "1s"),
-        ] {
-            let err =
-                RetryConfig::from_env_lookup(|k| (k == var).then(|| value.to_owned())).unwrap_err();
-            let text = err.to_string();
-            assert!(text.contains(var), "{text}");
-            assert!(matches!(err, RetryConfigError::Invalid { variable, .. } if variable == var));
-        }
+        assert_eq!(
+            RetryConfig::new(3, Duration::ZERO),
+            Err(InvalidBackoff::ZeroInit)
+        );
     }
 }

@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
-use crate::backoff::{RetryConfig, RetryConfigError};
+use crate::backoff::RetryConfig;
 use crate::envelope::{Envelope, decode};
 use crate::error::CloudflareError;
 use crate::middleware::accounting::{Accounting, AccountingLayer};
@@ -51,7 +51,7 @@ use crate::middleware::retry::RetryPolicy;
 use crate::middleware::timeout::TimeoutLayer;
 use crate::middleware::trace::trace_layer;
 use crate::operation::Operation;
-use crate::secret::{ApiToken, TokenError};
+use crate::secret::ApiToken;
 
 /// Default TCP connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,12 +62,6 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default number of idle connections kept per host.
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 8;
-
-/// Environment variable holding the account id ([`ClientConfig::from_env`]).
-pub const ACCOUNT_ID_ENV: &str = "CLOUDFLARE_ACCOUNT_ID";
-/// Environment variable overriding the base URL, e.g. a local emulator
-/// ([`ClientConfig::from_env`]).
-pub const BASE_URL_ENV: &str = "CLOUDFLARE_API_BASE_URL";
 
 /// A request as the stack takes it: the URI holds only the API path and query
 /// (e.g. `/accounts/{id}/d1/database`), [`BaseUriLayer`] adds the rest.
@@ -122,34 +116,6 @@ pub struct ClientConfig {
     pub root_store: RootStore,
 }
 
-/// Why [`ClientConfig::from_env`] failed: names the variable to set or fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A required variable is unset or blank.
-    #[error("{variable} is not set: {hint}")]
-    Missing {
-        /// The variable.
-        variable: &'static str,
-        /// Where to find the value.
-        hint: &'static str,
-    },
-    /// The token variable is unusable.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// A retry variable is unusable.
-    #[error(transparent)]
-    Retry(#[from] RetryConfigError),
-    /// The base URL variable is not a URL.
-    #[error("{BASE_URL_ENV}={value:?} is not a URL ({reason}); unset it to use {default}", default = crate::DEFAULT_BASE_URL)]
-    BaseUrl {
-        /// The value.
-        value: String,
-        /// The parser's message.
-        reason: String,
-    },
-}
-
 impl ClientConfig {
     /// A config for `account_id` and `token` with every other setting at its default.
     pub fn new(account_id: impl Into<String>, token: ApiToken) -> Self {
@@ -166,42 +132,6 @@ impl ClientConfig {
             rate_limit: Some(RateLimitConfig::default()),
             root_store: RootStore::default(),
         }
-    }
-
-    /// Reads [`ACCOUNT_ID_ENV`], `CLOUDFLARE_API_TOKEN`, optional [`BASE_URL_ENV`] and the
-    /// retry variables (`CLOUDFLARE_MAX_RETRIES`, `CLOUDFLARE_BASE_DELAY`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] naming the variable that is missing or invalid.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// [`ClientConfig::from_env`] reading variables through `lookup`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ClientConfig::from_env`].
-    pub fn from_env_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let read = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let account_id = read(ACCOUNT_ID_ENV).ok_or(ConfigError::Missing {
-            variable: ACCOUNT_ID_ENV,
-            hint: "copy the account id from the Cloudflare dashboard (Workers & Pages, right column)",
-        })?;
-        let token = ApiToken::from_env_lookup(&lookup)?;
-        let mut config = Self::new(account_id.trim(), token);
-        if let Some(url) = read(BASE_URL_ENV) {
-            config.base_url =
-                url.trim()
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| ConfigError::BaseUrl {
-                        value: url.clone(),
-                        reason: e.to_string(),
-                    })?;
-        }
-        config.retry = RetryConfig::from_env_lookup(&lookup)?;
-        Ok(config)
     }
 
     /// Replaces the base URL (e.g. a local emulator).
@@ -440,7 +370,8 @@ struct Shared {
 /// use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+/// let config = ClientConfig::new("023e105f4ecef8ad9ca31a8372d0c353", ApiToken::new("token"));
+/// let client = ClientBuilder::new(config).build()?;
 /// let d1 = client.service("d1");
 /// let path = format!("/accounts/{}/d1/database", d1.account_id());
 /// let request = cloudflare_http::empty_request(http::Method::GET, &path)?;

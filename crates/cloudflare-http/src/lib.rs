@@ -37,10 +37,10 @@ pub mod operation;
 pub mod request;
 pub mod secret;
 
-pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig, RetryConfigError};
+pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig};
 pub use client::{
-    ACCOUNT_ID_ENV, BASE_URL_ENV, Client, ClientBuilder, ClientConfig, ClientError, ConfigError,
-    HttpRequest, HttpResponse, HttpService, RootStore, ServiceClient,
+    Client, ClientBuilder, ClientConfig, ClientError, HttpRequest, HttpResponse, HttpService,
+    RootStore, ServiceClient,
 };
 pub use envelope::{Envelope, ResultInfo, decode, decode_at};
 pub use error::{
@@ -64,7 +64,7 @@ pub use request::{
     body_request, check_status, empty_request, encode_segment, idempotent, json_request,
     not_idempotent,
 };
-pub use secret::{ApiToken, TokenError};
+pub use secret::ApiToken;
 
 /// Default base URL of the Cloudflare v4 API.
 ///

@@ -27,11 +27,12 @@
 //! normalisation would rewrite.
 //!
 //! ```no_run
-//! use cloudflare_http::{ClientBuilder, ClientConfig};
+//! use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 //! use cloudflare_r2::R2Client;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+//! let config = ClientConfig::new("023e105f4ecef8ad9ca31a8372d0c353", ApiToken::new("token"));
+//! let client = ClientBuilder::new(config).build()?;
 //! let r2 = R2Client::new(&client, "memory-blobs")?;
 //! let put = r2.put("notes/2024 q1.md", "# Q1\n").await?;
 //! println!("stored {} ({:?})", put.key, put.etag);

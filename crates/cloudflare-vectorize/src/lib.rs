@@ -23,14 +23,15 @@
 //! Upsert chunks are idempotent and retried; insert chunks are never retried.
 //!
 //! ```no_run
-//! use cloudflare_http::{ClientBuilder, ClientConfig};
+//! use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
 //! use cloudflare_vectorize::{
 //!     CreateIndex, Filter, Metric, MetadataIndexType, QueryVectors, ReturnMetadata, Vector,
 //!     VectorizeClient,
 //! };
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = ClientBuilder::new(ClientConfig::from_env()?).build()?;
+//! let config = ClientConfig::new("023e105f4ecef8ad9ca31a8372d0c353", ApiToken::new("token"));
+//! let client = ClientBuilder::new(config).build()?;
 //! let vectorize = VectorizeClient::new(&client);
 //! vectorize.create_index(&CreateIndex::new("memories", 384, Metric::Cosine)).await?;
 //!

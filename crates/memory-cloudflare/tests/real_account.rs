@@ -46,7 +46,7 @@ fn config_from_env() -> Option<CloudflareConfig> {
         eprintln!("{why}");
         return None;
     }
-    match CloudflareConfig::from_env() {
+    match CloudflareConfig::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => Some(config),
         Err(e) => panic!("the Cloudflare variables are set but unusable: {e}"),
     }

@@ -36,8 +36,9 @@ pub struct LazyEmbedder {
 }
 
 impl LazyEmbedder {
-    /// A lazily loaded `model_id`, from `dir` when given, else from [`ModelLocation::resolve`](crate::ModelLocation::resolve)
-    /// (`MCP_MEMORY_MODEL_DIR`, then the per-user cache) at load time; with the `hub`
+    /// A lazily loaded `model_id`, from `dir` when given (the caller's configured model
+    /// directory), else from [`ModelLocation::resolve`](crate::ModelLocation::resolve) (the
+    /// per-user cache) at load time; with the `hub`
     /// feature a model found nowhere is downloaded into the per-user cache first.
     ///
     /// # Errors

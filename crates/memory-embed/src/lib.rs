@@ -5,7 +5,7 @@
 //! use memory_embed::{BertEmbedder, CachedEmbedder, Embedder, DEFAULT_MODEL_ID};
 //!
 //! # async fn demo() -> Result<(), memory_embed::EmbedError> {
-//! // MCP_MEMORY_MODEL_DIR, else the per-user cache filled by `cargo xtask fetch-model`.
+//! // The per-user cache filled by `cargo xtask fetch-model`.
 //! let embedder = CachedEmbedder::new(BertEmbedder::open(DEFAULT_MODEL_ID)?);
 //! let texts = vec!["The cat sits on the mat.".to_owned(), "A kitten is resting on a rug.".to_owned()];
 //! let vectors = embedder.embed(&texts).await?;
@@ -71,7 +71,7 @@ pub use bert::{BertEmbedder, CHARS_PER_TOKEN_BOUND, DEFAULT_BATCH_SIZE};
 pub use cache::{CacheStats, CachedEmbedder, DEFAULT_CACHE_CAPACITY};
 pub use error::EmbedError;
 pub use lazy::LazyEmbedder;
-pub use location::{LocationSource, MODEL_DIR_ENV, ModelLocation};
+pub use location::{LocationSource, ModelLocation};
 pub use spec::{DEFAULT_MODEL_ID, KNOWN_MODELS, ModelSpec, Pooling};
 
 /// Turns texts into vectors.

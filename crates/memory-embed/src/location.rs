@@ -1,7 +1,9 @@
-//! Where a model's files are: [`ModelLocation::resolve`].
+//! Where a model's files are: [`ModelLocation::resolve`] and [`ModelLocation::resolve_in`].
 //!
+//! This crate reads no environment: a directory configured by the user (the `mcp-memory`
+//! binary's `MCP_MEMORY_MODEL_DIR` or `embedding.model_dir`) is passed in by the caller.
 //! Looked at in order:
-//! 1. the directory named by the environment variable [`MODEL_DIR_ENV`] (`MCP_MEMORY_MODEL_DIR`);
+//! 1. the directory the caller gives, if any ([`ModelLocation::resolve_in`]);
 //! 2. the per-user cache, `<cache dir>/mcp-memory/models/<dir name>/` (see
 //!    [`ModelSpec::dir_name_for`]), where `cargo xtask fetch-model` (and the `hub` feature) put
 //!    models. `<cache dir>` is the platform's user cache directory (`$XDG_CACHE_HOME` or
@@ -10,7 +12,7 @@
 //! ```
 //! use memory_embed::{EmbedError, ModelLocation};
 //!
-//! // With no environment variable and no cache, the error lists every place looked at.
+//! // With no directory given and no cache, the error lists every place looked at.
 //! let err = ModelLocation::resolve_in("acme/absent-model", None, None).unwrap_err();
 //! assert!(matches!(err, EmbedError::ModelNotFound { .. }));
 //! assert!(err.to_string().contains("cargo xtask fetch-model"));
@@ -21,18 +23,14 @@ use std::path::{Path, PathBuf};
 use crate::error::EmbedError;
 use crate::spec::ModelSpec;
 
-/// Environment variable naming a directory that holds the model files
-/// (`config.json`, `tokenizer.json`, `model.safetensors`, optionally `1_Pooling/config.json`).
-pub const MODEL_DIR_ENV: &str = "MCP_MEMORY_MODEL_DIR";
-
 /// Path of the per-user model cache below the platform cache directory.
 pub const CACHE_SUBDIR: &str = "mcp-memory/models";
 
 /// Where a model directory was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocationSource {
-    /// From [`MODEL_DIR_ENV`].
-    EnvVar,
+    /// The directory the caller gave ([`ModelLocation::resolve_in`]).
+    Given,
     /// From the per-user cache.
     UserCache,
 }
@@ -47,32 +45,28 @@ pub struct ModelLocation {
 }
 
 impl ModelLocation {
-    /// Finds `model_id`'s directory from [`MODEL_DIR_ENV`], then the per-user cache.
-    ///
-    /// An empty [`MODEL_DIR_ENV`] counts as unset. A set variable that names no directory is
-    /// passed over (and listed in the error if nothing else is found).
+    /// Finds `model_id`'s directory in the per-user cache (a configured directory is the
+    /// caller's to pass to [`resolve_in`](Self::resolve_in)).
     ///
     /// # Errors
-    /// [`EmbedError::ModelNotFound`] listing every directory looked at.
+    /// [`EmbedError::ModelNotFound`] listing the directory looked at.
     pub fn resolve(model_id: &str) -> Result<Self, EmbedError> {
-        let env_dir = std::env::var_os(MODEL_DIR_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        Self::resolve_in(model_id, env_dir.as_deref(), dirs::cache_dir().as_deref())
+        Self::resolve_in(model_id, None, dirs::cache_dir().as_deref())
     }
 
-    /// [`resolve`](Self::resolve) with the environment variable's value and the platform cache
-    /// directory given explicitly (for tests and for callers with their own configuration).
+    /// Finds `model_id`'s directory: `dir` when given, then the per-user cache below
+    /// `cache_dir` (the platform's, or a test's). A given `dir` that is not a directory is
+    /// passed over (and listed in the error if nothing else is found).
     ///
     /// # Errors
     /// [`EmbedError::ModelNotFound`] listing every directory looked at.
     pub fn resolve_in(
         model_id: &str,
-        env_dir: Option<&Path>,
+        dir: Option<&Path>,
         cache_dir: Option<&Path>,
     ) -> Result<Self, EmbedError> {
-        let candidates = env_dir
-            .map(|dir| (dir.to_path_buf(), LocationSource::EnvVar))
+        let candidates = dir
+            .map(|dir| (dir.to_path_buf(), LocationSource::Given))
             .into_iter()
             .chain(
                 cache_dir
@@ -111,7 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_dir_wins_over_the_cache() {
+    fn a_given_dir_wins_over_the_cache() {
         let env = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(cache.path().join("mcp-memory/models/all-MiniLM-L6-v2")).unwrap();
@@ -121,7 +115,7 @@ mod tests {
             Some(cache.path()),
         )
         .unwrap();
-        assert_eq!(found.source, LocationSource::EnvVar);
+        assert_eq!(found.source, LocationSource::Given);
     }
 
     #[test]
@@ -159,7 +153,7 @@ mod tests {
                 .join("mcp-memory/models/all-MiniLM-L6-v2")
                 .display()
                 .to_string(),
-            MODEL_DIR_ENV.to_owned(),
+            "MCP_MEMORY_MODEL_DIR".to_owned(),
             "cargo xtask fetch-model".to_owned(),
         ] {
             assert!(err.contains(&needle), "{needle:?} not in: {err}");

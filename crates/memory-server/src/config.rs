@@ -62,9 +62,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memory_cloudflare::config::{
-    ACCOUNT_ENV, API_BASE_URL_ENV, BASE_DELAY_ENV, CloudflareConfig, D1_DATABASE_ENV,
-    EMBEDDING_MODEL_ENV, LARGE_CONTENT_THRESHOLD_ENV, MAX_RETRIES_ENV, NAMESPACE_ENV,
-    R2_BUCKET_ENV, RATE_LIMIT_ENV, REQUEST_TIMEOUT_ENV, TOKEN_ENV, VECTORIZE_INDEX_ENV,
+    ACCOUNT_ENV, API_BASE_URL_ENV, BASE_DELAY_ENV, CloudflareConfig, CloudflareSettings,
+    D1_DATABASE_ENV, EMBEDDING_MODEL_ENV, Field, LARGE_CONTENT_THRESHOLD_ENV, MAX_RETRIES_ENV,
+    NAMESPACE_ENV, R2_BUCKET_ENV, RATE_LIMIT_ENV, REQUEST_TIMEOUT_ENV, TOKEN_ENV,
+    VECTORIZE_INDEX_ENV,
 };
 use serde_json::json;
 use thiserror::Error;
@@ -81,7 +82,7 @@ pub const SQLITE_PATH_ENV: &str = "MCP_MEMORY_SQLITE_PATH";
 /// `MCP_MEMORY_EMBEDDING_MODEL`: the local embedding model id.
 pub const EMBEDDING_MODEL_ID_ENV: &str = "MCP_MEMORY_EMBEDDING_MODEL";
 /// `MCP_MEMORY_MODEL_DIR`: the directory holding the local model's files.
-pub const MODEL_DIR_ENV: &str = memory_embed::MODEL_DIR_ENV;
+pub const MODEL_DIR_ENV: &str = "MCP_MEMORY_MODEL_DIR";
 /// `MCP_MEMORY_API_KEY`: the key clients of `serve --http` must send.
 pub const API_KEY_ENV: &str = "MCP_MEMORY_API_KEY";
 /// Seconds an idle HTTP session lives.
@@ -266,35 +267,9 @@ pub fn mask(secret: &str) -> String {
     }
 }
 
-/// A secret string: `Debug` and `Display` show `***` only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A secret string (the HTTP API key; the Cloudflare API token is the same type):
+/// `Debug` and `Display` show `***` only, [`Secret::expose`] gives the value.
+pub use memory_cloudflare::config::ApiToken as Secret;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -711,13 +686,6 @@ struct Layers<'a> {
 }
 
 impl Layers<'_> {
-    /// The variable `env` from the environment, else the file (what `CloudflareConfig` reads).
-    fn lookup(&self, env: &str) -> Option<String> {
-        (self.var)(env)
-            .filter(|v| !v.trim().is_empty())
-            .or_else(|| self.file.and_then(|f| f.get(env)).map(str::to_owned))
-    }
-
     /// `setting`'s value and its source, if any layer sets it.
     fn get(&self, setting: &'static Setting) -> Option<(String, Source)> {
         let flag = match setting.env {
@@ -746,39 +714,6 @@ impl Layers<'_> {
             )
         })
     }
-}
-
-/// The Cloudflare settings' defaults, read from [`CloudflareConfig`] itself so they cannot
-/// drift: `None` for required and optional-without-default settings.
-fn cloudflare_default(env: &str) -> Option<String> {
-    let config = CloudflareConfig::from_lookup(|k| match k {
-        TOKEN_ENV => Some("default".to_owned()),
-        ACCOUNT_ENV => Some("0".repeat(32)),
-        VECTORIZE_INDEX_ENV => Some("default".to_owned()),
-        D1_DATABASE_ENV => Some("00000000-0000-0000-0000-000000000000".to_owned()),
-        _ => None,
-    })
-    .ok()?;
-    let client = &config.client;
-    Some(match env {
-        EMBEDDING_MODEL_ENV => config.embedding_model.id().to_owned(),
-        LARGE_CONTENT_THRESHOLD_ENV => config.large_content_threshold.to_string(),
-        MAX_RETRIES_ENV => client.retry.max_retries.to_string(),
-        BASE_DELAY_ENV => client
-            .retry
-            .backoff
-            .init_backoff()
-            .as_secs_f64()
-            .to_string(),
-        API_BASE_URL_ENV => client.base_url.to_string(),
-        REQUEST_TIMEOUT_ENV => client.request_timeout.as_secs_f64().to_string(),
-        RATE_LIMIT_ENV => client
-            .rate_limit
-            .as_ref()
-            .map_or(0, |r| r.requests())
-            .to_string(),
-        _ => return None,
-    })
 }
 
 /// The effective configuration with the source of every value, every warning and every
@@ -870,7 +805,7 @@ impl Resolution {
                         MAX_SESSIONS_ENV => Some(
                             crate::mcp::sessions::SessionLimits::DEFAULT_MAX_SESSIONS.to_string(),
                         ),
-                        env => cloudflare_default(env),
+                        env => Field::from_env_name(env).and_then(Field::default_value),
                     };
                     let source = default.as_ref().map(|_| Source::Default);
                     (default, source)
@@ -910,15 +845,14 @@ impl Resolution {
                 }
             },
         };
-        let cloudflare = match backend {
-            Some(BackendKind::Cloudflare) => {
-                match cloudflare_from_layers(&|k| layers.lookup(k), file.as_deref(), var) {
-                    Ok(c) => Some(c),
-                    Err(cf) => {
-                        problems.extend(cf);
-                        None
-                    }
-                }
+        // Checked whichever backend is selected (`migrate` needs both), but only a problem
+        // when Cloudflare is.
+        let cloudflare_any = cloudflare_from(&found);
+        let cloudflare = match (backend, &cloudflare_any) {
+            (Some(BackendKind::Cloudflare), Ok(c)) => Some(c.clone()),
+            (Some(BackendKind::Cloudflare), Err(cf)) => {
+                problems.extend(cf.iter().cloned());
+                None
             }
             _ => None,
         };
@@ -966,6 +900,7 @@ impl Resolution {
                 session_idle_timeout,
                 max_sessions,
                 file,
+                cloudflare_any,
             }),
             _ => None,
         };
@@ -1071,34 +1006,30 @@ fn default_sqlite_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("mcp-memory").join("memories.db"))
 }
 
-/// Reads the Cloudflare settings through `lookup` (environment, then file), naming each
-/// problem where its value came from.
-fn cloudflare_from_layers(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    file: Option<&ConfigFile>,
-    var: &dyn Fn(&str) -> Option<String>,
+/// The Cloudflare settings among the values `found` (each with its source), checked; every
+/// problem named where its value came from.
+fn cloudflare_from(
+    found: &BTreeMap<&'static str, (String, Source)>,
 ) -> Result<CloudflareConfig, Vec<Problem>> {
-    CloudflareConfig::from_lookup(lookup).map_err(|errors| {
+    let mut settings = CloudflareSettings::default();
+    for field in Field::ALL {
+        if let Some((value, _)) = found.get(field.env()) {
+            settings.set(field, value.as_str());
+        }
+    }
+    settings.into_config().map_err(|errors| {
         errors
             .problems()
             .iter()
             .map(|p| {
-                let source = if var(p.variable).is_some_and(|v| !v.trim().is_empty()) {
-                    Some(Source::Env(p.variable))
-                } else {
-                    file.filter(|f| f.get(p.variable).is_some())
-                        .zip(setting_for_env(p.variable))
-                        .map(|(f, s)| Source::File {
-                            path: f.path.clone(),
-                            key: s.key,
-                        })
-                };
-                match setting_for_env(p.variable) {
-                    Some(setting) => Problem::at(setting, source.as_ref(), p.problem.clone()),
+                let env = p.field.env();
+                let source = found.get(env).map(|(_, source)| source);
+                match setting_for_env(env) {
+                    Some(setting) => Problem::at(setting, source, p.reason.clone()),
                     None => Problem {
                         setting: None,
-                        location: p.variable.to_owned(),
-                        message: p.problem.clone(),
+                        location: env.to_owned(),
+                        message: p.reason.clone(),
                     },
                 }
             })
@@ -1130,6 +1061,8 @@ pub struct Config {
     pub max_sessions: Option<usize>,
     /// The configuration file read, if any.
     pub file: Option<Arc<ConfigFile>>,
+    /// The Cloudflare settings checked whichever backend is selected, or their problems.
+    cloudflare_any: Result<CloudflareConfig, Vec<Problem>>,
 }
 
 impl Config {
@@ -1158,23 +1091,15 @@ impl Config {
         resolution.into_config()
     }
 
-    /// The Cloudflare settings whichever backend is selected (`migrate` needs both): the
-    /// ones already read, else read now from the process environment and the file.
+    /// The Cloudflare settings whichever backend is selected (`migrate` needs both), as
+    /// resolved with the rest of the configuration.
     ///
     /// # Errors
     /// [`ConfigError::Problems`] listing every missing or malformed Cloudflare setting.
     pub fn cloudflare_config(&self) -> Result<CloudflareConfig, ConfigError> {
-        if let Some(c) = &self.cloudflare {
-            return Ok(c.clone());
-        }
-        let var = |k: &str| std::env::var(k).ok();
-        let file = self.file.as_deref();
-        let lookup = |k: &str| {
-            var(k)
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| file.and_then(|f| f.get(k)).map(str::to_owned))
-        };
-        cloudflare_from_layers(&lookup, file, &var).map_err(|p| ConfigError::Problems(Problems(p)))
+        self.cloudflare_any
+            .clone()
+            .map_err(|p| ConfigError::Problems(Problems(p)))
     }
 }
 
