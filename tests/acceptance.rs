@@ -104,33 +104,56 @@ where
 
 #[tokio::test]
 async fn empty_content_is_refused_naming_content() {
-    for text in ["", "   \n\t "] {
+    // Built without the constructor's check, so the store itself must refuse it.
+    for text in ["", "   \n\t ", "\u{200b}\u{feff}"] {
         refused_without_change("content", |store, _| async move {
-            let r = Memory::new(text).map(|_| ()).map_err(|e| e.to_string());
+            let blank = Memory::from_parts(
+                text.to_owned(),
+                ContentHash::of(text),
+                Tags::empty(),
+                None,
+                Metadata::new(),
+                None,
+                memory_core::Timestamp::now(),
+                memory_core::Timestamp::now(),
+            );
+            let r = store
+                .store(blank)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             (store, r)
         })
         .await;
     }
 }
 
+/// An update whose metadata carries `tags` (which become the memory's tags) as the store
+/// receives it from a client: the store must refuse it and change nothing.
+async fn update_with_metadata_tags(
+    store: &SqliteStorage,
+    original: &Memory,
+    tags: &str,
+) -> Result<(), String> {
+    store
+        .update_memory_metadata(
+            original.content_hash(),
+            MemoryUpdate {
+                metadata: Some(Metadata::parse(tags).expect("valid JSON")),
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 #[tokio::test]
 async fn tag_over_100_chars_is_refused_naming_tags() {
     refused_without_change("tags", |store, original| async move {
-        let r = match Tags::parse(vec!["x".repeat(101)]) {
-            Ok(tags) => store
-                .update_memory_metadata(
-                    original.content_hash(),
-                    MemoryUpdate {
-                        tags: Some(tags),
-                        ..Default::default()
-                    },
-                    true,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let long = format!(r#"{{"tags": ["{}"]}}"#, "x".repeat(101));
+        let r = update_with_metadata_tags(&store, &original, &long).await;
         (store, r)
     })
     .await;
@@ -138,28 +161,23 @@ async fn tag_over_100_chars_is_refused_naming_tags() {
 
 #[tokio::test]
 async fn malformed_tag_json_is_refused_naming_tags() {
-    refused_without_change("tags", |store, _| async move {
-        let r = Tags::parse(r#"["ops", "release"#)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+    refused_without_change("tags", |store, original| async move {
+        let r = update_with_metadata_tags(&store, &original, r#"{"tags": "[\"ops\", \"release"}"#)
+            .await;
         (store, r)
     })
     .await;
 }
 
-#[tokio::test]
-async fn nan_in_metadata_is_refused_naming_metadata() {
-    refused_without_change("metadata", |store, _| async move {
-        let r = Metadata::parse(r#"{"score": NaN}"#)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        assert!(matches!(
-            Metadata::new().insert_f64("score", f64::NAN),
-            Err(ValidationError::InvalidMetadata { .. })
-        ));
-        (store, r)
-    })
-    .await;
+/// JSON has no NaN: metadata holding one cannot even be built, so no store ever sees it.
+#[test]
+fn nan_in_metadata_cannot_be_built() {
+    let err = Metadata::parse(r#"{"score": NaN}"#).unwrap_err();
+    assert!(err.to_string().contains("metadata"), "{err}");
+    assert!(matches!(
+        Metadata::new().insert_f64("score", f64::NAN),
+        Err(ValidationError::InvalidMetadata { .. })
+    ));
 }
 
 #[tokio::test]

@@ -213,6 +213,8 @@ pub(crate) struct ReaderPool {
 struct PoolState {
     idle: Vec<Connection>,
     open: usize,
+    /// Callers blocked in `get` until a connection is returned.
+    waiting: usize,
 }
 
 impl ReaderPool {
@@ -250,10 +252,12 @@ impl ReaderPool {
                     }
                 };
             }
+            state.waiting += 1;
             state = self
                 .returned
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 }
@@ -327,11 +331,21 @@ mod tests {
             let c = p2.get().unwrap();
             c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).unwrap()
         });
-        thread::sleep(Duration::from_millis(50));
+        // Until the waiter is inside `get`, blocked on the pool (a bounded wait for the
+        // thread to get there; what is asserted is the pool's state, not a duration).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while lock(&pool.state).waiting == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiter never reached the pool"
+            );
+            thread::yield_now();
+        }
         assert!(
             !waiter.is_finished(),
             "the second get must wait for the only reader"
         );
+        assert_eq!(lock(&pool.state).open, 1, "no second connection was opened");
         drop(first);
         assert_eq!(waiter.join().unwrap(), 1);
         assert_eq!(lock(&pool.state).open, 1);
