@@ -6,7 +6,6 @@
 
 pub mod config;
 mod connect;
-pub mod consistency;
 pub mod embedder;
 mod error_map;
 pub mod namespace;
@@ -17,6 +16,6 @@ pub mod storage;
 #[cfg(test)]
 mod testing;
 
-pub use consistency::{ConsistencyReport, RepairReport};
 pub use namespace::{InvalidNamespace, Namespace};
+pub use storage::consistency::{self, ConsistencyReport, RepairReport};
 pub use storage::{CloudflareStorage, Options, Parts};

@@ -15,12 +15,10 @@ use memory_storage::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::{CloudflareStorage, Inner, MISSING_CONTENT_METADATA, STORE_ID_METADATA, union_tags};
 use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
 use crate::rows::{PREVIEW_CHARS, StoredRow, epoch_text, int, text};
 use crate::sql::link_statements;
-use crate::storage::{
-    CloudflareStorage, Inner, MISSING_CONTENT_METADATA, STORE_ID_METADATA, union_tags,
-};
 
 /// Texts embedded per call while repairing.
 const REPAIR_EMBED_BATCH: usize = 100;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cloudflare_d1::{D1Error, MockD1Api, QueryResult, Row, Statement};
 use cloudflare_http::CloudflareError;
+use cloudflare_r2::PutObject;
 use cloudflare_vectorize::{
     MockIndexApi, MutationBatch, QueryMatch, QueryResult as VQueryResult, Vector, VectorizeError,
 };
@@ -18,6 +19,7 @@ use memory_storage::{
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rows::{count, text};
 use crate::testing::{emulator_storage, emulator_storage_with, local_embedder, parts_on};
 
 fn mock_embedder() -> Arc<dyn Embedder> {
