@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use memory_core::{ContentHash, Memory, Metadata, Tags};
 use memory_storage::{
     DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
-    SemanticQuery, StorageError, TagFilter,
+    SemanticQuery, StorageError, TagFilter, TagMatch,
 };
 
 mod backend;
@@ -291,12 +291,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Search(args) => {
             let mut filter = MemoryFilter::all();
             if let Some(t) = &args.tags {
-                let tags = Tags::parse(t.as_str())?;
-                filter.tags = Some(if args.all_tags {
-                    TagFilter::all(tags)
-                } else {
-                    TagFilter::any(tags)
-                });
+                filter.tags = Some(tag_filter(t, args.all_tags)?);
             }
             filter.memory_type = args.memory_type;
             let mut query = SemanticQuery::new(args.query, args.limit).with_filter(filter);
@@ -309,7 +304,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::List(args) => {
             let mut filter = MemoryFilter::all();
             if let Some(t) = &args.tags {
-                filter.tags = Some(TagFilter::any(Tags::parse(t.as_str())?));
+                filter.tags = Some(tag_filter(t, false)?);
             }
             filter.memory_type = args.memory_type;
             let total = store.count(&filter).await?;
@@ -332,6 +327,13 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--tags` (and `--all-tags`) as the storage filter, through the constructor the MCP tools
+/// use too.
+fn tag_filter(tags: &str, all: bool) -> Result<TagFilter> {
+    let mode = if all { TagMatch::All } else { TagMatch::Any };
+    Ok(TagFilter::requested(Tags::parse(tags)?, mode)?)
 }
 
 fn build_memory(args: StoreArgs) -> Result<Memory> {
@@ -388,14 +390,7 @@ async fn delete(store: &dyn MemoryStorage, args: DeleteArgs, out: &Output) -> Re
         return Ok(());
     }
     let tags = match &args.tags {
-        Some(t) => {
-            let tags = Tags::parse(t.as_str())?;
-            Some(if args.all_tags {
-                TagFilter::all(tags)
-            } else {
-                TagFilter::any(tags)
-            })
-        }
+        Some(t) => Some(tag_filter(t, args.all_tags)?),
         None => None,
     };
     let request = DeleteRequest {

@@ -508,3 +508,23 @@ fn metadata_tags_and_type_move_into_the_memory_through_the_cli() {
     assert_eq!(updated["memory_type"], "decision");
     assert_eq!(updated["metadata"], serde_json::json!({"k": 1}));
 }
+
+/// One tag-filter constructor for the CLI and the MCP tools: an empty tag list is refused
+/// naming `tags` (it used to match nothing, silently, on the CLI only).
+#[test]
+fn an_empty_tag_filter_is_refused_like_the_mcp_tools_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(&db, &["store", "tagged note", "--tags", "a"]);
+    for args in [
+        &["list", "--tags", ","][..],
+        &["delete", "--tags", " , ", "--dry-run"][..],
+        &["export", "--tags", ""][..],
+    ] {
+        let err = fails(&db, args);
+        assert!(
+            err.contains("tags") && err.contains("empty"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -56,6 +56,23 @@ impl TagFilter {
         }
     }
 
+    /// The filter a caller asked for with a tag list and a mode — the one constructor of
+    /// every front end (CLI flags, MCP arguments). An empty list is refused naming `tags`:
+    /// asked for, it would silently match nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::InvalidInput`] naming `tags` for an empty list.
+    pub fn requested(tags: Tags, mode: TagMatch) -> StorageResult<Self> {
+        if tags.is_empty() {
+            return Err(StorageError::invalid(
+                "tags",
+                "the tag list is empty; give at least one tag or leave the tags out",
+            ));
+        }
+        Ok(Self { tags, mode })
+    }
+
     /// Whether a memory's tags satisfy the filter (reference semantics for backends).
     pub fn matches(&self, memory_tags: &Tags) -> bool {
         if self.tags.is_empty() {

@@ -231,16 +231,14 @@ pub fn tag_filter(
         return Ok(None);
     };
     let tags = tags.parse("tags")?;
-    if tags.is_empty() {
-        return Err(ArgError::new(
-            "tags",
-            "the tag list is empty; give at least one tag or leave `tags` out",
-        ));
-    }
-    Ok(Some(TagFilter {
-        tags,
-        mode: mode.unwrap_or_default().into(),
-    }))
+    TagFilter::requested(tags, mode.unwrap_or_default().into())
+        .map(Some)
+        .map_err(|e| match e {
+            memory_storage::StorageError::InvalidInput { field, reason } => {
+                ArgError::new(field, reason)
+            }
+            other => ArgError::new("tags", other),
+        })
 }
 
 /// Checks a result count against `1..=max`, naming `field`.

@@ -128,7 +128,10 @@ impl Drop for PartialFile {
 fn filter_of(args: &ExportArgs) -> Result<MemoryFilter> {
     let mut filter = MemoryFilter::all();
     if let Some(t) = &args.tags {
-        filter.tags = Some(TagFilter::any(Tags::parse(t.as_str()).context("--tags")?));
+        filter.tags = Some(
+            TagFilter::requested(Tags::parse(t.as_str())?, memory_storage::TagMatch::Any)
+                .context("--tags")?,
+        );
     }
     filter.memory_type = args.memory_type.clone();
     let after = parse_time_flag("after", args.after.as_deref())?;
