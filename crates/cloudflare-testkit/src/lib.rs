@@ -228,6 +228,33 @@ impl Prism {
     }
 }
 
+/// What Prism flagged in one answer, if anything — the one rule every harness uses: an
+/// `sl-violations` header (`prism proxy` found the request or the response off the spec), or
+/// one of Prism's problem documents (`https://stoplight.io/prism/errors#…`) as a 422 (a
+/// request violation) or a 500 (an upstream response violation under `--errors`). The text
+/// names the status, the header and up to 1,000 characters of the body.
+#[must_use]
+pub fn prism_violation(
+    headers: &http::HeaderMap,
+    status: http::StatusCode,
+    body: &[u8],
+) -> Option<String> {
+    let header = headers
+        .get("sl-violations")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let text = String::from_utf8_lossy(body);
+    let problem = text.contains("stoplight.io/prism/errors")
+        && matches!(
+            status,
+            http::StatusCode::UNPROCESSABLE_ENTITY | http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+    if header.is_none() && !problem {
+        return None;
+    }
+    let excerpt: String = text.chars().take(1000).collect();
+    Some(format!("{status} {} {excerpt}", header.unwrap_or_default()))
+}
+
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -268,20 +295,13 @@ impl tower::Service<HttpRequest> for Recorder {
         let violations = Arc::clone(&self.violations);
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
-            let flagged = response
-                .headers()
-                .get("sl-violations")
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            let status = response.status();
-            if flagged.is_some() || status == http::StatusCode::UNPROCESSABLE_ENTITY {
-                let detail = flagged.unwrap_or_else(|| {
-                    String::from_utf8_lossy(&response.body()[..response.body().len().min(500)])
-                        .into_owned()
-                });
+            if let Some(found) =
+                prism_violation(response.headers(), response.status(), response.body())
+            {
                 violations
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("{what}: {status} {detail}"));
+                    .push(format!("{what}: {found}"));
             }
             Ok(response)
         })
@@ -291,6 +311,25 @@ impl tower::Service<HttpRequest> for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prism_violations_are_told_from_ordinary_answers() {
+        let none = http::HeaderMap::new();
+        let problem = br#"{"type":"https://stoplight.io/prism/errors#UNPROCESSABLE_ENTITY"}"#;
+        assert!(prism_violation(&none, http::StatusCode::OK, b"{}").is_none());
+        // An API's own 422 or 500 is an answer, not a violation.
+        assert!(prism_violation(&none, http::StatusCode::UNPROCESSABLE_ENTITY, b"{}").is_none());
+        let found = prism_violation(&none, http::StatusCode::UNPROCESSABLE_ENTITY, problem);
+        assert!(found.is_some_and(|f| f.starts_with("422")));
+        assert!(prism_violation(&none, http::StatusCode::INTERNAL_SERVER_ERROR, problem).is_some());
+        let mut flagged = http::HeaderMap::new();
+        flagged.insert(
+            "sl-violations",
+            "response body: missing success".parse().unwrap(),
+        );
+        let found = prism_violation(&flagged, http::StatusCode::OK, b"{}").unwrap();
+        assert!(found.contains("missing success"), "{found}");
+    }
 
     #[test]
     fn shipped_spec_is_the_shared_one_when_present() {

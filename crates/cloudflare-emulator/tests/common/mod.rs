@@ -163,24 +163,14 @@ impl Harness {
         if !from_prism {
             check_error_shape(&method, path, &reply);
         }
-        if self.prism.is_some() {
-            let flagged = reply.headers.get("sl-violations").is_some()
-                || (reply.status == StatusCode::INTERNAL_SERVER_ERROR
-                    && String::from_utf8_lossy(&reply.body).contains("stoplight.io/prism/errors"))
-                || (reply.status == StatusCode::UNPROCESSABLE_ENTITY
-                    && String::from_utf8_lossy(&reply.body).contains("stoplight.io/prism/errors"));
-            if flagged {
-                self.violations.lock().unwrap().push(format!(
-                    "{method} {path}: {} {} {}",
-                    reply.status,
-                    reply
-                        .headers
-                        .get("sl-violations")
-                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                        .unwrap_or_default(),
-                    String::from_utf8_lossy(&reply.body)
-                ));
-            }
+        if self.prism.is_some()
+            && let Some(found) =
+                cloudflare_testkit::prism_violation(&reply.headers, reply.status, &reply.body)
+        {
+            self.violations
+                .lock()
+                .unwrap()
+                .push(format!("{method} {path}: {found}"));
         }
         reply
     }

@@ -475,22 +475,15 @@ impl tower::Service<HttpRequest> for ViolationRecorder {
         let violations = self.violations.clone();
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
-            let header = response
-                .headers()
-                .get("sl-violations")
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            let body = String::from_utf8_lossy(response.body());
-            let prism_problem = body.contains("stoplight.io/prism/errors");
-            if header.is_some() || prism_problem {
-                let excerpt: String = body.chars().take(1000).collect();
+            if let Some(found) = cloudflare_testkit::prism_violation(
+                response.headers(),
+                response.status(),
+                response.body(),
+            ) {
                 violations
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!(
-                        "{what}: {} {} {excerpt}",
-                        response.status(),
-                        header.unwrap_or_default()
-                    ));
+                    .push(format!("{what}: {found}"));
             }
             Ok(response)
         })
