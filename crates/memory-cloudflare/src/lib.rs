@@ -17,5 +17,5 @@ pub mod storage;
 mod testing;
 
 pub use namespace::{InvalidNamespace, Namespace};
-pub use storage::consistency::{self, ConsistencyReport, RepairReport};
+pub use storage::consistency::{self, CloudflareCheck, CloudflareRepair};
 pub use storage::{CloudflareStorage, Options, Parts};

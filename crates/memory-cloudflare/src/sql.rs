@@ -163,8 +163,13 @@ pub(crate) fn link_statements(t: &Tables, hash: &str, tags: &Tags) -> Vec<Statem
     ]
 }
 
-/// The six statements of a store (see the crate design): pre-state, upsert that revives a
-/// tombstone and leaves a live row alone, three link statements, post-state.
+/// Statements [`store_statements`] sends per memory: the pre-state, the upsert, the three
+/// link statements and the post-state. A store batch's results are read in strides of it.
+pub(crate) const STATEMENTS_PER_MEMORY: usize = 6;
+
+/// The [`STATEMENTS_PER_MEMORY`] statements of a store (see the crate design): pre-state,
+/// upsert that revives a tombstone and leaves a live row alone, three link statements,
+/// post-state.
 pub(crate) fn store_statements(t: &Tables, v: &RowValues<'_>, columns: &str) -> Vec<Statement> {
     let m = &t.memories;
     let memory = v.memory;
@@ -211,6 +216,7 @@ pub(crate) fn store_statements(t: &Tables, v: &RowValues<'_>, columns: &str) -> 
         .bind(hash)
         .idempotent(true),
     );
+    debug_assert_eq!(out.len(), STATEMENTS_PER_MEMORY);
     out
 }
 

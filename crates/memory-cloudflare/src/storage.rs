@@ -76,7 +76,7 @@ pub const QUERY_TOP_K: u32 = 100;
 /// Default large-content threshold: 1 MiB (`CLOUDFLARE_LARGE_CONTENT_THRESHOLD`).
 pub const DEFAULT_LARGE_CONTENT_THRESHOLD: usize = 1024 * 1024;
 
-/// Memories per D1 batch in `store_batch` (6 statements each).
+/// Memories per D1 batch of a store (each sends `STATEMENTS_PER_MEMORY` statements, six).
 pub const STORE_BATCH_CHUNK: usize = 50;
 
 /// Ids per Vectorize `delete_by_ids` call.

@@ -10,8 +10,7 @@ use cloudflare_r2::{ListObjects, list_all_pages};
 use cloudflare_vectorize::{ListVectors, MAX_LIST_COUNT};
 use memory_core::{ContentHash, Timestamp};
 use memory_storage::{
-    CleanupReport, ConsistencyIssue, ConsistencyReport as GenericReport, IssueKind,
-    RepairReport as GenericRepair, StorageResult,
+    CleanupReport, ConsistencyIssue, ConsistencyReport, IssueKind, RepairReport, StorageResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +45,7 @@ pub struct HashMismatch {
 
 /// What [`CloudflareStorage::check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsistencyReport {
+pub struct CloudflareCheck {
     /// Live memories whose vector is missing from Vectorize (invisible to semantic search).
     pub rows_without_vectors: Vec<ContentHash>,
     /// Vector ids (of this store's namespace) with no live row.
@@ -73,7 +72,7 @@ pub struct ConsistencyReport {
     pub live_rows: u64,
 }
 
-impl ConsistencyReport {
+impl CloudflareCheck {
     /// True when the three stores agree (foreign vectors and objects are not this store's
     /// problem).
     #[must_use]
@@ -86,12 +85,12 @@ impl ConsistencyReport {
     }
 }
 
-impl ConsistencyReport {
+impl CloudflareCheck {
     /// The backend-neutral form ([`memory_storage::ConsistencyReport`]): rows without
     /// vectors are [`IssueKind::MissingVector`], vectors without rows
     /// [`IssueKind::StrayVector`], R2 objects without rows [`IssueKind::StrayObject`].
     #[must_use]
-    pub fn to_generic(&self) -> GenericReport {
+    pub fn to_generic(&self) -> ConsistencyReport {
         let mut issues = Vec::new();
         for hash in &self.rows_without_vectors {
             issues.push(ConsistencyIssue::new(
@@ -145,7 +144,7 @@ impl ConsistencyReport {
                 ),
             ));
         }
-        let mut report = GenericReport {
+        let mut report = ConsistencyReport {
             backend: BACKEND.into(),
             memories_checked: self.live_rows,
             issues,
@@ -157,9 +156,9 @@ impl ConsistencyReport {
 
 /// What [`CloudflareStorage::repair`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepairReport {
+pub struct CloudflareRepair {
     /// The problems found before repairing.
-    pub found: ConsistencyReport,
+    pub found: CloudflareCheck,
     /// Vectors re-embedded and written.
     pub vectors_written: u64,
     /// Stray vectors deleted.
@@ -182,7 +181,7 @@ pub struct RepairReport {
     pub rows_deleted: u64,
 }
 
-impl RepairReport {
+impl CloudflareRepair {
     /// Issues fixed: vectors written, vectors deleted and objects deleted.
     #[must_use]
     pub fn fixed(&self) -> u64 {
@@ -259,7 +258,7 @@ impl RepairReport {
 
 /// [`MemoryStorage::check`](memory_storage::MemoryStorage::check): the inherent check in
 /// the generic form.
-pub(crate) async fn generic_check(store: &CloudflareStorage) -> StorageResult<GenericReport> {
+pub(crate) async fn generic_check(store: &CloudflareStorage) -> StorageResult<ConsistencyReport> {
     Ok(store.check().await?.to_generic())
 }
 
@@ -269,10 +268,10 @@ pub(crate) async fn generic_check(store: &CloudflareStorage) -> StorageResult<Ge
 /// Vectorize applies writes a few seconds after accepting them, so on Cloudflare (not on
 /// the emulator) vectors written or deleted by this repair may still be listed as remaining;
 /// run `check` again a little later.
-pub(crate) async fn generic_repair(store: &CloudflareStorage) -> StorageResult<GenericRepair> {
+pub(crate) async fn generic_repair(store: &CloudflareStorage) -> StorageResult<RepairReport> {
     let done = store.repair().await?;
     let after = store.check().await?.to_generic();
-    Ok(GenericRepair {
+    Ok(RepairReport {
         found: done.found.to_generic(),
         fixed: done.fixed(),
         actions: done.actions(),
@@ -291,7 +290,7 @@ impl CloudflareStorage {
     /// # Errors
     ///
     /// The first failing call's error.
-    pub async fn check(&self) -> StorageResult<ConsistencyReport> {
+    pub async fn check(&self) -> StorageResult<CloudflareCheck> {
         self.inner.check().await
     }
 
@@ -301,12 +300,12 @@ impl CloudflareStorage {
     /// # Errors
     ///
     /// The first failing call's error (what was repaired before it stays repaired).
-    pub async fn repair(&self) -> StorageResult<RepairReport> {
+    pub async fn repair(&self) -> StorageResult<CloudflareRepair> {
         let found = self.inner.check().await?;
         let i = &*self.inner;
-        let mut report = RepairReport {
+        let mut report = CloudflareRepair {
             found: found.clone(),
-            ..RepairReport::default()
+            ..CloudflareRepair::default()
         };
         // Re-keying first: the vectors it writes are then not reported missing below.
         let rekeys = found
@@ -398,7 +397,7 @@ impl Inner {
         )
     }
 
-    async fn check(&self) -> StorageResult<ConsistencyReport> {
+    async fn check(&self) -> StorageResult<CloudflareCheck> {
         let s = Statement::new(format!(
             "SELECT content_hash, vector_id, r2_key, deleted_at FROM {}",
             self.tables.memories
@@ -538,7 +537,7 @@ impl Inner {
                 "the index or bucket holds vectors or objects this store did not write; they are left alone"
             );
         }
-        Ok(ConsistencyReport {
+        Ok(CloudflareCheck {
             rows_without_vectors,
             vectors_without_rows: strays,
             r2_objects_without_rows: orphans,

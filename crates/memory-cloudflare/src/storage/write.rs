@@ -14,7 +14,9 @@ use memory_storage::{
 use super::{Inner, STORE_BATCH_CHUNK};
 use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
 use crate::rows::{PREVIEW_CHARS, StoredRow, epoch_text, json_strings, prefix_chars, real, text};
-use crate::sql::{Conditions, RowValues, link_statements, now_text, store_statements};
+use crate::sql::{
+    Conditions, RowValues, STATEMENTS_PER_MEMORY, link_statements, now_text, store_statements,
+};
 
 /// A memory checked for storing, with its vector once known.
 struct Prepared {
@@ -35,6 +37,28 @@ struct Written {
     pre: PreState,
     post: Option<StoredRow>,
 }
+
+/// What a write calls its D1 batch, its upsert and the restoring of duplicates' vector
+/// metadata in errors and logs: `store` keeps its singular wording, `store_batch` its own.
+struct Labels {
+    d1: &'static str,
+    vectors: &'static str,
+    restore: &'static str,
+}
+
+/// The wording of `store`.
+const ONE: Labels = Labels {
+    d1: "storing a memory",
+    vectors: "writing a memory's vector",
+    restore: "restoring a duplicate's vector metadata",
+};
+
+/// The wording of `store_batch`.
+const MANY: Labels = Labels {
+    d1: "storing a batch of memories",
+    vectors: "writing a batch of vectors",
+    restore: "restoring duplicates' vector metadata",
+};
 
 impl Inner {
     fn prepare(&self, memory: Memory) -> StorageResult<Prepared> {
@@ -71,14 +95,15 @@ impl Inner {
         }
     }
 
-    /// Reads the per-memory outcome from a store batch's 6 results at `offset`.
+    /// Reads the per-memory outcome from a store batch's [`STATEMENTS_PER_MEMORY`] results
+    /// at `offset`: the pre-state is the first statement's, the row as left the last's.
     fn written(results: &[QueryResult], offset: usize) -> StorageResult<Written> {
         let pre = results
             .get(offset)
             .map(Self::pre_state)
             .ok_or_else(|| bad_row("D1 returned fewer results than statements"))?;
         let post = results
-            .get(offset + 5)
+            .get(offset + STATEMENTS_PER_MEMORY - 1)
             .and_then(|r| r.rows.first())
             .map(StoredRow::from_row)
             .transpose()?;
@@ -183,98 +208,40 @@ impl Inner {
         }
     }
 
+    /// `store`: a one-element [`write`](Self::write), under the singular wording.
     pub(super) async fn store(&self, memory: Memory) -> StorageResult<StoreOutcome> {
-        let i = self;
-        let Prepared { memory, vector } = i.prepare(memory)?;
-        let values = match vector {
-            Some(v) => v,
-            None => i.embed_one(memory.content()).await?,
-        };
-        let hash = memory.content_hash().clone();
-        let large = i.is_large(&memory);
-        let r2_key = large.then(|| i.r2_key(&hash));
-        if let (Some(key), Some(r2)) = (&r2_key, &i.parts.r2) {
-            r2.put_object(PutObject::new(
-                key.clone(),
-                memory.content().as_bytes().to_vec(),
-            ))
-            .await
-            .map_err(|e| r2_error("uploading large content (nothing was stored)", e))?;
-        }
-        let vid = i.vector_id(&hash);
-        let content = if large {
-            prefix_chars(memory.content(), PREVIEW_CHARS)
-        } else {
-            memory.content()
-        };
-        let statements = store_statements(
-            &i.tables,
-            &RowValues {
-                memory: &memory,
-                content,
-                vector_id: &vid,
-                r2_key: r2_key.as_deref(),
-            },
-            &i.columns,
-        );
-        let vector = i.vector(&memory, values.clone());
-        let (d1, vz) = tokio::join!(
-            i.batch("storing a memory", statements),
-            i.upsert("writing a memory's vector", vec![vector])
-        );
-        let d1 = d1.and_then(|r| Inner::written(&r, 0));
-        match (d1, vz) {
-            (Ok(w), Ok(())) => match w.pre {
-                PreState::Live => {
-                    if let Some(existing) = w.post
-                        && i.vector_metadata(&existing.memory) != i.vector_metadata(&memory)
-                    {
-                        let v = i.vector(&existing.memory, values);
-                        if let Err(e) = i
-                            .upsert("restoring a duplicate's vector metadata", vec![v])
-                            .await
-                        {
-                            tracing::warn!(error = %e, hash = %hash, "restoring the vector metadata of a duplicate failed; run repair");
-                        }
-                    }
-                    Err(StorageError::Duplicate { hash })
-                }
-                PreState::Absent => Ok(StoreOutcome::Stored),
-                PreState::Tombstone(_) => Ok(StoreOutcome::Revived),
-            },
-            (Ok(w), Err(vz_err)) => {
-                if w.pre == PreState::Live {
-                    return Err(StorageError::Duplicate { hash });
-                }
-                match i.compensate(&[(&hash, w.pre)]).await {
-                    Ok(()) => {
-                        if let Some(k) = r2_key
-                            && w.pre == PreState::Absent
-                        {
-                            let _ = i
-                                .delete_r2("removing large content of a failed store", vec![k])
-                                .await;
-                        }
-                        Err(nothing_stored(vz_err))
-                    }
-                    Err(c) => Err(half_written(vz_err, &c)),
-                }
-            }
-            (Err(d1_err), Ok(())) => {
-                if i.undo_vectors(&[&hash]).await {
-                    Err(nothing_stored(d1_err))
-                } else {
-                    let c = StorageError::invalid("vector", "could not be removed");
-                    Err(half_written(d1_err, &c))
-                }
-            }
-            (Err(d1_err), Err(_)) => Err(d1_err),
-        }
+        self.write(vec![memory], &ONE)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(bad_row("a store of one memory produced no outcome")))
     }
 
+    /// `store_batch`: [`write`](Self::write) under the batch wording.
     pub(super) async fn store_batch(
         &self,
         memories: Vec<Memory>,
+    ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
+        self.write(memories, &MANY).await
+    }
+
+    /// The one write protocol, for one memory or many; outcomes in input order.
+    ///
+    /// Each memory is checked (a refusal is its outcome), each distinct text needing a
+    /// vector is embedded once, large content goes to R2 first, then the D1 batches (of
+    /// [`STORE_BATCH_CHUNK`] memories, [`STATEMENTS_PER_MEMORY`] statements each) run in
+    /// parallel with one Vectorize upsert. When one side fails the other is undone:
+    ///
+    /// * **Vectorize failed**: the rows D1 wrote (new or revived) are removed or
+    ///   re-tombstoned and the call fails with the Vectorize error (nothing was stored), or
+    ///   says that the undo failed too. When D1 wrote nothing new (every memory a live
+    ///   duplicate or a D1 failure) there is nothing to undo and each memory gets its own
+    ///   outcome.
+    /// * **D1 failed** for some memories: their vectors are deleted unless the memory is
+    ///   live, and each such memory's error says whether that worked.
+    async fn write(
+        &self,
+        memories: Vec<Memory>,
+        labels: &Labels,
     ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
         let mut outcomes: Vec<Option<StorageResult<StoreOutcome>>> =
             Vec::with_capacity(memories.len());
@@ -314,7 +281,7 @@ impl Inner {
                 p.vector = by_hash.get(p.memory.content_hash()).cloned();
             }
         }
-        // Large content first.
+        // Large content first: a row never points to an object not yet written.
         let puts =
             items
                 .iter()
@@ -344,6 +311,7 @@ impl Inner {
                     .then(|| self.r2_key(p.memory.content_hash()))
             })
             .collect();
+        // One vector per hash: the first memory of each hash writes it.
         let mut vectors = Vec::new();
         let mut vector_seen = HashSet::new();
         for (_, p) in &items {
@@ -384,14 +352,13 @@ impl Inner {
         let d1_all = async {
             let mut out = Vec::new();
             for chunk in chunks {
-                out.push(self.batch("storing a batch of memories", chunk).await);
+                out.push(self.batch(labels.d1, chunk).await);
             }
             out
         };
-        let (d1_results, vz) =
-            tokio::join!(d1_all, self.upsert("writing a batch of vectors", vectors));
+        let (d1_results, vz) = tokio::join!(d1_all, self.upsert(labels.vectors, vectors));
 
-        // Per-item outcomes.
+        // Per-memory outcomes of the D1 side; a failed batch fails each of its memories.
         let mut written: Vec<StorageResult<Written>> = Vec::with_capacity(items.len());
         for (c, result) in d1_results.into_iter().enumerate() {
             let n = items
@@ -401,7 +368,7 @@ impl Inner {
             match result {
                 Ok(results) => {
                     for j in 0..n {
-                        written.push(Inner::written(&results, j * 6));
+                        written.push(Inner::written(&results, j * STATEMENTS_PER_MEMORY));
                     }
                 }
                 Err(e) => {
@@ -417,30 +384,65 @@ impl Inner {
                 }
             }
         }
+
+        if let Err(vz_err) = vz {
+            // Undo what D1 wrote (new and revived rows; a live row was never touched).
+            let undo: Vec<(&ContentHash, PreState, Option<&str>)> = items
+                .iter()
+                .zip(&written)
+                .zip(&keys)
+                .filter_map(|(((_, p), w), key)| match w {
+                    Ok(w) if w.pre != PreState::Live => {
+                        Some((p.memory.content_hash(), w.pre, key.as_deref()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !undo.is_empty() {
+                let rows: Vec<(&ContentHash, PreState)> =
+                    undo.iter().map(|(h, pre, _)| (*h, *pre)).collect();
+                return match self.compensate(&rows).await {
+                    Ok(()) => {
+                        // The rows are gone, so their new objects are strays: remove them
+                        // now (best effort; `check` finds any left). A revived row's object
+                        // predates this call and stays with its tombstone.
+                        let objects: Vec<String> = undo
+                            .iter()
+                            .filter(|(_, pre, _)| *pre == PreState::Absent)
+                            .filter_map(|(_, _, key)| key.map(str::to_owned))
+                            .collect();
+                        let _ = self
+                            .delete_r2("removing large content of a failed store", objects)
+                            .await;
+                        Err(nothing_stored(vz_err))
+                    }
+                    Err(c) => Err(half_written(vz_err, &c)),
+                };
+            }
+            // Nothing new reached D1: each memory's own outcome (a live duplicate, or its
+            // D1 error) says all there is; the vector error changed nothing stored.
+            for ((n, p), w) in items.into_iter().zip(written) {
+                outcomes[n] = Some(match w {
+                    Ok(_) => Err(StorageError::Duplicate {
+                        hash: p.memory.content_hash().clone(),
+                    }),
+                    Err(e) => Err(e),
+                });
+            }
+            return Ok(outcomes.into_iter().flatten().collect());
+        }
+
+        // Vectors written, some rows not: remove the vectors of memories that are not live.
         let failed_d1: Vec<&ContentHash> = items
             .iter()
             .zip(&written)
             .filter(|(_, w)| w.is_err())
             .map(|((_, p), _)| p.memory.content_hash())
             .collect();
-        if let Err(vz_err) = vz {
-            let undo: Vec<(&ContentHash, PreState)> = items
-                .iter()
-                .zip(&written)
-                .filter_map(|((_, p), w)| match w {
-                    Ok(w) if w.pre != PreState::Live => Some((p.memory.content_hash(), w.pre)),
-                    _ => None,
-                })
-                .collect();
-            return match self.compensate(&undo).await {
-                Ok(()) => Err(nothing_stored(vz_err)),
-                Err(c) => Err(half_written(vz_err, &c)),
-            };
-        }
-        if !failed_d1.is_empty() {
-            self.undo_vectors(&failed_d1).await;
-        }
-        // Duplicates: put back the existing memories' metadata on their vectors.
+        let vectors_undone = failed_d1.is_empty() || self.undo_vectors(&failed_d1).await;
+
+        // A live duplicate's vector now carries the new memory's metadata: put the existing
+        // memory's back (once per hash, and only when it differs).
         let mut restore = Vec::new();
         let mut first_of_hash = HashSet::new();
         for ((n, p), w) in items.into_iter().zip(written) {
@@ -450,7 +452,11 @@ impl Inner {
                     PreState::Absent => Ok(StoreOutcome::Stored),
                     PreState::Tombstone(_) => Ok(StoreOutcome::Revived),
                     PreState::Live => {
-                        if first && let (Some(existing), Some(v)) = (w.post, p.vector.clone()) {
+                        if first
+                            && let (Some(existing), Some(v)) = (w.post, p.vector)
+                            && self.vector_metadata(&existing.memory)
+                                != self.vector_metadata(&p.memory)
+                        {
                             restore.push(self.vector(&existing.memory, v));
                         }
                         Err(StorageError::Duplicate {
@@ -458,14 +464,15 @@ impl Inner {
                         })
                     }
                 },
-                Err(e) => Err(e),
+                Err(e) if vectors_undone => Err(nothing_stored(e)),
+                Err(e) => Err(half_written(
+                    e,
+                    &StorageError::invalid("vector", "could not be removed"),
+                )),
             };
             outcomes[n] = Some(result);
         }
-        if let Err(e) = self
-            .upsert("restoring duplicates' vector metadata", restore)
-            .await
-        {
+        if let Err(e) = self.upsert(labels.restore, restore).await {
             tracing::warn!(error = %e, "restoring the vector metadata of duplicates failed; run repair");
         }
         Ok(outcomes.into_iter().flatten().collect())
