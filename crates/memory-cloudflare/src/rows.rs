@@ -202,11 +202,6 @@ pub(crate) fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> Stri
     .to_string()
 }
 
-/// Checks a vector's length and values and scales it to unit length (the shared rule).
-pub(crate) fn unit_vector(v: Vec<f32>, dims: usize) -> Result<Vec<f32>, String> {
-    memory_storage::prepare::unit_vector(v, dims).map_err(|p| p.to_string())
-}
-
 /// Cosine similarity of two unit vectors (their dot product), in f64.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter()

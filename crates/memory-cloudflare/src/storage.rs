@@ -38,8 +38,9 @@ use cloudflare_r2::{DeleteObject, GetObject, R2Api};
 use cloudflare_vectorize::{IndexApi, MAX_METADATA_BYTES, Vector, VectorizeApi};
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
-use memory_core::{ContentHash, Memory, MemoryQueryResult, Tags, Timestamp, limits};
+use memory_core::{ContentHash, Memory, MemoryQueryResult, Tags, Timestamp};
 use memory_embed::Embedder;
+use memory_storage::backend;
 use memory_storage::{
     CleanupReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter, MemoryStorage,
     MemoryUpdate, SemanticQuery, StorageError, StorageResult, StorageStats, StoreOutcome, TagCount,
@@ -49,7 +50,7 @@ use serde_json::{Map, Value, json};
 use crate::error_map::{BACKEND, bad_row, d1_error, embed_error, r2_error, vectorize_error};
 use crate::namespace::Namespace;
 use crate::rows::{
-    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, prefix_chars, row_columns, unit_vector, vector_id,
+    EMBED_PREFIX_CHARS, PREVIEW_CHARS, StoredRow, prefix_chars, row_columns, vector_id,
 };
 use crate::schema::Tables;
 
@@ -319,30 +320,7 @@ impl Inner {
             .embed(&owned)
             .await
             .map_err(|e| embed_error(&self.model, owned.len(), e))?;
-        if vectors.len() != owned.len() {
-            return Err(StorageError::Embedding {
-                message: format!(
-                    "model {} returned {} vectors for {} texts; the embedder is broken",
-                    self.model,
-                    vectors.len(),
-                    owned.len()
-                ),
-                source: None,
-            });
-        }
-        vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                unit_vector(v, self.dims).map_err(|problem| StorageError::Embedding {
-                    message: format!(
-                        "model {} returned an unusable vector for text {i}: it {problem}",
-                        self.model
-                    ),
-                    source: None,
-                })
-            })
-            .collect()
+        backend::checked_vectors(&self.model, self.dims, owned.len(), vectors, "")
     }
 
     async fn embed_one(&self, text: &str) -> StorageResult<Vec<f32>> {
@@ -676,18 +654,11 @@ impl MemoryStorage for CloudflareStorage {
     }
 }
 
-/// Merges tag lists, keeping first occurrences and the tag limit.
+/// Merges tag lists, keeping first occurrences and the tag limit
+/// ([`backend::union_tags`]).
 pub(crate) fn union_tags<'a>(lists: impl IntoIterator<Item = &'a Tags>) -> StorageResult<Tags> {
-    let mut union: Vec<String> = Vec::new();
-    for list in lists {
-        for tag in list.iter() {
-            if !union.iter().any(|u| u == tag) {
-                union.push(tag.clone());
-            }
-        }
-    }
-    union.truncate(limits::MAX_TAGS);
-    Tags::parse(union).map_err(|e| StorageError::backend(BACKEND, "merging tags", e))
+    backend::union_tags(lists.into_iter().flat_map(|t| t.iter().map(String::as_str)))
+        .map_err(|e| StorageError::backend(BACKEND, "merging tags", e))
 }
 
 #[cfg(test)]

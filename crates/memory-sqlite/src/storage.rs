@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use memory_core::{ContentHash, Memory, MemoryQueryResult, QueryDebugInfo, Timestamp};
 use memory_embed::Embedder;
+use memory_storage::backend;
 use memory_storage::prepare::{Prepared, prepare_memory};
 use memory_storage::{
     CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
@@ -225,31 +226,13 @@ impl SqliteStorage {
                 ),
                 source: Some(Box::new(e)),
             })?;
-        if vectors.len() != texts.len() {
-            return Err(StorageError::Embedding {
-                message: format!(
-                    "model {} returned {} vectors for {} texts; the embedder is broken",
-                    inner.model,
-                    vectors.len(),
-                    texts.len()
-                ),
-                source: None,
-            });
-        }
-        vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                unit_vector(v, inner.dims.get()).map_err(|problem| StorageError::Embedding {
-                    message: format!(
-                        "model {} returned an unusable vector for text {i}: it {problem}; \
-                         check the model files",
-                        inner.model
-                    ),
-                    source: None,
-                })
-            })
-            .collect()
+        backend::checked_vectors(
+            &inner.model,
+            inner.dims.get(),
+            texts.len(),
+            vectors,
+            "; check the model files",
+        )
     }
 
     /// Checks a memory before storing and separates its supplied embedding (made unit
@@ -659,20 +642,9 @@ impl MemoryStorage for SqliteStorage {
         &self,
         memories: Vec<Memory>,
     ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
-        let mut outcomes: Vec<Option<StorageResult<StoreOutcome>>> =
-            Vec::with_capacity(memories.len());
-        let mut items: Vec<(usize, Prepared)> = Vec::with_capacity(memories.len());
-        for (i, m) in memories.into_iter().enumerate() {
-            match self.prepare(m) {
-                Ok(p) => {
-                    outcomes.push(None);
-                    items.push((i, p));
-                }
-                Err(e) => outcomes.push(Some(Err(e))),
-            }
-        }
+        let (mut outcomes, mut items) = backend::check_each(memories, |m| self.prepare(m));
         if items.is_empty() {
-            return Ok(outcomes.into_iter().flatten().collect());
+            return Ok(outcomes.finish());
         }
 
         // Embed, in one call, each memory that needs it and can be stored: not live
@@ -689,23 +661,13 @@ impl MemoryStorage for SqliteStorage {
             })
             .await?
         };
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut to_embed: Vec<usize> = Vec::new();
-        for (k, (_, p)) in items.iter().enumerate() {
-            let hash = p.memory.content_hash().as_str();
-            let first = seen.insert(hash);
-            if p.vector.is_none() && first && !live.contains(hash) {
-                to_embed.push(k);
-            }
-        }
-        let texts = to_embed
+        let wanted = backend::to_embed(&items, |hash| live.contains(hash.as_str()));
+        let texts = wanted
             .iter()
             .map(|&k| items[k].1.memory.content().to_owned())
             .collect();
         let vectors = self.embed(texts).await?;
-        for (k, v) in to_embed.into_iter().zip(vectors) {
-            items[k].1.vector = Some(v);
-        }
+        backend::give_vectors(&mut items, &wanted, vectors);
 
         let written = self
             .run(move |inner| {
@@ -726,9 +688,9 @@ impl MemoryStorage for SqliteStorage {
             })
             .await?;
         for (i, result) in written {
-            outcomes[i] = Some(result);
+            outcomes.set(i, result);
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok(outcomes.finish())
     }
 
     async fn search(&self, query: &SemanticQuery) -> StorageResult<Vec<MemoryQueryResult>> {

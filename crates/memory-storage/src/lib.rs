@@ -61,6 +61,7 @@ use memory_core::{
     try_extract_time_expression,
 };
 
+pub mod backend;
 pub mod error;
 pub mod prepare;
 pub mod types;

@@ -1,12 +1,14 @@
 //! Writes: `store` and `store_batch`, with the compensation that keeps D1 and Vectorize in
 //! step when one of the two writes fails; `delete`, `delete_memories` and metadata updates.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use cloudflare_d1::{Param, QueryResult, Statement};
 use cloudflare_r2::PutObject;
 use futures::future::try_join_all;
 use memory_core::{ContentHash, Memory, Timestamp};
+use memory_storage::backend;
+use memory_storage::prepare::{Prepared, prepare_memory};
 use memory_storage::{
     DeleteReport, DeleteRequest, MemoryUpdate, StorageError, StorageResult, StoreOutcome,
 };
@@ -17,12 +19,6 @@ use crate::rows::{PREVIEW_CHARS, StoredRow, epoch_text, json_strings, prefix_cha
 use crate::sql::{
     Conditions, RowValues, STATEMENTS_PER_MEMORY, link_statements, now_text, store_statements,
 };
-
-/// A memory checked for storing, with its vector once known.
-struct Prepared {
-    memory: Memory,
-    vector: Option<Vec<f32>>,
-}
 
 /// The state of a row before a store's batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,8 +58,7 @@ const MANY: Labels = Labels {
 
 impl Inner {
     fn prepare(&self, memory: Memory) -> StorageResult<Prepared> {
-        let memory_storage::prepare::Prepared { memory, vector } =
-            memory_storage::prepare::prepare_memory(memory, self.dims)?;
+        let Prepared { memory, vector } = prepare_memory(memory, self.dims)?;
         if memory.content().len() > self.options.large_content_threshold && self.parts.r2.is_none()
         {
             return Err(StorageError::invalid(
@@ -243,44 +238,18 @@ impl Inner {
         memories: Vec<Memory>,
         labels: &Labels,
     ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
-        let mut outcomes: Vec<Option<StorageResult<StoreOutcome>>> =
-            Vec::with_capacity(memories.len());
-        let mut items: Vec<(usize, Prepared)> = Vec::new();
-        for (n, m) in memories.into_iter().enumerate() {
-            match self.prepare(m) {
-                Ok(p) => {
-                    outcomes.push(None);
-                    items.push((n, p));
-                }
-                Err(e) => outcomes.push(Some(Err(e))),
-            }
-        }
+        let (mut outcomes, mut items) = backend::check_each(memories, |m| self.prepare(m));
         if items.is_empty() {
-            return Ok(outcomes.into_iter().flatten().collect());
+            return Ok(outcomes.finish());
         }
-        // One embedding call (the embedder batches) for the first of each hash needing it.
-        let mut seen = HashSet::new();
-        let to_embed: Vec<usize> = items
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, p))| p.vector.is_none())
-            .filter(|(_, (_, p))| seen.insert(p.memory.content_hash().clone()))
-            .map(|(k, _)| k)
-            .collect();
-        let texts: Vec<&str> = to_embed
+        // One embedding call (the embedder batches) for each distinct text needing a vector.
+        let wanted = backend::to_embed(&items, |_| false);
+        let texts: Vec<&str> = wanted
             .iter()
             .map(|&k| items[k].1.memory.content())
             .collect();
         let vectors = self.embed(&texts).await?;
-        let mut by_hash: HashMap<ContentHash, Vec<f32>> = HashMap::new();
-        for (k, v) in to_embed.into_iter().zip(vectors) {
-            by_hash.insert(items[k].1.memory.content_hash().clone(), v);
-        }
-        for (_, p) in &mut items {
-            if p.vector.is_none() {
-                p.vector = by_hash.get(p.memory.content_hash()).cloned();
-            }
-        }
+        backend::give_vectors(&mut items, &wanted, vectors);
         // Large content first: a row never points to an object not yet written.
         let puts =
             items
@@ -422,14 +391,15 @@ impl Inner {
             // Nothing new reached D1: each memory's own outcome (a live duplicate, or its
             // D1 error) says all there is; the vector error changed nothing stored.
             for ((n, p), w) in items.into_iter().zip(written) {
-                outcomes[n] = Some(match w {
+                let outcome = match w {
                     Ok(_) => Err(StorageError::Duplicate {
                         hash: p.memory.content_hash().clone(),
                     }),
                     Err(e) => Err(e),
-                });
+                };
+                outcomes.set(n, outcome);
             }
-            return Ok(outcomes.into_iter().flatten().collect());
+            return Ok(outcomes.finish());
         }
 
         // Vectors written, some rows not: remove the vectors of memories that are not live.
@@ -470,12 +440,12 @@ impl Inner {
                     &StorageError::invalid("vector", "could not be removed"),
                 )),
             };
-            outcomes[n] = Some(result);
+            outcomes.set(n, result);
         }
         if let Err(e) = self.upsert(labels.restore, restore).await {
             tracing::warn!(error = %e, "restoring the vector metadata of duplicates failed; run repair");
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok(outcomes.finish())
     }
 
     pub(super) async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {

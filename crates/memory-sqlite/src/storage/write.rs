@@ -1,7 +1,8 @@
 //! Writes other than `store`: deleting by selector, metadata updates, the duplicate
 //! clean-up and purging tombstones, with the row-level helpers they share with `store`.
 
-use memory_core::{ContentHash, Memory, Tags, Timestamp, limits};
+use memory_core::{ContentHash, Memory, Tags, Timestamp};
+use memory_storage::backend;
 use memory_storage::{
     CleanupReport, DeleteReport, DeleteRequest, MemoryUpdate, StorageError, StorageResult,
     StoreOutcome,
@@ -95,16 +96,10 @@ impl Inner {
             let mut hard_deleted = false;
             for group in groups {
                 let keeper = &rows[group[0]];
-                let mut union: Vec<String> = Vec::new();
-                for &i in &group {
-                    for tag in rows[i].tags.split(',').filter(|t| !t.is_empty()) {
-                        if !union.iter().any(|u| u == tag) {
-                            union.push(tag.to_owned());
-                        }
-                    }
-                }
-                union.truncate(limits::MAX_TAGS);
-                let tags = Tags::parse(union)
+                let all = group
+                    .iter()
+                    .flat_map(|&i| rows[i].tags.split(',').filter(|t| !t.is_empty()));
+                let tags = backend::union_tags(all)
                     .map_err(|e| StorageError::backend(BACKEND, "merging tags", e))?;
                 if tags.joined() != keeper.tags {
                     tx.execute(
