@@ -227,4 +227,28 @@ mod tests {
         assert_eq!(config.tokens, EmulatorConfig::default().tokens);
         assert_eq!(config.rate_limit, DEFAULT_RATE_LIMIT);
     }
+
+    #[test]
+    fn model_dir_serves_the_stand_ins_that_name_none() {
+        let dir = std::env::temp_dir();
+        let shown = dir.display().to_string();
+        let config = Args::parse_from([
+            "cloudflare-emulator",
+            "--stand-in",
+            "@cf/a/x=acme/x",
+            "--stand-in",
+            "@cf/a/y=acme/y@/models/y",
+            "--model-dir",
+            shown.as_str(),
+        ])
+        .inner
+        .config();
+        let dirs: Vec<Option<PathBuf>> = config.models.into_iter().map(|m| m.local_dir).collect();
+        assert_eq!(dirs, [Some(dir), Some(PathBuf::from("/models/y"))]);
+        // A directory that does not exist is passed over: the per-user cache applies.
+        let config = Args::parse_from(["cloudflare-emulator", "--model-dir", "/no/such/dir"])
+            .inner
+            .config();
+        assert_eq!(config.models, vec![ModelStandIn::default_small()]);
+    }
 }
