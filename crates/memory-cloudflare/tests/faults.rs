@@ -132,6 +132,34 @@ async fn a_failed_d1_batch_deletes_the_vector_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_d1_write_fails_removes_its_vectors_and_says_nothing_was_stored() {
+    // store_batch shares store's write path: the same compensation, the same words.
+    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+    let store = env.storage().await;
+    let batch = vec![
+        memory("The first memory of a batch whose D1 write fails."),
+        memory("The second memory of that batch."),
+    ];
+    let hashes: Vec<ContentHash> = batch.iter().map(|m| m.content_hash().clone()).collect();
+    env.fault(FaultRule::fail_next(paths::D1, 1, 503));
+
+    let outcomes = store
+        .store_batch(batch)
+        .await
+        .unwrap_or_else(|e| panic!("store_batch reports per memory: {e}"));
+
+    assert_eq!(outcomes.len(), 2);
+    for outcome in &outcomes {
+        let err = outcome.as_ref().expect_err("the D1 batch failed");
+        assert!(err.to_string().contains("nothing was stored"), "{err}");
+    }
+    for hash in &hashes {
+        assert!(!live(&store, hash).await);
+    }
+    assert_consistent(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_the_compensation_could_not_remove_is_found_and_repaired() {
     let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
     let store = env.storage().await;
