@@ -5,43 +5,20 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const TOKEN: &str = "cf-file-token-abcdefgh-1234";
+mod support;
+use support::Isolated;
 
-/// Every variable the configuration reads, removed so the machine's environment cannot leak
-/// into a test.
-const VARIABLES: &[&str] = &[
-    "MCP_MEMORY_CONFIG",
-    "MCP_MEMORY_STORAGE_BACKEND",
-    "MCP_MEMORY_SQLITE_PATH",
-    "MCP_MEMORY_EMBEDDING_MODEL",
-    "MCP_MEMORY_MODEL_DIR",
-    "MCP_MEMORY_API_KEY",
-    "CLOUDFLARE_API_TOKEN",
-    "CLOUDFLARE_ACCOUNT_ID",
-    "CLOUDFLARE_VECTORIZE_INDEX",
-    "CLOUDFLARE_D1_DATABASE_ID",
-    "CLOUDFLARE_R2_BUCKET",
-    "CLOUDFLARE_EMBEDDING_MODEL",
-    "CLOUDFLARE_LARGE_CONTENT_THRESHOLD",
-    "CLOUDFLARE_MAX_RETRIES",
-    "CLOUDFLARE_BASE_DELAY",
-    "CLOUDFLARE_API_BASE_URL",
-    "CLOUDFLARE_NAMESPACE",
-    "CLOUDFLARE_REQUEST_TIMEOUT",
-    "CLOUDFLARE_RATE_LIMIT",
-];
+const TOKEN: &str = "cf-file-token-abcdefgh-1234";
 
 /// `mcp-memory ARGS` with a clean environment plus `env`; the per-user config directory is
 /// `home`, so no configuration file of the machine's user is read.
 fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-memory"));
-    for v in VARIABLES {
-        command.env_remove(v);
-    }
+    let mut command = Command::new(support::BIN);
+    // The model directory too: `config` shows where it comes from.
     command
-        .args(args)
-        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-        .env("MCP_MEMORY_LOG", "off");
+        .isolated(&home.join("xdg-config"))
+        .env_remove("MCP_MEMORY_MODEL_DIR")
+        .args(args);
     for (k, v) in env {
         command.env(k, v);
     }

@@ -196,14 +196,7 @@ pub fn unreadable_request(request: &CustomRequest) -> ErrorData {
 
 /// What is wrong with the params of a `tools/call` rmcp could not read.
 fn tools_call_problem(params: Option<&Value>) -> String {
-    let kind = |v: &Value| match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+    let kind = memory_core::metadata::json_kind;
     let Some(Value::Object(params)) = params else {
         return format!(
             "invalid params for `tools/call`: `params` must be an object with the tool's \
