@@ -653,14 +653,14 @@ mod tests {
     // ---- errors --------------------------------------------------------------------------
 
     #[test]
-    fn nonexistent_dir_says_how_to_get_the_model() {
+    fn nonexistent_dir_says_which_model_and_files_are_missing() {
         let dir = tempfile::tempdir().unwrap();
         let err = BertEmbedder::load(dir.path().join("absent"), DEFAULT_MODEL_ID).unwrap_err();
         let msg = err.to_string();
         assert!(
             matches!(err, EmbedError::ModelNotFound { .. })
-                && msg.contains("MCP_MEMORY_MODEL_DIR")
-                && msg.contains("cargo xtask fetch-model"),
+                && err.is_missing_model()
+                && msg.contains("model.safetensors"),
             "{msg}"
         );
     }

@@ -1,14 +1,15 @@
 //! [`EmbedError`]: everything that can go wrong while finding, loading or running a model.
 //!
-//! Every message ends with what to do about it.
+//! Every message says what failed: the model, the file, the directories looked in. How to get
+//! a model (a command, a variable) is the binary's to add: it knows its own commands.
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// What to do when model files are absent: shared by several messages.
-pub(crate) const FETCH_HINT: &str = "run `cargo xtask fetch-model` to put the default model into the per-user cache, \
-     or set MCP_MEMORY_MODEL_DIR to a directory holding config.json, tokenizer.json and model.safetensors";
+/// What a model directory holds: shared by several messages.
+pub(crate) const MODEL_FILES: &str =
+    "a model directory holds config.json, tokenizer.json and model.safetensors";
 
 /// Errors of embedding.
 #[derive(Debug, Error)]
@@ -16,7 +17,7 @@ pub(crate) const FETCH_HINT: &str = "run `cargo xtask fetch-model` to put the de
 pub enum EmbedError {
     /// No model directory was found in any of the places looked at.
     #[error(
-        "model `{model_id}` not found; looked in: {}; {FETCH_HINT}",
+        "model `{model_id}` not found; looked in: {}; {MODEL_FILES}",
         display_paths(.searched)
     )]
     ModelNotFound {
@@ -38,8 +39,7 @@ pub enum EmbedError {
     /// A JSON configuration file (`config.json`, `1_Pooling/config.json`,
     /// `sentence_bert_config.json`) is unreadable, malformed or unsupported.
     #[error(
-        "invalid model configuration {}: {reason}; replace it with the model's original file \
-         (re-run `cargo xtask fetch-model`, or download the model again)",
+        "invalid model configuration {}: {reason}; replace it with the model's original file",
         .path.display()
     )]
     InvalidConfig {
@@ -51,8 +51,7 @@ pub enum EmbedError {
 
     /// `tokenizer.json` is unreadable or malformed.
     #[error(
-        "invalid tokenizer {}: {reason}; replace it with the model's original tokenizer.json \
-         (re-run `cargo xtask fetch-model`, or download the model again)",
+        "invalid tokenizer {}: {reason}; replace it with the model's original tokenizer.json",
         .path.display()
     )]
     InvalidTokenizer {
@@ -145,7 +144,7 @@ pub enum EmbedError {
     /// Downloading a model from the Hugging Face Hub failed (feature `hub` only).
     #[error(
         "downloading `{model_id}` failed: {reason}; check the network and the model id, \
-         or put the files in place by hand and set MCP_MEMORY_MODEL_DIR"
+         or put the files in place by hand"
     )]
     Download {
         /// The model id being downloaded.
@@ -160,15 +159,26 @@ pub enum EmbedError {
 }
 
 impl EmbedError {
-    /// A [`EmbedError::MissingFile`] for `path`, with the standard fetch hint.
+    /// A [`EmbedError::MissingFile`] for `path`.
     pub(crate) fn missing_file(path: PathBuf) -> Self {
         Self::MissingFile {
             path,
-            hint: format!(
-                "the model directory must hold config.json, tokenizer.json and model.safetensors; \
-                 {FETCH_HINT}"
-            ),
+            hint: MODEL_FILES.to_owned(),
         }
+    }
+
+    /// Whether the model's files are absent or damaged, so that getting the model again
+    /// (the binary says how) is the fix.
+    #[must_use]
+    pub fn is_missing_model(&self) -> bool {
+        matches!(
+            self,
+            Self::ModelNotFound { .. }
+                | Self::MissingFile { .. }
+                | Self::InvalidConfig { .. }
+                | Self::InvalidTokenizer { .. }
+                | Self::InvalidWeights { .. }
+        )
     }
 
     /// A [`EmbedError::Io`] for `path`.
@@ -184,7 +194,7 @@ impl EmbedError {
 /// `a, b, c` for a message.
 fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
-        return "nowhere (no per-user cache directory on this system and MCP_MEMORY_MODEL_DIR unset)"
+        return "nowhere (no per-user cache directory on this system and no directory given)"
             .to_owned();
     }
     paths

@@ -15,7 +15,8 @@
 //! // With no directory given and no cache, the error lists every place looked at.
 //! let err = ModelLocation::resolve_in("acme/absent-model", None, None).unwrap_err();
 //! assert!(matches!(err, EmbedError::ModelNotFound { .. }));
-//! assert!(err.to_string().contains("cargo xtask fetch-model"));
+//! assert!(err.is_missing_model());
+//! assert!(err.to_string().contains("config.json, tokenizer.json and model.safetensors"));
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -153,8 +154,7 @@ mod tests {
                 .join("mcp-memory/models/all-MiniLM-L6-v2")
                 .display()
                 .to_string(),
-            "MCP_MEMORY_MODEL_DIR".to_owned(),
-            "cargo xtask fetch-model".to_owned(),
+            "config.json, tokenizer.json and model.safetensors".to_owned(),
         ] {
             assert!(err.contains(&needle), "{needle:?} not in: {err}");
         }

@@ -204,12 +204,16 @@ impl Output {
         }
         let mut messages = distinct_messages(e.chain());
         let top = messages.remove(0);
+        let hint = hint(e.chain());
         if self.json {
-            self.print_json(json!({"error": top, "causes": messages}));
+            self.print_json(json!({"error": top, "causes": messages, "hint": hint}));
         } else {
             eprintln!("error: {top}");
             for cause in messages {
                 eprintln!("  caused by: {cause}");
+            }
+            if let Some(hint) = hint {
+                eprintln!("  hint: {hint}");
             }
         }
     }
@@ -248,6 +252,24 @@ fn line(m: &Memory) -> String {
     };
     let date = m.created_at.as_datetime().format("%Y-%m-%d %H:%M");
     format!("{}  {date}{tags}  {first}{more}", m.content_hash().short())
+}
+
+/// How to get the embedding model, in this binary's commands and settings (libraries say
+/// only which model and which files were missing).
+pub const MODEL_HINT: &str = "get the model: `cargo xtask fetch-model` (in a source checkout) \
+     puts it into the per-user cache; or set MCP_MEMORY_MODEL_DIR (file key embedding.model_dir) \
+     to a directory holding config.json, tokenizer.json and model.safetensors; or build with \
+     `--features hub` to download it on first use";
+
+/// What a person can do about an error the libraries reported, if this binary knows.
+pub fn hint<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> Option<&'static str> {
+    chain.into_iter().find_map(|e| {
+        e.downcast_ref::<memory_embed::EmbedError>()
+            .filter(|embed| embed.is_missing_model())
+            .map(|_| MODEL_HINT)
+    })
 }
 
 /// The messages of an error and its causes, each said once: a cause whose text an earlier

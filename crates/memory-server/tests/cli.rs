@@ -528,3 +528,23 @@ fn an_empty_tag_filter_is_refused_like_the_mcp_tools_refuse_it() {
         );
     }
 }
+
+/// Issue 13 part 5: libraries say which model and files are missing; the binary adds how to
+/// get them, in its own commands and settings.
+#[test]
+fn a_missing_model_is_reported_with_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let out = mcp_memory(&db)
+        .args(["search", "anything"])
+        .env("MCP_MEMORY_MODEL_DIR", dir.path().join("no-model-here"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model.safetensors"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("cargo xtask fetch-model"),
+        "{err}"
+    );
+}

@@ -66,7 +66,12 @@ impl From<StorageError> for ToolError {
         let chain = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
             e.source()
         });
-        Self(crate::output::distinct_messages(chain).join(": "))
+        let mut text = crate::output::distinct_messages(chain.clone()).join(": ");
+        if let Some(hint) = crate::output::hint(chain) {
+            text.push_str("; ");
+            text.push_str(hint);
+        }
+        Self(text)
     }
 }
 
