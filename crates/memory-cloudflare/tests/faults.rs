@@ -266,24 +266,38 @@ async fn a_delete_whose_vector_delete_fails_reports_the_vector_as_pending() {
     assert_consistent(&store).await;
 }
 
-/// Issue 12 item 7: the R2 delete fails after the row is deleted; the delete must not
-/// report an error (a retry would say "not found"), but the object as pending clean-up,
-/// which `check` finds and `repair` removes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pending() {
-    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+/// A store keeping content over 64 bytes in R2, holding one such memory (`text` four
+/// times), and a fault that fails every R2 delete from now on (its id, to remove it).
+async fn large_memory_whose_r2_delete_fails(
+    env: &TestEnv,
+    text: &str,
+) -> (CloudflareStorage, ContentHash, u64) {
     let options = Options {
         large_content_threshold: 64,
         ..Options::default()
     };
     let store = env.storage_with(env.parts(), options).await;
-    let m = memory(&"Large content kept in R2, whose object delete fails. ".repeat(4));
+    let m = memory(&text.repeat(4));
     let hash = m.content_hash().clone();
     store
         .store(m)
         .await
         .unwrap_or_else(|e| panic!("store: {e}"));
     let fault = env.fault(FaultRule::error(paths::R2, 503, 1.0).with_method("DELETE"));
+    (store, hash, fault)
+}
+
+/// Issue 12 item 7: the R2 delete fails after the row is deleted; the delete must not
+/// report an error (a retry would say "not found"), but the object as pending clean-up,
+/// which `check` finds and `repair` removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pending() {
+    let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
+    let (store, hash, fault) = large_memory_whose_r2_delete_fails(
+        &env,
+        "Large content kept in R2, whose object delete fails. ",
+    )
+    .await;
 
     let report = store
         .delete(&hash)
@@ -330,18 +344,11 @@ async fn a_delete_whose_r2_delete_fails_succeeds_and_reports_the_object_as_pendi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_whose_r2_delete_fails_counts_the_purged_rows_and_leaves_the_object_to_repair() {
     let env = TestEnv::start(Setup::direct().with_client(no_retries)).await;
-    let options = Options {
-        large_content_threshold: 64,
-        ..Options::default()
-    };
-    let store = env.storage_with(env.parts(), options).await;
-    let m = memory(&"Large content whose object outlives both delete and purge. ".repeat(4));
-    let hash = m.content_hash().clone();
-    store
-        .store(m)
-        .await
-        .unwrap_or_else(|e| panic!("store: {e}"));
-    let fault = env.fault(FaultRule::error(paths::R2, 503, 1.0).with_method("DELETE"));
+    let (store, hash, fault) = large_memory_whose_r2_delete_fails(
+        &env,
+        "Large content whose object outlives both delete and purge. ",
+    )
+    .await;
     let report = store
         .delete(&hash)
         .await

@@ -988,23 +988,11 @@ pub async fn a_hash_that_is_not_the_contents_is_refused(store: &dyn MemoryStorag
         Timestamp::now(),
         Timestamp::now(),
     );
-    match store.store(forged).await {
+    match store.store(forged.clone()).await {
         Err(StorageError::Validation(e)) if e.field() == "content_hash" => {}
         other => panic!("expected a content_hash validation error, got {other:?}"),
     }
-    let results = store
-        .store_batch(vec![Memory::from_parts(
-            "Buy milk on the way home".into(),
-            other.content_hash().clone(),
-            Tags::empty(),
-            None,
-            Metadata::new(),
-            None,
-            Timestamp::now(),
-            Timestamp::now(),
-        )])
-        .await
-        .expect("store_batch");
+    let results = store.store_batch(vec![forged]).await.expect("store_batch");
     assert!(
         matches!(&results[0], Err(StorageError::Validation(e)) if e.field() == "content_hash"),
         "store_batch refuses it per item: {results:?}"
