@@ -73,7 +73,7 @@ pub use error::{BoxError, StorageError, StorageResult};
 pub use types::{
     CleanupReport, ConsistencyIssue, ConsistencyReport, DeleteReport, DeleteRequest,
     DeleteSelector, IssueKind, ListQuery, MAX_RESULTS, MemoryFilter, MemoryUpdate, RepairReport,
-    SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter, TagMatch, duplicate_groups,
+    SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter, TagMatch,
     validate_limit,
 };
 
