@@ -1279,3 +1279,24 @@ async fn with_an_api_key_requests_need_the_bearer() {
     assert_eq!(ok(&client, "memory_list", json!({})).await["total"], 0);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_api_key_flag_beats_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = http_command(
+        &dir.path().join("m.db"),
+        &["--host", "0.0.0.0", "--api-key", "flag-key"],
+    );
+    cmd.env("MCP_MEMORY_API_KEY", "env-key");
+    let server = start_http(cmd);
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    assert_eq!(raw_post(&url, Some("Bearer env-key")).await, 401);
+    assert_eq!(raw_post(&url, Some("Bearer flag-key")).await, 200);
+}
