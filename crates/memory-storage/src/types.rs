@@ -9,7 +9,7 @@ use crate::{StorageError, StorageResult};
 pub const MAX_RESULTS: usize = 1000;
 
 /// Checks a result count: `1..=MAX_RESULTS`.
-pub fn validate_limit(field: &'static str, n: usize) -> StorageResult<()> {
+pub(crate) fn validate_limit(field: &'static str, n: usize) -> StorageResult<()> {
     if n == 0 || n > MAX_RESULTS {
         return Err(StorageError::invalid(
             field,
