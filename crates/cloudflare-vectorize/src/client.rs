@@ -27,10 +27,10 @@ use crate::types::{
 };
 
 /// The name of this crate's service in [`Client::service`].
-pub const SERVICE: &str = "vectorize";
+pub(crate) const SERVICE: &str = "vectorize";
 
 /// The boxed future of this crate's `tower::Service` impls.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, VectorizeError>> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, VectorizeError>> + Send>>;
 
 /// Index management for one account: create, get, delete and list indexes; hands out
 /// [`IndexClient`]s. Cheap to clone, `Send + Sync`.

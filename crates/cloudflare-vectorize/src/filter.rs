@@ -15,7 +15,7 @@ use crate::error::VectorizeError;
 use crate::{MAX_FILTER_BYTES, MAX_FILTER_KEY_CHARS};
 
 /// The filter operators Vectorize supports.
-pub const OPERATORS: [&str; 8] = ["$eq", "$ne", "$in", "$nin", "$lt", "$lte", "$gt", "$gte"];
+pub(crate) const OPERATORS: [&str; 8] = ["$eq", "$ne", "$in", "$nin", "$lt", "$lte", "$gt", "$gte"];
 
 /// A metadata filter: a JSON object mapping property names to conditions.
 ///

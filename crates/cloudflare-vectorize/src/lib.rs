@@ -79,28 +79,23 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
-pub mod error;
-pub mod filter;
-pub mod ndjson;
+mod client;
+mod error;
+mod filter;
+mod ndjson;
 pub mod types;
 
-pub use client::{BoxFuture, IndexApi, IndexClient, SERVICE, VectorizeApi, VectorizeClient};
+pub use client::{IndexApi, IndexClient, VectorizeApi, VectorizeClient};
 #[cfg(any(test, feature = "mock"))]
 pub use client::{MockIndexApi, MockVectorizeApi};
 pub use error::VectorizeError;
-pub use filter::{Filter, OPERATORS};
-pub use ndjson::{
-    Chunk, ChunkLimits, ChunkSink, NDJSON_CONTENT_TYPE, WriteMode, encode_line, encode_ndjson,
-    plan_chunks, write_chunks,
-};
+pub use filter::Filter;
+pub use ndjson::{Chunk, ChunkLimits, encode_line, encode_ndjson, plan_chunks};
 pub use types::{
-    CreateIndex, CreateMetadataIndex, DeleteByIds, DeleteIndex, DeleteMetadataIndex, GetByIds,
-    GetIndex, GetIndexInfo, IndexConfig, IndexDescription, IndexDimensionConfig, IndexInfo,
-    InsertVectors, ListIndexes, ListMetadataIndexes, ListVectors, Metadata, MetadataIndex,
-    MetadataIndexList, MetadataIndexType, Metric, Mutation, MutationBatch, Preset, QueryMatch,
-    QueryResult, QueryVectors, ReturnMetadata, UpsertVectors, Vector, VectorId, VectorIdPage,
-    validate_id, validate_index_name, validate_namespace, validate_values,
+    CreateIndex, CreateMetadataIndex, IndexConfig, IndexDescription, IndexDimensionConfig,
+    IndexInfo, ListVectors, Metadata, MetadataIndex, MetadataIndexType, Metric, Mutation,
+    MutationBatch, Preset, QueryMatch, QueryResult, QueryVectors, ReturnMetadata, Vector, VectorId,
+    VectorIdPage, validate_index_name,
 };
 
 /// Most dimensions of an index (and values of a vector).
@@ -111,7 +106,7 @@ pub const MAX_DIMENSIONS: u32 = 1536;
 /// Longest vector id, in bytes.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_ID_BYTES: usize = 64;
+pub(crate) const MAX_ID_BYTES: usize = 64;
 
 /// Largest metadata of one vector, in bytes of compact JSON (10 KiB).
 ///
@@ -121,22 +116,22 @@ pub const MAX_METADATA_BYTES: usize = 10 * 1024;
 /// Largest topK when a query returns values or all metadata.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_TOP_K_WITH_VALUES_OR_METADATA: u32 = 20;
+pub(crate) const MAX_TOP_K_WITH_VALUES_OR_METADATA: u32 = 20;
 
 /// Largest topK when a query returns neither values nor all metadata.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_TOP_K: u32 = 100;
+pub(crate) const MAX_TOP_K: u32 = 100;
 
 /// Most vectors in one HTTP insert or upsert; larger writes are chunked.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_VECTORS_PER_UPSERT: usize = 5000;
+pub(crate) const MAX_VECTORS_PER_UPSERT: usize = 5000;
 
 /// Largest insert or upsert body, in bytes (100 MB); larger writes are chunked.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_UPSERT_BYTES: usize = 100 * 1000 * 1000;
+pub(crate) const MAX_UPSERT_BYTES: usize = 100 * 1000 * 1000;
 
 /// Most ids in one list-vectors page (the spec's maximum `count`).
 ///
@@ -151,7 +146,7 @@ pub const MAX_INDEX_NAME_BYTES: usize = 64;
 /// Longest namespace name, in bytes.
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
-pub const MAX_NAMESPACE_BYTES: usize = 64;
+pub(crate) const MAX_NAMESPACE_BYTES: usize = 64;
 
 /// Most metadata indexes per Vectorize index (Cloudflare refuses more; this client does
 /// not list them before creating one).
@@ -162,9 +157,9 @@ pub const MAX_METADATA_INDEXES: usize = 10;
 /// A filter's compact JSON must be shorter than this many bytes.
 ///
 /// See <https://developers.cloudflare.com/vectorize/reference/metadata-filtering/>.
-pub const MAX_FILTER_BYTES: usize = 2048;
+pub(crate) const MAX_FILTER_BYTES: usize = 2048;
 
 /// Longest filter key, in characters.
 ///
 /// See <https://developers.cloudflare.com/vectorize/reference/metadata-filtering/>.
-pub const MAX_FILTER_KEY_CHARS: usize = 512;
+pub(crate) const MAX_FILTER_KEY_CHARS: usize = 512;

@@ -14,11 +14,11 @@ use crate::types::{Mutation, MutationBatch, Vector};
 use crate::{MAX_UPSERT_BYTES, MAX_VECTORS_PER_UPSERT};
 
 /// Content type of insert and upsert bodies.
-pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
+pub(crate) const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
 
 /// Which write a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WriteMode {
+pub(crate) enum WriteMode {
     /// `insert`: fails on existing ids; never retried.
     Insert,
     /// `upsert`: replaces existing ids; idempotent, retried.
@@ -28,7 +28,7 @@ pub enum WriteMode {
 impl WriteMode {
     /// The path suffix and operation name (`"insert"` or `"upsert"`).
     #[must_use]
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Insert => "insert",
             Self::Upsert => "upsert",
@@ -79,7 +79,7 @@ pub struct Chunk {
 /// over HTTP; tests use a mock.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
-pub trait ChunkSink: Send + Sync {
+pub(crate) trait ChunkSink: Send + Sync {
     /// Sends `body` (NDJSON holding `vectors` vectors) as an insert or upsert.
     async fn send_chunk(
         &self,
@@ -171,7 +171,7 @@ pub fn plan_chunks(
 /// A validation error (nothing sent); the error of chunk 1 as is (nothing written); or
 /// [`VectorizeError::PartialWrite`] naming the failed chunk, the vectors written before it
 /// and their mutation ids.
-pub async fn write_chunks(
+pub(crate) async fn write_chunks(
     sink: &dyn ChunkSink,
     mode: WriteMode,
     vectors: &[Vector],

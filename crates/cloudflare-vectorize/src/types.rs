@@ -175,25 +175,25 @@ pub struct IndexDescription {
 
 /// Request: get an index (`GET .../indexes/{name}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetIndex {
+pub(crate) struct GetIndex {
     /// The index name.
     pub name: String,
 }
 
 /// Request: delete an index (`DELETE .../indexes/{name}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteIndex {
+pub(crate) struct DeleteIndex {
     /// The index name.
     pub name: String,
 }
 
 /// Request: list the account's indexes (`GET .../indexes`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListIndexes;
+pub(crate) struct ListIndexes;
 
 /// Request: an index's statistics (`GET .../indexes/{name}/info`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GetIndexInfo;
+pub(crate) struct GetIndexInfo;
 
 /// An index's statistics. Mutations are asynchronous: `processed_up_to_mutation` tells
 /// which writes are visible.
@@ -284,14 +284,14 @@ impl Vector {
 /// Request: insert vectors (`POST .../insert`, NDJSON). Not idempotent: an id that
 /// exists already is an error, so a chunk is never retried.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct InsertVectors {
+pub(crate) struct InsertVectors {
     /// The vectors.
     pub vectors: Vec<Vector>,
 }
 
 /// Request: insert or replace vectors (`POST .../upsert`, NDJSON). Idempotent.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct UpsertVectors {
+pub(crate) struct UpsertVectors {
     /// The vectors.
     pub vectors: Vec<Vector>,
 }
@@ -493,7 +493,7 @@ pub struct QueryMatch {
 
 /// Request: fetch vectors by id (`POST .../get_by_ids`). Read-only, so retried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GetByIds {
+pub(crate) struct GetByIds {
     /// The ids.
     pub ids: Vec<String>,
 }
@@ -501,7 +501,7 @@ pub struct GetByIds {
 /// Request: delete vectors by id (`POST .../delete_by_ids`). Idempotent (deleting twice
 /// is harmless), so retried.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeleteByIds {
+pub(crate) struct DeleteByIds {
     /// The ids.
     pub ids: Vec<String>,
 }
@@ -584,12 +584,12 @@ pub struct CreateMetadataIndex {
 
 /// Request: the index's metadata indexes (`GET .../metadata_index/list`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListMetadataIndexes;
+pub(crate) struct ListMetadataIndexes;
 
 /// Request: drop a metadata index (`POST .../metadata_index/delete`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeleteMetadataIndex {
+pub(crate) struct DeleteMetadataIndex {
     /// The metadata property.
     pub property_name: String,
 }
@@ -607,7 +607,7 @@ pub struct MetadataIndex {
 /// The result of listing metadata indexes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetadataIndexList {
+pub(crate) struct MetadataIndexList {
     /// The metadata indexes.
     #[serde(default)]
     pub metadata_indexes: Vec<MetadataIndex>,
@@ -633,7 +633,7 @@ pub fn validate_index_name(name: &str) -> Result<(), VectorizeError> {
 /// # Errors
 ///
 /// [`VectorizeError::InvalidId`].
-pub fn validate_id(id: &str) -> Result<(), VectorizeError> {
+pub(crate) fn validate_id(id: &str) -> Result<(), VectorizeError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(VectorizeError::InvalidId {
             id: id.to_owned(),
@@ -648,7 +648,7 @@ pub fn validate_id(id: &str) -> Result<(), VectorizeError> {
 /// # Errors
 ///
 /// [`VectorizeError::InvalidNamespace`].
-pub fn validate_namespace(namespace: &str) -> Result<(), VectorizeError> {
+pub(crate) fn validate_namespace(namespace: &str) -> Result<(), VectorizeError> {
     if namespace.is_empty() || namespace.len() > MAX_NAMESPACE_BYTES {
         return Err(VectorizeError::InvalidNamespace {
             namespace: namespace.to_owned(),
@@ -665,7 +665,7 @@ pub fn validate_namespace(namespace: &str) -> Result<(), VectorizeError> {
 ///
 /// [`VectorizeError::EmptyValues`], [`VectorizeError::TooManyValues`],
 /// [`VectorizeError::DimensionMismatch`] or [`VectorizeError::NonFiniteValue`].
-pub fn validate_values(
+pub(crate) fn validate_values(
     id: &str,
     values: &[f32],
     dimensions: Option<u32>,
