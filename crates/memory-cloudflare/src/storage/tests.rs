@@ -318,8 +318,8 @@ async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
         })
     });
     let rejected = memory_with_vector("same text").with_tags(Tags::parse("other").unwrap());
-    let err = mock_store(d1, index).store(rejected).await.unwrap_err();
-    assert!(matches!(err, StorageError::Duplicate { .. }), "{err}");
+    let outcome = mock_store(d1, index).store(rejected).await.unwrap();
+    assert_eq!(outcome, StoreOutcome::Duplicate);
     let upserts = upserts.lock().unwrap();
     let restored = upserts[1][0].metadata.as_ref().unwrap();
     assert_eq!(restored["tags"], json!("original"));
@@ -546,7 +546,7 @@ async fn store_batch_reports_duplicates_per_memory_and_writes_every_vector() {
     assert!(matches!(out[0], Ok(StoreOutcome::Stored)));
     assert!(matches!(out[1], Ok(StoreOutcome::Stored)));
     assert!(
-        matches!(out[2], Err(StorageError::Duplicate { .. })),
+        matches!(out[2], Ok(StoreOutcome::Duplicate)),
         "{:?}",
         out[2]
     );
