@@ -325,6 +325,27 @@ async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
     assert_eq!(restored["tags"], json!("original"));
 }
 
+#[tokio::test]
+async fn a_duplicate_is_still_a_duplicate_when_the_vector_upsert_fails() {
+    let existing = memory_with_vector("same text");
+    let post = row_of(&existing, existing.content_hash().as_str());
+    let mut d1 = MockD1Api::new();
+    // One batch, and no compensating one: the live row was never touched.
+    d1.expect_batch().times(1).returning(move |_| {
+        Ok(store_results(
+            Some(json!({"id": 7, "deleted_at": null})),
+            post.clone(),
+        ))
+    });
+    let mut index = MockIndexApi::new();
+    index
+        .expect_upsert()
+        .times(1)
+        .returning(|_| Err(VectorizeError::Cloudflare(timeout())));
+    let outcome = mock_store(d1, index).store(existing).await.unwrap();
+    assert_eq!(outcome, StoreOutcome::Duplicate);
+}
+
 // ----- against the emulator -----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
