@@ -136,6 +136,42 @@ fn ci() -> Result<()> {
         c.args(["fmt", "--all", "--check"]);
         c
     })?;
+    // Crates that must build without a BERT runtime (candle, tokenizers): each is checked on
+    // its own, because in a workspace build another member's features (the binary enables
+    // `memory-embed/bert`) would hide a build that only works with them.
+    const NO_BERT: [&str; 2] = ["memory-embed", "memory-cloudflare"];
+    const BERT_CRATES: [&str; 2] = ["candle", "tokenizers"];
+    for krate in NO_BERT {
+        step(&format!("cargo check -p {krate} --lib (no features)"), {
+            let mut c = cargo();
+            c.args(["check", "-p", krate, "--lib", "--locked"]);
+            c
+        })?;
+        eprintln!("==> cargo tree -e normal -p {krate}: no {BERT_CRATES:?}");
+        let out = cargo()
+            .args(["tree", "-e", "normal", "-p", krate, "--locked"])
+            .output()
+            .with_context(|| format!("could not run cargo tree -p {krate}"))?;
+        if !out.status.success() {
+            bail!(
+                "cargo tree -p {krate} exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let found: Vec<&str> = tree
+            .lines()
+            .filter(|line| BERT_CRATES.iter().any(|name| line.contains(name)))
+            .collect();
+        if !found.is_empty() {
+            bail!(
+                "{krate} depends on a BERT runtime without its features (gate it behind \
+                 memory-embed's `bert` feature):\n{}",
+                found.join("\n")
+            );
+        }
+    }
     step("cargo clippy -D warnings", {
         let mut c = cargo();
         c.args([

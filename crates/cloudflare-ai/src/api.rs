@@ -107,7 +107,7 @@ impl EmbedRequest {
 /// This client always sends `text` as an array; reading accepts a single string too, as
 /// the API does. See <https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/>.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TextEmbeddingInput {
+pub(crate) struct TextEmbeddingInput {
     /// The texts, at most [`MAX_TEXTS_PER_CALL`], none empty.
     #[serde(deserialize_with = "one_or_many")]
     pub text: Vec<String>,
@@ -122,7 +122,7 @@ pub struct TextEmbeddingInput {
 /// The spec marks every field optional; a missing `data` reads as no rows (which the
 /// shape check then reports) and a missing `shape` is not checked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TextEmbeddingOutput {
+pub(crate) struct TextEmbeddingOutput {
     /// `[rows, dimensions]` as Cloudflare declares them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Vec<f64>>,
@@ -224,7 +224,7 @@ pub(crate) fn check_output(
 /// # Errors
 ///
 /// As [`WorkersAiApi::embed`].
-pub async fn embed_in_batches<A: WorkersAiApi + ?Sized>(
+pub(crate) async fn embed_in_batches<A: WorkersAiApi + ?Sized>(
     api: &A,
     texts: &[String],
 ) -> Result<Embeddings, AiError> {

@@ -19,7 +19,7 @@ use crate::model::{EmbeddingModel, Pooling};
 use crate::{MAX_TEXTS_PER_CALL, OPERATION_EMBED, SERVICE};
 
 /// The boxed future of the tower services.
-pub type AiFuture<T> = Pin<Box<dyn Future<Output = Result<T, AiError>> + Send + 'static>>;
+pub(crate) type AiFuture<T> = Pin<Box<dyn Future<Output = Result<T, AiError>> + Send + 'static>>;
 
 /// Workers AI text embeddings over the Cloudflare API, for one [`EmbeddingModel`].
 ///

@@ -1,5 +1,5 @@
 //! Cloudflare Workers AI client for text embeddings: texts in, one `f32` vector per text
-//! out, in batches of at most [`MAX_TEXTS_PER_CALL`], as a tower service.
+//! out, in batches of at most 100 texts, as a tower service.
 //!
 //! [`WorkersAiClient`] is built from a [`cloudflare_http::Client`] (whose stack does the
 //! retries, timeouts, rate limiting, circuit breaking and accounting) and an
@@ -34,58 +34,34 @@
 //!
 //! | limit | value | checked here | source |
 //! |---|---|---|---|
-//! | texts per call ([`MAX_TEXTS_PER_CALL`]) | 100 | yes: [`AiError::TooManyTexts`]; `embed` splits | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
-//! | tokens per text ([`MAX_INPUT_TOKENS`]) | 512 | no (no tokenizer here): Cloudflare answers 400 | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/), [bge-base-en-v1.5](https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/) |
+//! | texts per call | 100 | yes: [`AiError::TooManyTexts`]; `embed` splits | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
+//! | tokens per text (`@cf/baai/bge-*`) | 512 | no (no tokenizer here): Cloudflare fails the whole call with 400, it does not truncate; keep texts to roughly 350 English words | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/), [bge-base-en-v1.5](https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/) |
 //! | empty or blank text | refused | yes: [`AiError::EmptyText`] naming the index | [bge-base-en-v1.5](https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/) (`minLength: 1`) |
-//! | text-embedding requests per minute ([`REQUESTS_PER_MINUTE`]) | 3000 (bge-large: [`BGE_LARGE_REQUESTS_PER_MINUTE`], 1500) | no: 429s are retried by the transport | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
+//! | text-embedding requests per minute, per account | 3000 (bge-large: 1500) | no: 429s are retried by the transport | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
 //! | API requests per token | 1200 per 5 minutes | by the transport's rate limiter | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
 //! | vector dimensions | per model: 384 / 768 / 1024 / 768 | yes: [`AiError::Shape`] | [models](https://developers.cloudflare.com/workers-ai/models/) |
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod client;
-pub mod error;
-pub mod model;
+mod api;
+mod client;
+mod error;
+mod model;
 
 #[cfg(any(test, feature = "mock"))]
 pub use api::MockWorkersAiApi;
-pub use api::{
-    EmbedBatchRequest, EmbedRequest, Embeddings, TextEmbeddingInput, TextEmbeddingOutput,
-    WorkersAiApi, embed_in_batches,
-};
-pub use client::{AiFuture, WorkersAiClient};
+pub use api::{EmbedBatchRequest, EmbedRequest, Embeddings, WorkersAiApi};
+pub use client::WorkersAiClient;
 pub use error::{AiError, BatchPosition, ExpectedShape, ShapeMismatch};
 pub use model::{EmbeddingModel, Pooling};
 
 /// The service name this crate's calls go through ([`cloudflare_http::Client::service`]).
-pub const SERVICE: &str = "ai";
+pub(crate) const SERVICE: &str = "ai";
 
 /// The operation name of an embedding call (accounting and tracing).
-pub const OPERATION_EMBED: &str = "embed";
+pub(crate) const OPERATION_EMBED: &str = "embed";
 
 /// Most texts one embedding call may carry; more is a 400 from Cloudflare, so
 /// [`WorkersAiClient::embed_batch`] refuses it and [`WorkersAiClient::embed`] splits.
 ///
 /// See <https://developers.cloudflare.com/workers-ai/platform/limits/>.
-pub const MAX_TEXTS_PER_CALL: usize = 100;
-
-/// Most tokens one text may have for the `@cf/baai/bge-*` models; a longer text makes
-/// Cloudflare fail the whole call with 400 Bad Request (it does not truncate). Not
-/// checked here, as that needs the model's tokenizer: keep texts to roughly 350 English
-/// words or split them. Larger inputs may also lower the batch size Cloudflare accepts.
-///
-/// See <https://developers.cloudflare.com/workers-ai/platform/limits/> and
-/// <https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/>.
-pub const MAX_INPUT_TOKENS: usize = 512;
-
-/// Text-embedding requests per minute Workers AI allows per account (not enforced here;
-/// a 429 is retried by the transport after its `retry-after`).
-///
-/// See <https://developers.cloudflare.com/workers-ai/platform/limits/>.
-pub const REQUESTS_PER_MINUTE: u32 = 3000;
-
-/// Requests per minute for `@cf/baai/bge-large-en-v1.5`, lower than
-/// [`REQUESTS_PER_MINUTE`].
-///
-/// See <https://developers.cloudflare.com/workers-ai/platform/limits/>.
-pub const BGE_LARGE_REQUESTS_PER_MINUTE: u32 = 1500;
+pub(crate) const MAX_TEXTS_PER_CALL: usize = 100;

@@ -44,7 +44,7 @@ impl EmbeddingModel {
     /// See <https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/>.
     pub const BGE_BASE_EN_V1_5: Self = Self::known_const("@cf/baai/bge-base-en-v1.5", 768);
     /// `@cf/baai/bge-large-en-v1.5`: 1024 dimensions (rate limit 1500 requests per minute,
-    /// see [`crate::BGE_LARGE_REQUESTS_PER_MINUTE`]).
+    /// half the 3000 of the other text-embedding models).
     ///
     /// See <https://developers.cloudflare.com/workers-ai/models/bge-large-en-v1.5/>.
     pub const BGE_LARGE_EN_V1_5: Self = Self::known_const("@cf/baai/bge-large-en-v1.5", 1024);

@@ -10,11 +10,15 @@ use cloudflare_ai::{
 use cloudflare_testkit::Prism;
 use tower::ServiceExt;
 
-#[tokio::test]
-async fn every_operation_conforms_to_the_spec() {
-    let Some(prism) = Prism::start().await else {
-        return;
-    };
+cloudflare_testkit::prism_tests! {
+    #[tokio::test]
+    async fn every_operation_conforms_to_the_spec() {
+        every_operation(Prism::start().await).await;
+    }
+}
+
+/// Calls every operation through `prism`'s mock and checks the answers and the requests.
+async fn every_operation(prism: Prism) {
     let client = prism.client();
 
     for model in EmbeddingModel::KNOWN {

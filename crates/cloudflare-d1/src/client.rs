@@ -18,7 +18,7 @@ use crate::model::{QueryResult, RawResult, StatementOutcome};
 use crate::statement::{Statement, WireBatch, validate_batch};
 
 /// The service name D1 calls are accounted under (`client.service("d1")`).
-pub const SERVICE: &str = "d1";
+pub(crate) const SERVICE: &str = "d1";
 
 /// A boxed, `Send` future, as the [`tower::Service`] impls return.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, D1Error>> + Send + 'static>>;

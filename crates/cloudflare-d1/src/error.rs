@@ -10,7 +10,7 @@ use crate::{MAX_BOUND_PARAMS, MAX_STATEMENT_BYTES, MAX_VALUE_BYTES};
 /// retryable [`D1Error::Cloudflare`].)
 ///
 /// See <https://developers.cloudflare.com/api/resources/d1/subresources/database/methods/query/>.
-pub const SQL_ERROR_CODE: i64 = 7500;
+pub(crate) const SQL_ERROR_CODE: i64 = 7500;
 
 /// A failed D1 call. The limit variants are raised before anything is sent; `statement`
 /// is the statement's 0-based position in its batch (0 for a single query).
@@ -89,7 +89,7 @@ pub enum D1Error {
         value: f64,
     },
 
-    /// SQLite rejected a statement (Cloudflare error code [`SQL_ERROR_CODE`]): a syntax
+    /// SQLite rejected a statement (Cloudflare error code 7500): a syntax
     /// error, a missing table, a constraint violation… The whole request was rolled back.
     #[error(
         "D1 rejected the SQL: {message} (code {code}); fix the statement, retrying will not help"
@@ -97,7 +97,7 @@ pub enum D1Error {
     Sql {
         /// SQLite's message, e.g. `no such table: notes: SQLITE_ERROR`.
         message: String,
-        /// Cloudflare's error code ([`SQL_ERROR_CODE`]).
+        /// Cloudflare's error code (7500 for SQL errors).
         code: i64,
     },
 

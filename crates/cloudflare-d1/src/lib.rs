@@ -37,7 +37,7 @@
 //!
 //! [`D1Error`]: a limit broken before sending (the message names the limit, the maximum
 //! and the actual value), an SQL error reported by SQLite ([`D1Error::Sql`], Cloudflare's
-//! code [`SQL_ERROR_CODE`]), or any other API or transport failure
+//! code 7500), or any other API or transport failure
 //! ([`D1Error::Cloudflare`]).
 //!
 //! # Example
@@ -96,12 +96,10 @@ mod statement;
 
 #[cfg(any(test, feature = "mock"))]
 pub use client::MockD1Api;
-pub use client::{
-    BatchRequest, D1Api, D1Client, QueryRequest, RawBatchRequest, RawRequest, SERVICE,
-};
-pub use error::{D1Error, SQL_ERROR_CODE};
+pub use client::{BatchRequest, D1Api, D1Client, QueryRequest, RawBatchRequest, RawRequest};
+pub use error::D1Error;
 pub use model::{QueryMeta, QueryResult, QueryTimings, RawResult, Row};
-pub use param::{Param, hex_encode};
+pub use param::Param;
 pub use statement::Statement;
 
 /// Most parameters one statement may bind.

@@ -96,12 +96,8 @@ impl Serialize for Param {
 }
 
 /// Lowercase hex of `bytes`, as [`Param::Blob`] sends them.
-///
-/// ```
-/// assert_eq!(cloudflare_d1::hex_encode(&[0x00, 0x1f, 0xff]), "001fff");
-/// ```
 #[must_use]
-pub fn hex_encode(bytes: &[u8]) -> String {
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -180,6 +176,11 @@ impl From<&[u8]> for Param {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_encode_is_lowercase() {
+        assert_eq!(hex_encode(&[0x00, 0x1f, 0xff]), "001fff");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -8,11 +8,15 @@ use cloudflare_d1::{
 use cloudflare_testkit::{PRISM_ACCOUNT_ID, Prism};
 use tower::ServiceExt;
 
-#[tokio::test]
-async fn every_operation_conforms_to_the_spec() {
-    let Some(prism) = Prism::start().await else {
-        return;
-    };
+cloudflare_testkit::prism_tests! {
+    #[tokio::test]
+    async fn every_operation_conforms_to_the_spec() {
+        every_operation(Prism::start().await).await;
+    }
+}
+
+/// Calls every operation through `prism`'s mock and checks the answers and the requests.
+async fn every_operation(prism: Prism) {
     let client = prism.client();
     let d1 = D1Client::from_service(client.service("d1"), "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
     assert_eq!(d1.service().account_id(), PRISM_ACCOUNT_ID);

@@ -102,7 +102,12 @@ async fn embeddings(h: &Harness) {
 async fn embeddings_from_the_stand_in() {
     let h = Harness::direct(config()).await;
     embeddings(&h).await;
-    if let Some(h) = Harness::via_prism(config()).await {
+}
+
+cloudflare_testkit::prism_tests! {
+    #[tokio::test]
+    async fn embeddings_from_the_stand_in_through_prism() {
+        let h = Harness::via_prism(config()).await;
         embeddings(&h).await;
         h.assert_no_violations();
     }

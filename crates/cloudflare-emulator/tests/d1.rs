@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 const DB: &str = "6f2c1b0e-9d8a-4c3b-a1e2-f3d4c5b6a798";
 
-/// Runs scenario `$name` directly, then through Prism (asserting no spec violation).
+/// Runs scenario `$name` as two tests: `direct`, and `via_prism` (asserting no spec
+/// violation; ignored when Prism is not installed).
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -21,9 +22,10 @@ macro_rules! both {
                 super::$name(&h).await;
             }
 
-            #[tokio::test]
-            async fn via_prism() {
-                if let Some(h) = super::Harness::via_prism(super::EmulatorConfig::default()).await {
+            cloudflare_testkit::prism_tests! {
+                #[tokio::test]
+                async fn via_prism() {
+                    let h = super::Harness::via_prism(super::EmulatorConfig::default()).await;
                     super::$name(&h).await;
                     h.assert_no_violations();
                 }

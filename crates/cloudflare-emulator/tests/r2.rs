@@ -77,16 +77,29 @@ async fn seed(h: &Harness, key: &str, body: &[u8]) {
     );
 }
 
-/// Runs `scenario` directly, then through Prism when available (asserting no violation).
+/// Runs `scenario` as two tests in module `test`: `direct`, and `via_prism` (asserting no
+/// violation; ignored when Prism is not installed).
 macro_rules! both {
-    ($scenario:ident) => {{
-        let h = Harness::direct(EmulatorConfig::default()).await;
-        $scenario(&h).await;
-        if let Some(h) = Harness::via_prism(EmulatorConfig::default()).await {
-            $scenario(&h).await;
-            h.assert_no_violations();
+    ($test:ident: $scenario:ident) => {
+        mod $test {
+            use super::*;
+
+            #[tokio::test]
+            async fn direct() {
+                let h = Harness::direct(EmulatorConfig::default()).await;
+                $scenario(&h).await;
+            }
+
+            cloudflare_testkit::prism_tests! {
+                #[tokio::test]
+                async fn via_prism() {
+                    let h = Harness::via_prism(EmulatorConfig::default()).await;
+                    $scenario(&h).await;
+                    h.assert_no_violations();
+                }
+            }
         }
-    }};
+    };
 }
 
 async fn put_get_delete(h: &Harness) {
@@ -153,10 +166,7 @@ async fn put_get_delete(h: &Harness) {
     assert_eq!(again["key"], "2024 q1.md");
 }
 
-#[tokio::test]
-async fn put_get_delete_roundtrip() {
-    both!(put_get_delete);
-}
+both!(put_get_delete_roundtrip: put_get_delete);
 
 /// Empty and binary objects, direct only: the spec marks the upload body `required`, so
 /// Prism refuses an empty one (422), and Prism's proxy re-encodes bodies as UTF-8, which
@@ -325,10 +335,7 @@ async fn listing(h: &Harness) {
     assert_eq!(fresh, json!([]));
 }
 
-#[tokio::test]
-async fn list_prefix_delimiter_cursor_start_after() {
-    both!(listing);
-}
+both!(list_prefix_delimiter_cursor_start_after: listing);
 
 async fn bulk_delete(h: &Harness) {
     for key in ["logs/1", "logs/2", "logs/x/3", "logsbook", "keep"] {
@@ -389,10 +396,7 @@ async fn bulk_delete(h: &Harness) {
     .error(400, 10022);
 }
 
-#[tokio::test]
-async fn bulk_delete_by_prefix_and_empty_bucket() {
-    both!(bulk_delete);
-}
+both!(bulk_delete_by_prefix_and_empty_bucket: bulk_delete);
 
 /// Delete by list: the operation's description says to send a JSON array of keys, but its
 /// schema declares no request body, so Prism refuses any body (415): direct only.

@@ -67,17 +67,27 @@ fn ids(result: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn run<F, Fut>(config: impl Fn() -> EmulatorConfig, scenario: F)
-where
-    F: Fn(Harness) -> Fut,
-    Fut: std::future::Future<Output = Harness>,
-{
-    let h = scenario(Harness::direct(config()).await).await;
-    drop(h);
-    if let Some(h) = Harness::via_prism(config()).await {
-        let h = scenario(h).await;
-        h.assert_no_violations();
-    }
+/// Runs `scenario` (on `config()`) as two tests in module `test`: `direct`, and `via_prism`
+/// (asserting no violation; ignored when Prism is not installed).
+macro_rules! both {
+    ($test:ident: $scenario:ident on $config:path) => {
+        mod $test {
+            use super::*;
+
+            #[tokio::test]
+            async fn direct() {
+                $scenario(Harness::direct($config()).await).await;
+            }
+
+            cloudflare_testkit::prism_tests! {
+                #[tokio::test]
+                async fn via_prism() {
+                    let h = $scenario(Harness::via_prism($config()).await).await;
+                    h.assert_no_violations();
+                }
+            }
+        }
+    };
 }
 
 async fn index_lifecycle(h: Harness) -> Harness {
@@ -139,10 +149,7 @@ async fn index_lifecycle(h: Harness) -> Harness {
     h
 }
 
-#[tokio::test]
-async fn indexes_are_created_listed_read_and_deleted() {
-    run(EmulatorConfig::default, index_lifecycle).await;
-}
+both!(indexes_are_created_listed_read_and_deleted: index_lifecycle on EmulatorConfig::default);
 
 async fn vectors(h: Harness) -> Harness {
     create(&h, "vec", 2, "cosine").await;
@@ -259,10 +266,7 @@ async fn vectors(h: Harness) -> Harness {
     h
 }
 
-#[tokio::test]
-async fn vectors_are_written_queried_read_listed_and_deleted() {
-    run(EmulatorConfig::default, vectors).await;
-}
+both!(vectors_are_written_queried_read_listed_and_deleted: vectors on EmulatorConfig::default);
 
 async fn metrics(h: Harness) -> Harness {
     create(&h, "euc", 2, "euclidean").await;
@@ -284,10 +288,7 @@ async fn metrics(h: Harness) -> Harness {
     h
 }
 
-#[tokio::test]
-async fn scores_follow_each_metric() {
-    run(EmulatorConfig::default, metrics).await;
-}
+both!(scores_follow_each_metric: metrics on EmulatorConfig::default);
 
 async fn filters(h: Harness) -> Harness {
     create(&h, "flt", 2, "cosine").await;
@@ -403,10 +404,7 @@ async fn filters(h: Harness) -> Harness {
     h
 }
 
-#[tokio::test]
-async fn filters_apply_to_indexed_metadata_only() {
-    run(EmulatorConfig::default, filters).await;
-}
+both!(filters_apply_to_indexed_metadata_only: filters on EmulatorConfig::default);
 
 fn delayed() -> EmulatorConfig {
     EmulatorConfig {
@@ -439,10 +437,7 @@ async fn eventual(h: Harness) -> Harness {
     h
 }
 
-#[tokio::test]
-async fn mutations_become_visible_after_the_delay() {
-    run(delayed, eventual).await;
-}
+both!(mutations_become_visible_after_the_delay: eventual on delayed);
 
 /// Requests outside the spec's or Cloudflare's limits: direct only (Prism refuses some).
 #[tokio::test]

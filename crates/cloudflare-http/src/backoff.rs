@@ -16,15 +16,15 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_INIT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Default ceiling of one backoff delay.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Default growth factor of the delay.
-pub const DEFAULT_BASE: f64 = 2.0;
+pub(crate) const DEFAULT_BASE: f64 = 2.0;
 
 /// Default ceiling on the time one call may spend across all its attempts and waits.
 /// It covers Cloudflare's rate-limit window, so a `retry-after` from a 429 can be honoured:
 /// see <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
-pub const DEFAULT_TOTAL_BUDGET: Duration = crate::RATE_LIMIT_WINDOW;
+pub(crate) const DEFAULT_TOTAL_BUDGET: Duration = crate::RATE_LIMIT_WINDOW;
 
 /// Why a [`BackoffConfig`] was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -54,14 +54,14 @@ use crate::operation::Operation;
 use crate::secret::ApiToken;
 
 /// Default TCP connect timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit for one attempt (connect, send, read the response body). D1 allows a
 /// query 30 s, so this leaves room for the network.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// Default time an idle pooled connection is kept open.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default number of idle connections kept per host.
-pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 8;
+pub(crate) const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 8;
 
 /// A request as the stack takes it: the URI holds only the API path and query
 /// (e.g. `/accounts/{id}/d1/database`), [`BaseUriLayer`] adds the rest.

@@ -82,7 +82,7 @@ where
 /// # Errors
 ///
 /// As above. Never panics, whatever the bytes.
-pub fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],

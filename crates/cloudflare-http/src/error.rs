@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Cloudflare error code for "Authentication error" (bad, expired or under-privileged token).
 ///
 /// See <https://developers.cloudflare.com/fundamentals/api/troubleshooting/>.
-pub const CODE_AUTHENTICATION_ERROR: i64 = 10000;
+pub(crate) const CODE_AUTHENTICATION_ERROR: i64 = 10000;
 
 /// The most characters of a response body quoted in a [`CloudflareError::Decode`] message.
 pub const BODY_EXCERPT_CHARS: usize = 200;
@@ -271,7 +271,7 @@ pub fn body_excerpt(body: &[u8]) -> String {
 ///
 /// See <https://www.rfc-editor.org/rfc/rfc9110#field.retry-after>.
 #[must_use]
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -289,7 +289,7 @@ pub fn retry_after_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<
 
 /// Whether a response status is worth retrying: 408, 429 or 5xx.
 #[must_use]
-pub fn is_retryable_status(status: StatusCode) -> bool {
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()

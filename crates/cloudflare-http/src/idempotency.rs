@@ -4,17 +4,8 @@ use http::{Method, Request};
 
 /// Whether a request may be sent twice without harm. Request builders store it in the
 /// request's [`http::Extensions`] to override the per-method default.
-///
-/// ```
-/// use cloudflare_http::{Idempotent, is_idempotent};
-///
-/// let mut req = http::Request::post("https://example.invalid/").body(()).unwrap();
-/// assert!(!is_idempotent(&req));
-/// req.extensions_mut().insert(Idempotent::Yes);
-/// assert!(is_idempotent(&req));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Idempotent {
+pub(crate) enum Idempotent {
     /// Safe to retry (e.g. a POST that upserts by key).
     Yes,
     /// Never retry.
@@ -26,7 +17,7 @@ impl Idempotent {
     /// (RFC 9110 §9.2.2, <https://www.rfc-editor.org/rfc/rfc9110#name-idempotent-methods>);
     /// POST, PATCH and others are not.
     #[must_use]
-    pub fn for_method(method: &Method) -> Self {
+    pub(crate) fn for_method(method: &Method) -> Self {
         if [
             Method::GET,
             Method::HEAD,
@@ -59,6 +50,14 @@ pub fn is_idempotent<B>(request: &Request<B>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marker_overrides_post() {
+        let mut req = Request::post("https://example.invalid/").body(()).unwrap();
+        assert!(!is_idempotent(&req));
+        req.extensions_mut().insert(Idempotent::Yes);
+        assert!(is_idempotent(&req));
+    }
 
     fn request(method: Method, marker: Option<Idempotent>) -> Request<()> {
         let mut req = Request::builder().method(method).uri("/").body(()).unwrap();

@@ -1,23 +1,26 @@
 //! Transport core for the Cloudflare v4 API: the secret [`ApiToken`], the response
-//! envelope [`decode`]r with its typed [`CloudflareError`], retry timing
-//! ([`BackoffConfig`], [`RetryConfig`]), the [`Idempotent`] marker, the
-//! [`RetryPolicy`] tower retry policy, the [`BreakerLayer`] circuit breaker and the
-//! [`RateLimitLayer`] token bucket, and the HTTP [`Client`] built by [`ClientBuilder`]
-//! from a [`ClientConfig`] (hyper + rustls, with [`TimeoutLayer`], [`AuthLayer`] and
-//! [`BaseUriLayer`]).
+//! envelope decoder [`decode_at`] with its typed [`CloudflareError`], retry timing
+//! ([`BackoffConfig`], [`RetryConfig`]), [`is_idempotent`], the circuit breaker
+//! ([`BreakerConfig`]) and the token bucket ([`RateLimitConfig`]), and the HTTP [`Client`]
+//! built by [`ClientBuilder`] from a [`ClientConfig`] (hyper + rustls, with tower layers
+//! for timeout, authentication, base URL, retry, breaker and rate limit).
 //!
 //! Everything but [`client`] and [`middleware`] is I/O-free.
 //!
 //! ```
-//! use cloudflare_http::{decode, Envelope};
+//! use std::time::SystemTime;
+//!
+//! use cloudflare_http::{decode_at, Envelope};
 //! use http::{HeaderMap, StatusCode};
 //!
+//! let now = SystemTime::now();
 //! let body = br#"{"success":true,"errors":[],"messages":[],"result":{"id":"abc"}}"#;
-//! let env: Envelope<serde_json::Value> = decode(StatusCode::OK, &HeaderMap::new(), body)?;
+//! let env: Envelope<serde_json::Value> = decode_at(StatusCode::OK, &HeaderMap::new(), body, now)?;
 //! assert_eq!(env.result["id"], "abc");
 //!
 //! let body = br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#;
-//! let err = decode::<serde_json::Value>(StatusCode::FORBIDDEN, &HeaderMap::new(), body).unwrap_err();
+//! let err = decode_at::<serde_json::Value>(StatusCode::FORBIDDEN, &HeaderMap::new(), body, now)
+//!     .unwrap_err();
 //! assert!(err.to_string().contains("check CLOUDFLARE_API_TOKEN"));
 //! assert!(!err.is_retryable());
 //! # Ok::<(), cloudflare_http::CloudflareError>(())
@@ -29,37 +32,28 @@ use std::time::Duration;
 
 pub mod backoff;
 pub mod client;
-pub mod envelope;
+mod envelope;
 pub mod error;
-pub mod idempotency;
+mod idempotency;
 pub mod middleware;
-pub mod operation;
-pub mod request;
-pub mod secret;
+mod operation;
+mod request;
+mod secret;
 
 pub use backoff::{Backoff, BackoffConfig, InvalidBackoff, RetryConfig};
 pub use client::{
     Client, ClientBuilder, ClientConfig, ClientError, HttpRequest, HttpResponse, HttpService,
     RootStore, ServiceClient,
 };
-pub use envelope::{Envelope, ResultInfo, decode, decode_at};
-pub use error::{
-    ApiMessage, CloudflareError, body_excerpt, parse_retry_after, retry_after_from_headers,
-};
-pub use idempotency::{Idempotent, is_idempotent};
-pub use middleware::accounting::{Accounting, AccountingLayer, OperationStats};
-pub use middleware::auth::{AuthLayer, InvalidToken};
-pub use middleware::base_uri::{BaseUriLayer, InvalidBaseUrl};
-pub use middleware::breaker::{
-    Breaker, BreakerConfig, BreakerHandle, BreakerLayer, BreakerState, InvalidBreaker,
-};
-pub use middleware::rate_limit::{
-    InvalidRateLimit, RateLimit, RateLimitConfig, RateLimitLayer, TokenBucket,
-};
-pub use middleware::retry::RetryPolicy;
-pub use middleware::timeout::TimeoutLayer;
-pub use middleware::trace::{TRACE_TARGET, trace_layer};
-pub use operation::{Attempt, Operation};
+pub use envelope::{Envelope, ResultInfo, decode_at};
+pub use error::{ApiMessage, CloudflareError, body_excerpt, retry_after_from_headers};
+pub use idempotency::is_idempotent;
+pub use middleware::accounting::{Accounting, OperationStats};
+pub use middleware::auth::InvalidToken;
+pub use middleware::base_uri::InvalidBaseUrl;
+pub use middleware::breaker::{BreakerConfig, BreakerHandle, BreakerState, InvalidBreaker};
+pub use middleware::rate_limit::{InvalidRateLimit, RateLimitConfig, TokenBucket};
+pub use operation::Operation;
 pub use request::{
     body_request, check_status, empty_request, encode_segment, idempotent, json_request,
     not_idempotent,

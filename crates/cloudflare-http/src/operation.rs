@@ -58,18 +58,8 @@ impl fmt::Display for Operation {
 /// The 1-based number of the attempt a request is, shared by every retry of one call
 /// (clones share the counter). The accounting layer inserts it, the retry policy bumps it
 /// before each retry, the tracing layer reports it.
-///
-/// ```
-/// use cloudflare_http::Attempt;
-///
-/// let attempt = Attempt::new();
-/// let retry = attempt.clone();
-/// assert_eq!(attempt.current(), 1);
-/// retry.bump();
-/// assert_eq!(attempt.current(), 2);
-/// ```
 #[derive(Debug, Clone)]
-pub struct Attempt(Arc<AtomicU32>);
+pub(crate) struct Attempt(Arc<AtomicU32>);
 
 impl Default for Attempt {
     fn default() -> Self {
@@ -80,24 +70,38 @@ impl Default for Attempt {
 impl Attempt {
     /// A counter at attempt 1.
     #[must_use]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Arc::new(AtomicU32::new(1)))
     }
 
     /// The attempt being sent (1 = the first).
     #[must_use]
-    pub fn current(&self) -> u32 {
+    pub(crate) fn current(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
     }
 
     /// Moves to the next attempt and returns its number.
-    pub fn bump(&self) -> u32 {
+    pub(crate) fn bump(&self) -> u32 {
         self.0.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The attempt number of `request`: its counter's value, or 1 without one.
     #[must_use]
-    pub fn number_of<B>(request: &http::Request<B>) -> u32 {
+    pub(crate) fn number_of<B>(request: &http::Request<B>) -> u32 {
         request.extensions().get::<Self>().map_or(1, Self::current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attempt;
+
+    #[test]
+    fn clones_share_the_counter() {
+        let attempt = Attempt::new();
+        let retry = attempt.clone();
+        assert_eq!(attempt.current(), 1);
+        retry.bump();
+        assert_eq!(attempt.current(), 2);
     }
 }

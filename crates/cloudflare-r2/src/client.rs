@@ -26,7 +26,7 @@ use crate::model::{
 use crate::{MAX_PER_PAGE, MAX_PUT_BYTES, SERVICE};
 
 /// The boxed future of the tower services.
-pub type R2Future<T> = Pin<Box<dyn Future<Output = Result<T, R2Error>> + Send + 'static>>;
+pub(crate) type R2Future<T> = Pin<Box<dyn Future<Output = Result<T, R2Error>> + Send + 'static>>;
 
 /// The R2 object operations, one request each, object-safe so callers can hold a
 /// `dyn R2Api` and tests can use its mockall mock (`MockR2Api`, feature `mock`).

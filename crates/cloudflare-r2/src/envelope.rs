@@ -18,12 +18,12 @@ use crate::model::ListResultInfo;
 /// R2's "no such bucket" error code.
 ///
 /// See <https://developers.cloudflare.com/r2/api/error-codes/>.
-pub const CODE_NO_SUCH_BUCKET: i64 = 10006;
+pub(crate) const CODE_NO_SUCH_BUCKET: i64 = 10006;
 
 /// R2's "no such key" error code.
 ///
 /// See <https://developers.cloudflare.com/r2/api/error-codes/>.
-pub const CODE_NO_SUCH_KEY: i64 = 10007;
+pub(crate) const CODE_NO_SUCH_KEY: i64 = 10007;
 
 /// The envelope, `result` still undecoded; `messages` is ignored (strings in R2).
 #[derive(Deserialize)]

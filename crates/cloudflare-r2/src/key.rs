@@ -19,7 +19,7 @@ use crate::{MAX_BUCKET_NAME_BYTES, MAX_KEY_BYTES, MIN_BUCKET_NAME_BYTES};
 /// # Errors
 ///
 /// [`R2Error::EmptyKey`], [`R2Error::KeyTooLong`] or [`R2Error::DotSegment`].
-pub fn validate_key(key: &str) -> Result<(), R2Error> {
+pub(crate) fn validate_key(key: &str) -> Result<(), R2Error> {
     validate_key_as("object key", key)
 }
 
@@ -60,13 +60,8 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), R2Error> {
 
 /// Encodes a key for the request path: every character but RFC 3986 unreserved ones and
 /// `/` is percent-encoded; `/` stays literal, as the R2 REST API requires.
-///
-/// ```
-/// assert_eq!(cloudflare_r2::encode_key("notes/2024 q1.md"), "notes/2024%20q1.md");
-/// assert_eq!(cloudflare_r2::encode_key("a?b#c%d"), "a%3Fb%23c%25d");
-/// ```
 #[must_use]
-pub fn encode_key(key: &str) -> String {
+pub(crate) fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 8);
     for (i, part) in key.split('/').enumerate() {
         if i > 0 {
@@ -108,6 +103,12 @@ pub fn validate_bucket_name(bucket: &str) -> Result<(), R2Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_key_keeps_slashes() {
+        assert_eq!(encode_key("notes/2024 q1.md"), "notes/2024%20q1.md");
+        assert_eq!(encode_key("a?b#c%d"), "a%3Fb%23c%25d");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -59,31 +59,30 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
-pub mod envelope;
-pub mod error;
-pub mod key;
-pub mod model;
+mod client;
+mod envelope;
+mod error;
+mod key;
+mod model;
 
 #[cfg(any(test, feature = "mock"))]
 pub use client::MockR2Api;
-pub use client::{R2Api, R2Client, R2Future, list_all_pages};
-pub use envelope::{CODE_NO_SUCH_BUCKET, CODE_NO_SUCH_KEY};
+pub use client::{R2Api, R2Client, list_all_pages};
 pub use error::R2Error;
-pub use key::{encode_key, validate_bucket_name, validate_key};
+pub use key::validate_bucket_name;
 pub use model::{
     BucketJob, DeleteObject, DeletePrefix, DeletedObject, GetObject, HttpMetadata, JobStatus,
-    Jurisdiction, ListObjects, ListResultInfo, ObjectBody, ObjectInfo, ObjectList,
-    PrefixDeleteInfo, PutObject, PutObjectResult, StorageClass,
+    Jurisdiction, ListObjects, ObjectBody, ObjectInfo, ObjectList, PrefixDeleteInfo, PutObject,
+    PutObjectResult, StorageClass,
 };
 
 /// The service name this crate uses on the shared [`cloudflare_http::Client`].
-pub const SERVICE: &str = "r2";
+pub(crate) const SERVICE: &str = "r2";
 
 /// Longest object key, in bytes of UTF-8. Also bounds prefixes and `start_after`.
 ///
 /// See <https://developers.cloudflare.com/r2/platform/limits/> ("Object key length").
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// Largest body of one PUT on the REST API: 300 MB (taken as 300,000,000 bytes, the
 /// smaller reading of "MB"). Larger objects need the S3 API's multipart upload.
@@ -91,22 +90,22 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// See <https://developers.cloudflare.com/api/resources/r2/subresources/buckets/subresources/objects/>
 /// ("The maximum upload size for this endpoint is 300 MB") and
 /// <https://developers.cloudflare.com/r2/platform/limits/>.
-pub const MAX_PUT_BYTES: u64 = 300 * 1000 * 1000;
+pub(crate) const MAX_PUT_BYTES: u64 = 300 * 1000 * 1000;
 
 /// Most objects one list page returns (`per_page` is 1 to this; the API's default is 20).
 ///
 /// See <https://developers.cloudflare.com/api/resources/r2/subresources/buckets/subresources/objects/>.
-pub const MAX_PER_PAGE: u32 = 1000;
+pub(crate) const MAX_PER_PAGE: u32 = 1000;
 
 /// Shortest bucket name.
 ///
 /// See <https://developers.cloudflare.com/r2/buckets/create-buckets/>.
-pub const MIN_BUCKET_NAME_BYTES: usize = 3;
+pub(crate) const MIN_BUCKET_NAME_BYTES: usize = 3;
 
 /// Longest bucket name.
 ///
 /// See <https://developers.cloudflare.com/r2/buckets/create-buckets/>.
-pub const MAX_BUCKET_NAME_BYTES: usize = 63;
+pub(crate) const MAX_BUCKET_NAME_BYTES: usize = 63;
 
 #[cfg(test)]
 mod tests;

@@ -334,7 +334,7 @@ pub struct HttpMetadata {
 
 /// The list page's `result_info` (`r2_r2_list_objects_result_info`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListResultInfo {
+pub(crate) struct ListResultInfo {
     /// Cursor of the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

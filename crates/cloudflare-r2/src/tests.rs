@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use super::*;
+use crate::envelope::{CODE_NO_SUCH_BUCKET, CODE_NO_SUCH_KEY};
 
 const ACCOUNT: &str = "acc123";
 const BASE: &str = "https://api.cloudflare.com/client/v4/accounts/acc123/r2/buckets/my-bucket";

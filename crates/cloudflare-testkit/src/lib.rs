@@ -8,8 +8,12 @@
 //!
 //! Where Prism comes from, first found wins: `PRISM_BIN`; the per-user tool cache
 //! (`<cache>/mcp-memory/tools/prism/node_modules/.bin/prism`, filled by
-//! `cargo xtask fetch-prism`); `prism` on `PATH`. Without Prism a test is skipped, saying
-//! so, unless `CI` is set, where a missing Prism fails the test.
+//! `cargo xtask fetch-prism`); `prism` on `PATH` ([`find_prism`]).
+//!
+//! Tests that need Prism go inside [`prism_tests!`]: when this crate was built without
+//! Prism and without `CI`, they are compiled `#[ignore]`d, so the test runner reports them
+//! as ignored (never as passed); under `CI` they always run, and a missing Prism fails them.
+//! The build script decides, with the same search ([`find_prism`]'s source file).
 
 #![warn(missing_docs)]
 
@@ -32,9 +36,6 @@ pub const PRISM_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 /// The token [`Prism::client`] sends (Prism only checks that one is present).
 pub const PRISM_TOKEN: &str = "prism-test-token-0000";
 
-/// Environment variable naming the Prism executable.
-pub const PRISM_BIN_ENV: &str = "PRISM_BIN";
-
 /// How long Prism may take to load the spec and listen.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -47,28 +48,57 @@ pub fn spec_path() -> PathBuf {
         .join("cloudflare-openapi-subset.json")
 }
 
-/// Where Prism is installed, if anywhere (see the crate docs for the search order).
-#[must_use]
-pub fn find_prism() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(PRISM_BIN_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    let cached = dirs::cache_dir().map(|c| {
-        c.join("mcp-memory")
-            .join("tools")
-            .join("prism")
-            .join("node_modules")
-            .join(".bin")
-            .join("prism")
-    });
-    if let Some(path) = cached.filter(|p| p.is_file()) {
-        return Some(path);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("prism"))
-            .find(|p| p.is_file())
-    })
+/// Where Prism is found: the one search, shared with the build script.
+pub mod locate;
+
+pub use locate::{PRISM_BIN_ENV, find_prism};
+
+/// Whether the Prism tests of this build run: Prism was found when this crate was built, or
+/// `CI` was set (see [`prism_tests!`]).
+pub const PRISM_TESTS_RUN: bool = cfg!(prism);
+
+/// Wraps tests that need Prism. Built without Prism (and without `CI`), each is marked
+/// `#[ignore = "Prism is not installed…"]`, so `cargo test` and `cargo nextest` report it as
+/// ignored; otherwise the tests are left as they are (and fail if Prism cannot start).
+///
+/// Two forms: items (test functions, with their own `#[test]`/`#[tokio::test]`), or one
+/// invocation of a macro that takes trailing `#[attr]`s, which gets the `#[ignore]` added
+/// to its arguments (for generated suites such as `memory_storage::conformance_tests!`).
+///
+/// ```ignore
+/// cloudflare_testkit::prism_tests! {
+///     #[tokio::test]
+///     async fn every_operation_conforms_to_the_spec() {
+///         let prism = Prism::start().await;
+///         // ...
+///     }
+/// }
+/// cloudflare_testkit::prism_tests!(suite memory_storage::conformance_tests!(prism_store));
+/// ```
+#[cfg(prism)]
+#[macro_export]
+macro_rules! prism_tests {
+    (suite $($mac:ident)::+ ! ( $($args:tt)* )) => {
+        $($mac)::+ ! ( $($args)* );
+    };
+    ($($item:item)*) => {
+        $($item)*
+    };
+}
+
+/// Wraps tests that need Prism (this build has no Prism: they are ignored).
+#[cfg(not(prism))]
+#[macro_export]
+macro_rules! prism_tests {
+    (suite $($mac:ident)::+ ! ( $($args:tt)* )) => {
+        $($mac)::+ ! ( $($args)*, #[ignore = "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set PRISM_BIN"] );
+    };
+    ($($item:item)*) => {
+        $(
+            #[ignore = "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set PRISM_BIN"]
+            $item
+        )*
+    };
 }
 
 /// A running `prism mock` of [`spec_path`] on a free 127.0.0.1 port; killed on drop.
@@ -80,36 +110,40 @@ pub struct Prism {
 }
 
 impl Prism {
-    /// Starts Prism and waits until it listens.
-    ///
-    /// Returns `None`, after printing why the test is skipped, when Prism is not
-    /// installed and `CI` is unset.
+    /// Starts Prism and waits until it listens. Call it only from tests inside
+    /// [`prism_tests!`], which are ignored when Prism is not installed.
     ///
     /// # Panics
     ///
-    /// When Prism is missing under `CI`, fails to start, or does not listen within a minute.
-    pub async fn start() -> Option<Self> {
+    /// When Prism is not installed (possible only under `CI`, or if it was removed after
+    /// the build), fails to start, or does not listen within a minute.
+    pub async fn start() -> Self {
         Self::spawn(&["mock"], None).await
     }
 
     /// Starts `prism proxy --errors` in front of `upstream` (e.g. an emulator's
     /// `http://127.0.0.1:PORT/client/v4`): it forwards every request and answers 500 with a
     /// JSON list of violations when the request or the upstream's response breaks the spec.
-    /// Same skipping and panics as [`Prism::start`].
-    pub async fn start_proxy(upstream: &str) -> Option<Self> {
+    ///
+    /// # Panics
+    ///
+    /// As [`Prism::start`].
+    pub async fn start_proxy(upstream: &str) -> Self {
         Self::spawn(&["proxy", "--errors"], Some(upstream)).await
     }
 
-    async fn spawn(mode: &[&str], upstream: Option<&str>) -> Option<Self> {
-        let Some(bin) = find_prism() else {
-            let why = format!(
-                "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set {PRISM_BIN_ENV}"
-            );
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            println!("SKIPPED: {why}");
-            eprintln!("SKIPPED: {why}");
-            return None;
-        };
+    async fn spawn(mode: &[&str], upstream: Option<&str>) -> Self {
+        let bin = find_prism().unwrap_or_else(|| {
+            panic!(
+                "Prism is not installed: run `cargo xtask fetch-prism` (needs npm) or set \
+                 {PRISM_BIN_ENV}{}",
+                if locate::under_ci() {
+                    " (CI is set, so the Prism tests must run)"
+                } else {
+                    ""
+                }
+            )
+        });
         let port = free_port();
         let mut child = Command::new(&bin)
             .args(mode)
@@ -155,11 +189,11 @@ impl Prism {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(_)) = lines.next_line().await {}
         });
-        Some(Self {
+        Self {
             port,
             violations: Arc::default(),
             _child: child,
-        })
+        }
     }
 
     /// Prism's base URL (`http://127.0.0.1:PORT`; Prism serves the spec's paths without
@@ -346,11 +380,10 @@ mod tests {
         assert_eq!(spec["openapi"], "3.0.3");
     }
 
+    crate::prism_tests! {
     #[tokio::test]
     async fn prism_flags_a_request_that_breaks_the_spec() {
-        let Some(prism) = Prism::start().await else {
-            return;
-        };
+        let prism = Prism::start().await;
         let client = prism.client();
         let d1 = client.service("d1");
         let path = format!("/accounts/{PRISM_ACCOUNT_ID}/d1/database/db/query");
@@ -379,5 +412,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(prism.violations().len(), 1);
+    }
     }
 }

@@ -1,5 +1,5 @@
 //! [`WorkersAiEmbedder`]: the [`memory_embed::Embedder`] over Cloudflare Workers AI, and the
-//! local fallback policy ([`fallback_embedder`]).
+//! local fallback policy (`fallback_embedder`, feature `local-embedding`).
 //!
 //! # The embedder
 //!
@@ -23,11 +23,16 @@
 //!
 //! # Local fallback policy
 //!
+//! The fallback runs a BERT model on this machine, so it exists only with the crate's
+//! `local-embedding` feature (which compiles `memory-embed`'s `bert`: candle and tokenizers);
+//! without it this module is the Workers AI embedder alone and nothing here can embed
+//! locally.
+//!
 //! A local model may stand in for Workers AI only when its vectors are the same vectors:
 //! the same weights AND the same pooling. Vectors of another model (even one with as many
 //! dimensions, such as all-MiniLM-L6-v2 for `@cf/baai/bge-small-en-v1.5`) would sit in the
 //! same index without being comparable, and searches would silently return noise.
-//! [`fallback_embedder`] therefore returns a local embedder only when
+//! `fallback_embedder` therefore returns a local embedder only when
 //! 1. the Workers AI model is one whose weights the local registry knows under the same
 //!    name (`@cf/baai/bge-small-en-v1.5` ↔ `BAAI/bge-small-en-v1.5`, likewise base and
 //!    large; `@cf/google/embeddinggemma-300m` has no local equivalent),
@@ -35,7 +40,7 @@
 //!    Workers AI defaults to `mean`, which upstream uses, so with the default settings there
 //!    is no equivalent), and
 //! 3. the weights are in the per-user model cache (`cargo xtask fetch-model` puts them
-//!    there), or in a directory given explicitly ([`fallback_embedder_in`]).
+//!    there), or in a directory given explicitly (`fallback_embedder_in`).
 //!    `MCP_MEMORY_MODEL_DIR` is deliberately not consulted: it usually names the embedded
 //!    backend's model, which may be a different model of the same size.
 //!
@@ -43,12 +48,15 @@
 //! Workers AI model id, so a store built on it accepts the same index and D1 records.
 
 use std::fmt;
+#[cfg(feature = "local-embedding")]
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cloudflare_ai::{AiError, EmbeddingModel, ShapeMismatch, WorkersAiApi};
-use memory_embed::{EmbedError, Embedder, LazyEmbedder, ModelLocation, ModelSpec};
+use memory_embed::{EmbedError, Embedder};
+#[cfg(feature = "local-embedding")]
+use memory_embed::{LazyEmbedder, ModelLocation, ModelSpec};
 
 /// Characters of each text sent to Workers AI (see the [module docs](self)).
 pub const DEFAULT_MAX_CHARS: usize = 2_000;
@@ -214,13 +222,15 @@ fn ai_error(model: &str, texts: usize, e: &AiError) -> EmbedError {
 }
 
 /// A local model that computes the same vectors as a Workers AI model (see the
-/// [module docs](self)); it reports the Workers AI model id.
+/// [module docs](self)); it reports the Workers AI model id. Feature `local-embedding`.
+#[cfg(feature = "local-embedding")]
 #[derive(Debug)]
 pub struct LocalEquivalent {
     model_id: String,
     inner: LazyEmbedder,
 }
 
+#[cfg(feature = "local-embedding")]
 impl LocalEquivalent {
     /// The local registry entry standing in.
     #[must_use]
@@ -229,6 +239,7 @@ impl LocalEquivalent {
     }
 }
 
+#[cfg(feature = "local-embedding")]
 #[async_trait]
 impl Embedder for LocalEquivalent {
     fn model_id(&self) -> &str {
@@ -252,6 +263,7 @@ impl Embedder for LocalEquivalent {
 /// [`EmbedError::Other`] naming the condition that fails: no local model with the same
 /// weights, a different pooling, or no files in the per-user cache (the message names the
 /// directory and `cargo xtask fetch-model`).
+#[cfg(feature = "local-embedding")]
 pub fn fallback_embedder(
     model: &EmbeddingModel,
     pooling: cloudflare_ai::Pooling,
@@ -265,6 +277,7 @@ pub fn fallback_embedder(
 /// # Errors
 ///
 /// As [`fallback_embedder`].
+#[cfg(feature = "local-embedding")]
 pub fn fallback_embedder_in(
     model: &EmbeddingModel,
     pooling: cloudflare_ai::Pooling,
@@ -336,7 +349,9 @@ pub fn fallback_embedder_in(
 
 #[cfg(test)]
 mod tests {
-    use cloudflare_ai::{BatchPosition, Embeddings, ExpectedShape, MockWorkersAiApi, Pooling};
+    #[cfg(feature = "local-embedding")]
+    use cloudflare_ai::Pooling;
+    use cloudflare_ai::{BatchPosition, Embeddings, ExpectedShape, MockWorkersAiApi};
     use cloudflare_http::CloudflareError;
     use http::StatusCode;
 
@@ -548,6 +563,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "local-embedding")]
     #[test]
     fn fallback_needs_the_same_weights() {
         let err = fallback_embedder(&EmbeddingModel::EMBEDDINGGEMMA_300M, Pooling::Mean)
@@ -574,6 +590,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "local-embedding")]
     #[test]
     fn fallback_needs_the_same_pooling() {
         let err = fallback_embedder(&EmbeddingModel::BGE_SMALL_EN_V1_5, Pooling::Mean)
@@ -585,6 +602,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "local-embedding")]
     #[test]
     fn fallback_needs_the_files() {
         // An explicit directory is taken as given (checked when loading) ...
@@ -608,6 +626,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "local-embedding")]
     #[tokio::test]
     async fn a_fallback_without_weights_fails_when_embedding_not_before() {
         let dir = tempfile::tempdir().unwrap();

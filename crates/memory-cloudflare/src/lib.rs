@@ -1,6 +1,12 @@
 //! `CloudflareStorage`: the [`memory_storage::MemoryStorage`] backend on Cloudflare — D1 holds
 //! the rows and tags (the Python MCP Memory Service's schema), Vectorize the vectors, R2 the
 //! content over the large-content threshold, and Workers AI makes the embeddings.
+//!
+//! # Features
+//! - `local-embedding` (off by default): `embedder::fallback_embedder`, a local model
+//!   standing in for Workers AI when it computes the same vectors. It needs `memory-embed`'s
+//!   `bert` feature (candle, tokenizers); without it this crate compiles no BERT runtime and
+//!   embeds only through Workers AI. The `mcp-memory` binary enables it.
 
 #![warn(missing_docs)]
 

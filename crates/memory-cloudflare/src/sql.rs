@@ -33,11 +33,9 @@ impl Conditions {
         self.params.extend(params);
     }
 
-    /// Adds a tag condition over the link tables; false when it can match nothing.
-    fn tags(&mut self, t: &Tables, filter: &TagFilter) -> bool {
-        if filter.tags.is_empty() {
-            return false;
-        }
+    /// Adds a tag condition over the link tables (the list is not empty: see
+    /// [`MemoryFilter::matches_nothing`]).
+    fn tags(&mut self, t: &Tables, filter: &TagFilter) {
         let list = Param::Text(json_strings(filter.tags.iter().map(String::as_str)));
         let base = format!(
             "SELECT mt.memory_id FROM {mt} mt JOIN {tg} tg ON tg.id = mt.tag_id \
@@ -55,16 +53,16 @@ impl Conditions {
                 [list, Param::Integer(filter.tags.len() as i64)],
             ),
         }
-        true
     }
 
     /// Live rows matching `filter`; `None` when nothing can match.
     pub(crate) fn for_filter(t: &Tables, filter: &MemoryFilter) -> Option<Self> {
-        let mut c = Self::live();
-        if let Some(tags) = &filter.tags
-            && !c.tags(t, tags)
-        {
+        if filter.matches_nothing() {
             return None;
+        }
+        let mut c = Self::live();
+        if let Some(tags) = &filter.tags {
+            c.tags(t, tags);
         }
         if let Some(ty) = &filter.memory_type {
             c.and("m.memory_type = ?", [Param::Text(ty.clone())]);
@@ -92,10 +90,9 @@ impl Conditions {
                 ))],
             );
         }
-        if let Some(tags) = &selector.tags
-            && !c.tags(t, tags)
-        {
-            return None;
+        // `validate` refuses an empty tag list (and in SQL one would match no row).
+        if let Some(tags) = &selector.tags {
+            c.tags(t, tags);
         }
         if let Some(before) = selector.before {
             c.and(

@@ -6,8 +6,8 @@
 //! Each case gets its own emulator, with a fresh D1 database, Vectorize index and R2 bucket.
 //! Embeddings come from the emulator's Workers AI stand-in (all-MiniLM-L6-v2 answering for
 //! `@cf/baai/bge-small-en-v1.5`), found through `MCP_MEMORY_MODEL_DIR` or the per-user cache
-//! that `cargo xtask fetch-model` fills. The Prism run is skipped, saying so, when Prism is
-//! not installed (`cargo xtask fetch-prism`), except under `CI`.
+//! that `cargo xtask fetch-model` fills. The Prism run is reported as ignored when Prism
+//! is not installed (`cargo xtask fetch-prism`), except under `CI`, where it fails.
 
 mod common;
 
@@ -33,16 +33,9 @@ async fn direct_store() -> (CloudflareStorage, TestEnv) {
     (store, env)
 }
 
-/// A fresh store behind Prism's validating proxy. Without Prism (outside CI, where the
-/// testkit panics instead) the case runs straight on the emulator, saying so.
+/// A fresh store behind Prism's validating proxy.
 async fn prism_store() -> (CloudflareStorage, Guard) {
-    let env = match TestEnv::try_start(Setup::via_prism()).await {
-        Some(env) => env,
-        None => {
-            eprintln!("Prism is not installed: this case runs straight on the emulator");
-            TestEnv::start(Setup::direct()).await
-        }
-    };
+    let env = TestEnv::start(Setup::via_prism()).await;
     let store = env.storage().await;
     (store, Guard(env))
 }
@@ -52,7 +45,8 @@ mod direct {
     memory_storage::conformance_tests!(super::direct_store);
 }
 
-/// Through Prism's validating proxy, asserting no spec violation at the end of each case.
+/// Through Prism's validating proxy, asserting no spec violation at the end of each case
+/// (ignored when Prism is not installed).
 mod via_prism {
-    memory_storage::conformance_tests!(super::prism_store);
+    cloudflare_testkit::prism_tests!(suite memory_storage::conformance_tests!(super::prism_store));
 }

@@ -16,6 +16,8 @@
 //!   strips it, then lower-cased,
 //!   the same id the Python MCP Memory Service gives the same text.
 //! * [`Tags`] — normalised tags (see [`tags`] for the rules).
+//! * [`MemoryRecord`] — a memory as JSON: the one shape of export and import lines, the MCP
+//!   tools' memory objects and `--json` output (upstream's field names, both time renderings).
 //! * [`Timestamp`] — a UTC instant that renders both as epoch seconds and ISO-8601.
 //! * [`time_expr`] — natural-language time expressions ("last week") → [`TimeRange`].
 
@@ -23,6 +25,7 @@ pub mod error;
 pub mod hash;
 pub mod memory;
 pub mod metadata;
+pub mod record;
 pub mod tags;
 pub mod time_expr;
 pub mod timestamp;
@@ -31,6 +34,7 @@ pub use error::ValidationError;
 pub use hash::ContentHash;
 pub use memory::{Memory, MemoryQueryResult, QueryDebugInfo};
 pub use metadata::{Metadata, Reserved};
+pub use record::{HashCheck, MemoryRecord, RecordError};
 pub use tags::{TagInput, TagJsonError, Tags};
 pub use time_expr::{
     OutOfRange, TimeMatch, TimeRange, extract_time_expression, find_time_expression,

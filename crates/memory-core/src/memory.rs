@@ -5,6 +5,7 @@
 //! let m = Memory::new("Use rustls, not openssl")?
 //!     .with_tags(Tags::parse("decision,tls")?)
 //!     .with_metadata(Metadata::parse(r#"{"project":"mcp"}"#)?);
+//! // A memory serialises as its record (see `memory_core::record`).
 //! let json = serde_json::to_value(&m).unwrap();
 //! assert_eq!(json["created_at_iso"], m.created_at.to_iso());
 //! let back: Memory = serde_json::from_value(json).unwrap();
@@ -226,94 +227,6 @@ pub fn normalise_memory_type(t: &str) -> Result<Option<String>, ValidationError>
         });
     }
     Ok(Some(t.to_owned()))
-}
-
-/// The wire form: upstream's field names, both time renderings.
-#[derive(Serialize, Deserialize)]
-struct MemoryRecord {
-    content: String,
-    content_hash: Option<ContentHash>,
-    #[serde(default)]
-    tags: Tags,
-    #[serde(default)]
-    memory_type: Option<String>,
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    embedding: Option<Vec<f32>>,
-    #[serde(default)]
-    created_at: Option<Timestamp>,
-    #[serde(default)]
-    created_at_iso: Option<String>,
-    #[serde(default)]
-    updated_at: Option<Timestamp>,
-    #[serde(default)]
-    updated_at_iso: Option<String>,
-}
-
-impl Serialize for Memory {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        MemoryRecord {
-            content: self.content.clone(),
-            content_hash: Some(self.content_hash.clone()),
-            tags: self.tags.clone(),
-            memory_type: self.memory_type.clone(),
-            metadata: Some(self.metadata.clone()),
-            embedding: self.embedding.clone(),
-            created_at: Some(self.created_at),
-            created_at_iso: Some(self.created_at.to_iso()),
-            updated_at: Some(self.updated_at),
-            updated_at_iso: Some(self.updated_at.to_iso()),
-        }
-        .serialize(s)
-    }
-}
-
-/// Reads upstream's record shape. The hash is always the hash of the content: a supplied
-/// `content_hash` that disagrees is refused, since a memory under another text's id would
-/// make that text a "duplicate" of it. Times come from the epoch field, else the ISO field,
-/// else now; `updated_at` defaults to `created_at`.
-impl<'de> Deserialize<'de> for Memory {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let r = MemoryRecord::deserialize(d)?;
-        validate_content(&r.content).map_err(D::Error::custom)?;
-        let pick =
-            |secs: Option<Timestamp>, iso: Option<String>| -> Result<Option<Timestamp>, D::Error> {
-                match (secs, iso) {
-                    (Some(t), _) => Ok(Some(t)),
-                    (None, Some(iso)) => Timestamp::parse_iso(&iso)
-                        .map(Some)
-                        .map_err(D::Error::custom),
-                    (None, None) => Ok(None),
-                }
-            };
-        let created_at = pick(r.created_at, r.created_at_iso)?.unwrap_or_else(Timestamp::now);
-        let updated_at = pick(r.updated_at, r.updated_at_iso)?.unwrap_or(created_at);
-        let memory_type = match r.memory_type {
-            Some(t) => normalise_memory_type(&t).map_err(D::Error::custom)?,
-            None => None,
-        };
-        let content_hash = ContentHash::of(&r.content);
-        if let Some(supplied) = r.content_hash
-            && supplied != content_hash
-        {
-            return Err(D::Error::custom(ValidationError::HashMismatch {
-                supplied,
-                computed: content_hash,
-            }));
-        }
-        Ok(Memory {
-            content_hash,
-            content: r.content,
-            tags: r.tags,
-            memory_type,
-            metadata: r.metadata.unwrap_or_default(),
-            embedding: r.embedding,
-            created_at,
-            updated_at,
-        })
-    }
 }
 
 /// One hit of a search: the memory, how relevant it is, and how it was found.

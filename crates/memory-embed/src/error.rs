@@ -160,6 +160,7 @@ pub enum EmbedError {
 
 impl EmbedError {
     /// A [`EmbedError::MissingFile`] for `path`.
+    #[cfg(feature = "bert")]
     pub(crate) fn missing_file(path: PathBuf) -> Self {
         Self::MissingFile {
             path,

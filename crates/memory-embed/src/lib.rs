@@ -1,10 +1,11 @@
-//! Text embeddings: the [`Embedder`] trait, a local BERT-family model on CPU
-//! ([`BertEmbedder`]) and an LRU cache decorator ([`CachedEmbedder`]).
+//! Text embeddings: the [`Embedder`] trait, an LRU cache decorator ([`CachedEmbedder`]) and,
+//! with the `bert` feature, a local BERT-family model on CPU (`BertEmbedder`).
 //!
 //! ```no_run
+//! # #[cfg(feature = "bert")]
+//! # async fn demo() -> Result<(), memory_embed::EmbedError> {
 //! use memory_embed::{BertEmbedder, CachedEmbedder, Embedder, DEFAULT_MODEL_ID};
 //!
-//! # async fn demo() -> Result<(), memory_embed::EmbedError> {
 //! // The per-user cache filled by `cargo xtask fetch-model`.
 //! let embedder = CachedEmbedder::new(BertEmbedder::open(DEFAULT_MODEL_ID)?);
 //! let texts = vec!["The cat sits on the mat.".to_owned(), "A kitten is resting on a rug.".to_owned()];
@@ -19,13 +20,19 @@
 //! - [`Embedder`] (this file): the trait every backend implements; [`EmbedError`] in `error.rs`.
 //! - [`spec`]: the registry of known models ([`ModelSpec`], [`KNOWN_MODELS`]).
 //! - [`location`]: where model files are ([`ModelLocation::resolve`]).
-//! - [`bert`]: the candle BERT runner ([`BertEmbedder`]).
+//! - `bert` (feature `bert`): the candle BERT runner (`BertEmbedder`).
 //! - [`cache`]: the LRU decorator ([`CachedEmbedder`]).
-//! - [`lazy`]: a registry model loaded on first use ([`LazyEmbedder`]).
+//! - `lazy` (feature `bert`): a registry model loaded on first use (`LazyEmbedder`).
 //! - `hub` (feature `hub`): downloading models for users with internet access.
 //!
 //! # Features
-//! - `hub` (off by default): `hub::resolve_or_download` (and `BertEmbedder::open_or_download`) fetches a missing model from the
+//! - `bert` (off by default): the local model, `BertEmbedder` and `LazyEmbedder`, with
+//!   candle and tokenizers. Without it the crate is the [`Embedder`] trait, [`EmbedError`],
+//!   [`CachedEmbedder`], the model registry ([`spec`]) and [`ModelLocation`]: all that a
+//!   backend embedding remotely (Cloudflare Workers AI) needs, without compiling a BERT
+//!   runtime. The binary, the SQLite backend's tests and the Cloudflare emulator enable it.
+//! - `hub` (off by default, implies `bert`): `hub::resolve_or_download` (and
+//!   `BertEmbedder::open_or_download`) fetches a missing model from the
 //!   Hugging Face Hub into the per-user cache. Off here so that tests and offline builds never
 //!   reach for the network; the server binary should enable it in its default features.
 //! - `mock` (off by default): exports `MockEmbedder` (mockall) for other crates' tests.
@@ -54,11 +61,13 @@
 //! empty string is a valid text. Texts longer than the model's token limit are truncated (for
 //! MiniLM, 256 tokens: about the first 200 words).
 
+#[cfg(feature = "bert")]
 pub mod bert;
 pub mod cache;
 mod error;
 #[cfg(feature = "hub")]
 pub mod hub;
+#[cfg(feature = "bert")]
 pub mod lazy;
 pub mod location;
 pub mod spec;
@@ -67,9 +76,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "bert")]
 pub use bert::{BertEmbedder, CHARS_PER_TOKEN_BOUND, DEFAULT_BATCH_SIZE};
 pub use cache::{CacheStats, CachedEmbedder, DEFAULT_CACHE_CAPACITY};
 pub use error::EmbedError;
+#[cfg(feature = "bert")]
 pub use lazy::LazyEmbedder;
 pub use location::{LocationSource, ModelLocation};
 pub use spec::{DEFAULT_MODEL_ID, KNOWN_MODELS, ModelSpec, Pooling};

@@ -11,10 +11,13 @@
 //! Models not listed here still load from a directory: their dimensions come from
 //! `config.json` (`hidden_size`), their pooling from `1_Pooling/config.json` (mean when absent).
 
+#[cfg(feature = "bert")]
 use std::path::Path;
 
+#[cfg(feature = "bert")]
 use serde::Deserialize;
 
+#[cfg(feature = "bert")]
 use crate::error::EmbedError;
 
 /// File names inside a model directory.
@@ -125,6 +128,7 @@ impl ModelSpec {
 }
 
 /// `1_Pooling/config.json` of a sentence-transformers model.
+#[cfg(feature = "bert")]
 #[derive(Debug, Deserialize)]
 struct PoolingConfig {
     #[serde(default)]
@@ -138,12 +142,14 @@ struct PoolingConfig {
 }
 
 /// `sentence_bert_config.json` of a sentence-transformers model.
+#[cfg(feature = "bert")]
 #[derive(Debug, Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
 }
 
 /// Reads a JSON file, or `None` when it does not exist.
+#[cfg(feature = "bert")]
 pub(crate) fn read_optional_json<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<Option<T>, EmbedError> {
@@ -166,6 +172,7 @@ pub(crate) fn read_optional_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Pooling declared by `1_Pooling/config.json`, if the file exists.
+#[cfg(feature = "bert")]
 pub(crate) fn read_pooling(path: &Path) -> Result<Option<Pooling>, EmbedError> {
     let Some(config) = read_optional_json::<PoolingConfig>(path)? else {
         return Ok(None);
@@ -195,6 +202,7 @@ pub(crate) fn read_pooling(path: &Path) -> Result<Option<Pooling>, EmbedError> {
 }
 
 /// `max_seq_length` declared by `sentence_bert_config.json`, if the file exists and states one.
+#[cfg(feature = "bert")]
 pub(crate) fn read_max_seq_length(path: &Path) -> Result<Option<usize>, EmbedError> {
     Ok(read_optional_json::<SentenceBertConfig>(path)?.and_then(|c| c.max_seq_length))
 }
@@ -250,6 +258,7 @@ mod tests {
         assert_eq!(ModelSpec::dir_name_for("plain"), "plain");
     }
 
+    #[cfg(feature = "bert")]
     #[test]
     fn pooling_config_selects_cls_or_mean() {
         let dir = tempfile::tempdir().unwrap();
@@ -262,12 +271,14 @@ mod tests {
         assert_eq!(read_pooling(&path).unwrap(), Some(Pooling::Cls));
     }
 
+    #[cfg(feature = "bert")]
     #[test]
     fn absent_pooling_config_is_none() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_pooling(&dir.path().join("nope.json")).unwrap(), None);
     }
 
+    #[cfg(feature = "bert")]
     #[test]
     fn max_pooling_is_rejected_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -251,12 +251,18 @@ fn default_sigpipe() {
 }
 
 async fn run(cli: Cli, out: &Output) -> Result<()> {
+    let mut command = cli.command;
     let overrides = Overrides {
         sqlite_path: cli.db,
         backend: cli.backend,
         config_file: cli.config,
+        // `serve --api-key` is one layer of the configuration, as secret as the others.
+        api_key: match &mut command {
+            Command::Serve(args) => args.api_key.take(),
+            _ => None,
+        },
     };
-    let command = match cli.command {
+    let command = match command {
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => return cloudflare_emulator::cli::run(args).await,
         Command::Config => return config::show(&overrides, cli.json),
@@ -264,13 +270,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
     };
     let config = Config::load(&overrides)?;
     let command = match command {
-        Command::Serve(mut args) => {
-            // `--api-key` and MCP_MEMORY_API_KEY (read by clap) beat the file's http.api_key.
-            if args.api_key.is_none() {
-                args.api_key = config.api_key.as_ref().map(|k| k.expose().to_owned());
-            }
-            return mcp::serve(config, args).await;
-        }
+        Command::Serve(args) => return mcp::serve(config, args).await,
         Command::Migrate(args) => return transfer::migrate(&config, args, out).await,
         other => other,
     };

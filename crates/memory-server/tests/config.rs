@@ -284,3 +284,30 @@ fn file_mistakes_are_reported_with_their_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_api_key_is_shown_masked_with_its_source() {
+    const KEY: &str = "http-api-key-from-somewhere-4321";
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &format!("[http]\napi_key = \"{KEY}\"\n"));
+    let shown = path.display().to_string();
+    for (env, from) in [
+        (vec![], format!("file {shown}:http.api_key")),
+        (
+            vec![("MCP_MEMORY_API_KEY", KEY)],
+            "env MCP_MEMORY_API_KEY".to_owned(),
+        ),
+    ] {
+        let out = run(dir.path(), &["--config", &shown, "config", "--json"], &env);
+        let doc = json(&out);
+        let key = setting(&doc, "http.api_key");
+        assert_eq!(key["value"], "***4321", "{doc:#}");
+        assert_eq!(key["from"], from.as_str(), "{doc:#}");
+        assert_eq!(key["flag"], "--api-key", "{doc:#}");
+        let text = run(dir.path(), &["--config", &shown, "config"], &env);
+        for stream in [&out.stdout, &out.stderr, &text.stdout, &text.stderr] {
+            let stream = String::from_utf8_lossy(stream);
+            assert!(!stream.contains(KEY), "{stream}");
+        }
+    }
+}

@@ -385,7 +385,23 @@ async fn tool_by_tool(client: &Client, backend: &str) {
     assert_eq!(top["memory_type"], "note");
     assert_eq!(top["metadata"], json!({"source": "test"}));
     assert_eq!(top["created_at"], cat_created);
-    assert!(top["created_at"].as_str().unwrap().ends_with('Z'));
+    // A memory is memory-core's record, as upstream renders one: each time as epoch
+    // seconds and as ISO-8601, the two the same instant; no vector.
+    let secs = top["created_at"]
+        .as_f64()
+        .expect("created_at is epoch seconds");
+    let iso = top["created_at_iso"].as_str().expect("created_at_iso");
+    assert!(iso.ends_with('Z'), "{top}");
+    let parsed = chrono::DateTime::parse_from_rfc3339(iso).unwrap();
+    assert!(
+        (parsed.timestamp_micros() as f64 / 1e6 - secs).abs() < 1e-5,
+        "{top}"
+    );
+    assert!(
+        top["updated_at"].is_f64() && top["updated_at_iso"].is_string(),
+        "{top}"
+    );
+    assert!(top.get("embedding").is_none(), "{top}");
     assert!(top["relevance_score"].as_f64().unwrap() > 0.2, "{hits}");
     assert!(
         top["relevance_score"].as_f64() >= hits["results"][1]["relevance_score"].as_f64(),
@@ -595,9 +611,8 @@ async fn tool_by_tool(client: &Client, backend: &str) {
         restamped["memory"]["tags"],
         json!(["pets", "finance", "budget"])
     );
-    let new_created = restamped["memory"]["created_at"].as_str().unwrap();
-    assert_ne!(new_created, food_created.as_str().unwrap(), "{restamped}");
-    assert!(new_created > food_created.as_str().unwrap(), "{restamped}");
+    let new_created = restamped["memory"]["created_at"].as_f64().unwrap();
+    assert!(new_created > food_created.as_f64().unwrap(), "{restamped}");
     let decisions = t
         .ok("memory_list", json!({"memory_type": "decision"}))
         .await;
@@ -1278,4 +1293,25 @@ async fn with_an_api_key_requests_need_the_bearer() {
     let client = http_client(&url, Some("s3cret-key")).await;
     assert_eq!(ok(&client, "memory_list", json!({})).await["total"], 0);
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_api_key_flag_beats_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = http_command(
+        &dir.path().join("m.db"),
+        &["--host", "0.0.0.0", "--api-key", "flag-key"],
+    );
+    cmd.env("MCP_MEMORY_API_KEY", "env-key");
+    let server = start_http(cmd);
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    assert_eq!(raw_post(&url, Some("Bearer env-key")).await, 401);
+    assert_eq!(raw_post(&url, Some("Bearer flag-key")).await, 200);
 }

@@ -31,11 +31,8 @@ impl Conditions {
         self.params.extend(params);
     }
 
-    /// Adds a tag condition; false when it can match nothing (no tags).
-    fn tags(&mut self, filter: &TagFilter) -> bool {
-        if filter.tags.is_empty() {
-            return false;
-        }
+    /// Adds a tag condition (the list is not empty: see [`MemoryFilter::matches_nothing`]).
+    fn tags(&mut self, filter: &TagFilter) {
         let list = Value::Text(json_strings(filter.tags.iter().map(String::as_str)));
         match filter.mode {
             TagMatch::Any => self.and(
@@ -51,16 +48,16 @@ impl Conditions {
                 [list, Value::Integer(filter.tags.len() as i64)],
             ),
         }
-        true
     }
 
     /// Live rows matching `filter`; `None` when nothing can match.
     pub(crate) fn for_filter(filter: &MemoryFilter) -> Option<Self> {
-        let mut c = Self::live();
-        if let Some(tags) = &filter.tags
-            && !c.tags(tags)
-        {
+        if filter.matches_nothing() {
             return None;
+        }
+        let mut c = Self::live();
+        if let Some(tags) = &filter.tags {
+            c.tags(tags);
         }
         if let Some(t) = &filter.memory_type {
             c.and("m.memory_type = ?", [Value::Text(t.clone())]);
@@ -87,10 +84,9 @@ impl Conditions {
                 [Value::Text(list)],
             );
         }
-        if let Some(tags) = &selector.tags
-            && !c.tags(tags)
-        {
-            return None;
+        // `validate` refuses an empty tag list (and in SQL one would match no row).
+        if let Some(tags) = &selector.tags {
+            c.tags(tags);
         }
         if let Some(before) = selector.before {
             c.and(

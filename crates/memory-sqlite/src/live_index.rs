@@ -163,9 +163,11 @@ struct Compiled {
 impl Compiled {
     /// `None` when nothing can match (a tag or type no live row has ever carried).
     fn new(filter: &MemoryFilter, symbols: &Symbols) -> Option<Self> {
+        if filter.matches_nothing() {
+            return None;
+        }
         let tags = match &filter.tags {
             None => None,
-            Some(f) if f.tags.is_empty() => return None,
             Some(f) => {
                 let syms: Vec<Sym> = match f.mode {
                     TagMatch::Any => f.tags.iter().filter_map(|t| symbols.get(t)).collect(),

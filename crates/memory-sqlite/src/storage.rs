@@ -20,7 +20,7 @@ use memory_storage::prepare::{Prepared, prepare_memory};
 use memory_storage::{
     CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
     MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageError, StorageResult,
-    StorageStats, StoreOutcome, TagCount, validate_limit,
+    StorageStats, StoreOutcome, TagCount,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
@@ -690,13 +690,7 @@ impl MemoryStorage for SqliteStorage {
     }
 
     async fn search(&self, query: &SemanticQuery) -> StorageResult<Vec<MemoryQueryResult>> {
-        query.validate()?;
-        if query
-            .filter
-            .tags
-            .as_ref()
-            .is_some_and(|t| t.tags.is_empty())
-        {
+        if !query.can_match()? {
             return Ok(Vec::new());
         }
         let vector = self
@@ -712,9 +706,7 @@ impl MemoryStorage for SqliteStorage {
     }
 
     async fn list(&self, query: &ListQuery) -> StorageResult<Vec<Memory>> {
-        if let Some(limit) = query.limit {
-            validate_limit("limit", limit)?;
-        }
+        query.validate()?;
         let query = query.clone();
         self.run(move |inner| inner.list(&query)).await
     }

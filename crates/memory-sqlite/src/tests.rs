@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use memory_core::{ContentHash, Memory, Metadata, Tags, TimeRange, Timestamp};
 use memory_embed::{EmbedError, Embedder};
 use memory_storage::{
-    DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
-    SemanticQuery, StorageError, StoreOutcome, TagFilter,
+    MemoryFilter, MemoryStorage, MemoryUpdate, SemanticQuery, StorageError, StoreOutcome, TagFilter,
 };
 use tempfile::TempDir;
 
@@ -173,22 +172,6 @@ async fn stored_memory_reads_back_equal_in_every_field() {
 }
 
 #[tokio::test]
-async fn one_megabyte_of_content_is_stored_and_read_back() {
-    let f = Fixture::new().await;
-    let big = "ünïcode ".repeat(1024 * 1024 / 9 + 1);
-    assert!(big.len() > 1024 * 1024);
-    let m = memory(&big);
-    f.store.store(m.clone()).await.unwrap();
-    let back = f
-        .store
-        .get_by_hash(m.content_hash())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(back.content(), big);
-}
-
-#[tokio::test]
 async fn live_duplicate_is_reported_without_embedding_and_changes_nothing() {
     let f = Fixture::new().await;
     let first = tagged("same text", "a");
@@ -259,17 +242,6 @@ async fn deleted_memory_is_hidden_and_storing_it_again_revives_it_with_new_field
     let all_tags = f.store.get_all_tags().await.unwrap();
     assert_eq!(all_tags.len(), 1);
     assert_eq!(all_tags[0].tag, "new");
-}
-
-#[tokio::test]
-async fn deleting_an_unknown_hash_is_not_found() {
-    let f = Fixture::new().await;
-    let err = f
-        .store
-        .delete(&ContentHash::of("nothing"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::NotFound { .. }));
 }
 
 #[tokio::test]
@@ -490,62 +462,6 @@ async fn search_filters_by_type_time_and_all_tags() {
 }
 
 #[tokio::test]
-async fn min_similarity_drops_weak_hits() {
-    let f = Fixture::new().await;
-    f.store.store(memory("exact words here")).await.unwrap();
-    f.store
-        .store(memory("something else entirely"))
-        .await
-        .unwrap();
-    let mut q = SemanticQuery::new("exact words here", 10);
-    q.min_similarity = Some(0.99);
-    let hits = f.store.search(&q).await.unwrap();
-    assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].memory.content(), "exact words here");
-}
-
-#[tokio::test]
-async fn search_validates_the_query() {
-    let f = Fixture::new().await;
-    assert!(matches!(
-        f.store.retrieve("  ", 3).await,
-        Err(StorageError::InvalidInput { field: "query", .. })
-    ));
-    assert!(matches!(
-        f.store.retrieve("x", 0).await,
-        Err(StorageError::InvalidInput { field: "limit", .. })
-    ));
-}
-
-#[tokio::test]
-async fn list_is_newest_first_with_hash_tie_break_and_pages() {
-    let f = Fixture::new().await;
-    for (t, s) in [("a", 1), ("b", 3), ("c", 2), ("d", 3)] {
-        f.store
-            .store(memory(t).with_created_at(at(s)))
-            .await
-            .unwrap();
-    }
-    let all = f
-        .store
-        .list(&ListQuery::all(MemoryFilter::all()))
-        .await
-        .unwrap();
-    let mut tied = [ContentHash::of("b"), ContentHash::of("d")];
-    tied.sort();
-    let first_two: Vec<&ContentHash> = all[..2].iter().map(Memory::content_hash).collect();
-    assert_eq!(first_two, [&tied[1], &tied[0]]);
-    assert_eq!(contents(&all[2..]), ["c", "a"]);
-    let page = f
-        .store
-        .list(&ListQuery::page(MemoryFilter::all(), 2, 3).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(contents(&page), ["a"]);
-    assert_eq!(f.store.get_recent_memories(1).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
 async fn list_and_count_apply_every_filter() {
     let f = Fixture::new().await;
     f.store
@@ -594,72 +510,6 @@ async fn list_and_count_apply_every_filter() {
         .await
         .unwrap();
     assert_eq!(contents(&in_time), ["three", "two"]);
-}
-
-#[tokio::test]
-async fn delete_memories_dry_run_reports_and_real_run_deletes() {
-    let f = Fixture::new().await;
-    f.store
-        .store(tagged("keep", "k").with_created_at(at(1)))
-        .await
-        .unwrap();
-    f.store
-        .store(tagged("old drop", "d").with_created_at(at(2)))
-        .await
-        .unwrap();
-    f.store
-        .store(tagged("new drop", "d").with_created_at(at(3)))
-        .await
-        .unwrap();
-    let selector = DeleteSelector {
-        tags: Some(TagFilter::any(tags("d"))),
-        ..DeleteSelector::default()
-    };
-    let dry = f
-        .store
-        .delete_memories(&DeleteRequest {
-            selector: selector.clone(),
-            dry_run: true,
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        dry.hashes,
-        [ContentHash::of("new drop"), ContentHash::of("old drop")]
-    );
-    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 3);
-    let real = f
-        .store
-        .delete_memories(&DeleteRequest {
-            selector,
-            dry_run: false,
-        })
-        .await
-        .unwrap();
-    assert_eq!(real.hashes, dry.hashes);
-    assert!(!real.dry_run);
-    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 1);
-    assert_eq!(f.store.delete_by_tag("k").await.unwrap(), 1);
-    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn delete_memories_refuses_an_empty_selector() {
-    let f = Fixture::new().await;
-    f.store.store(memory("x")).await.unwrap();
-    let err = f
-        .store
-        .delete_memories(&DeleteRequest::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StorageError::InvalidInput {
-            field: "selector",
-            ..
-        }
-    ));
-    assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -797,40 +647,6 @@ async fn update_replaces_tags_and_type_merges_metadata_and_sets_timestamps() {
 }
 
 #[tokio::test]
-async fn update_of_a_deleted_or_unknown_memory_is_not_found() {
-    let f = Fixture::new().await;
-    let m = memory("gone");
-    f.store.store(m.clone()).await.unwrap();
-    f.store.delete(m.content_hash()).await.unwrap();
-    for hash in [m.content_hash().clone(), ContentHash::of("never")] {
-        let err = f
-            .store
-            .update_memory_metadata(&hash, MemoryUpdate::default(), true)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
-    }
-}
-
-#[tokio::test]
-async fn tags_are_counted_on_live_memories_most_used_first() {
-    let f = Fixture::new().await;
-    f.store.store(tagged("1", "b,a")).await.unwrap();
-    f.store.store(tagged("2", "b,c")).await.unwrap();
-    f.store.store(tagged("3", "c,z")).await.unwrap();
-    f.store.delete(&ContentHash::of("3")).await.unwrap();
-    let got: Vec<(String, u64)> = f
-        .store
-        .get_all_tags()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.tag, t.count))
-        .collect();
-    assert_eq!(got, [("b".into(), 2), ("a".into(), 1), ("c".into(), 1)]);
-}
-
-#[tokio::test]
 async fn stats_count_live_memories_tombstones_and_the_file() {
     let f = Fixture::new().await;
     f.store.store(tagged("héllo", "a,b")).await.unwrap();
@@ -851,26 +667,6 @@ async fn stats_count_live_memories_tombstones_and_the_file() {
     assert_eq!(s.embedding_dimensions, DIMS);
     assert!(s.storage_bytes.unwrap() > 0);
     assert_eq!(s.extra["indexed_vectors"], 2);
-}
-
-#[tokio::test]
-async fn purge_removes_tombstones_for_good() {
-    let f = Fixture::new().await;
-    f.store.store(memory("a")).await.unwrap();
-    f.store.store(memory("b")).await.unwrap();
-    f.store.delete(&ContentHash::of("a")).await.unwrap();
-    assert_eq!(f.store.purge_deleted(Some(at(1))).await.unwrap(), 0);
-    assert_eq!(
-        f.store.purge_deleted(Some(Timestamp::now())).await.unwrap(),
-        1
-    );
-    assert_eq!(f.store.get_stats().await.unwrap().tombstones, 0);
-    assert_eq!(f.store.purge_deleted(None).await.unwrap(), 0);
-    // The hash is free again: storing it is a plain store.
-    assert_eq!(
-        f.store.store(memory("a")).await.unwrap(),
-        StoreOutcome::Stored
-    );
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use memory_core::{ContentHash, Memory, Tags, ValidationError, limits};
 
 use crate::prepare::{Prepared, unit_vector};
-use crate::{StorageError, StorageResult, StoreOutcome};
+use crate::{CleanupReport, StorageError, StorageResult, StoreOutcome};
 
 /// Checks what an embedder returned for `texts` texts: one vector per text, each of `dims`
 /// finite numbers and not all zero. Returns them scaled to unit length.
@@ -145,6 +145,72 @@ pub fn union_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Result<Tags, V
     Tags::parse(union)
 }
 
+/// The plan of a duplicate clean-up (`cleanup_duplicates`), made the same way by every
+/// backend from its live rows, oldest first.
+///
+/// Each row has two keys: its stored hash and the hash of its content recomputed by today's
+/// rule (rows written under an older hashing rule differ). Rows sharing any key, directly
+/// or through others, are one memory: the first (oldest) of a group is kept and absorbs the
+/// others' tags; the rest are removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupPlan {
+    /// Groups of two or more row indices, each in input order, ordered by their first row.
+    pub groups: Vec<Vec<usize>>,
+    /// The report so far: rows examined and groups found; the backend fills `removed`.
+    pub report: CleanupReport,
+}
+
+impl CleanupPlan {
+    /// Groups rows by their `[stored hash, recomputed hash]` keys, given in row order.
+    pub fn new<'a>(keys: impl IntoIterator<Item = [&'a str; 2]>) -> Self {
+        let keys: Vec<[&str; 2]> = keys.into_iter().collect();
+        let groups = duplicate_groups(&keys);
+        Self {
+            report: CleanupReport {
+                examined: keys.len() as u64,
+                duplicate_groups: groups.len() as u64,
+                removed: Vec::new(),
+            },
+            groups,
+        }
+    }
+}
+
+/// Union-find over the rows' keys: the older root (smaller index) always stays the root,
+/// so each group's first row is its oldest.
+fn duplicate_groups(keys: &[[&str; 2]]) -> Vec<Vec<usize>> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, pair) in keys.iter().enumerate() {
+        for key in pair {
+            match owner.get(key) {
+                Some(&j) => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    owner.insert(key, i);
+                }
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..keys.len() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    out.sort_by_key(|g| g[0]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +274,38 @@ mod tests {
             .into_iter()
             .flat_map(|t| t.iter().map(String::as_str));
         assert_eq!(union_tags(all).unwrap().joined(), "x,y,z");
+    }
+
+    #[test]
+    fn rows_sharing_a_key_directly_or_through_others_are_one_group_oldest_first() {
+        // Row 0 and 2 share a stored hash; 3 reaches them through 2's recomputed hash;
+        // 1 and 4 stand alone.
+        let plan = CleanupPlan::new([
+            ["a", "a"],
+            ["b", "b"],
+            ["old", "a"],
+            ["c", "old"],
+            ["d", "e"],
+        ]);
+        assert_eq!(plan.groups, vec![vec![0, 2, 3]]);
+        assert_eq!(plan.report.examined, 5);
+        assert_eq!(plan.report.duplicate_groups, 1);
+        assert!(plan.report.removed.is_empty());
+    }
+
+    #[test]
+    fn a_later_row_linking_two_groups_makes_one_kept_by_the_oldest() {
+        // Row 3 shares "b" with row 1 and "a" with row 0: all three are one memory.
+        let plan = CleanupPlan::new([["a", "a"], ["b", "b"], ["c", "c"], ["b", "a"]]);
+        assert_eq!(plan.groups, vec![vec![0, 1, 3]]);
+        assert_eq!(plan.report.duplicate_groups, 1);
+    }
+
+    #[test]
+    fn no_rows_and_distinct_rows_plan_nothing() {
+        assert!(CleanupPlan::new([]).groups.is_empty());
+        let plan = CleanupPlan::new([["a", "a"], ["b", "b"]]);
+        assert!(plan.groups.is_empty());
+        assert_eq!(plan.report.examined, 2);
     }
 }

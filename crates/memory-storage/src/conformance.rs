@@ -37,9 +37,8 @@
 //! own runtime, so share expensive things between cases (the embedding model) through a
 //! `static`, never a Tokio resource bound to one runtime.
 //!
-//! Without the macro, [`run_all`] runs every case in turn (naming the failing one), [`CASES`]
-//! lists them for a custom harness, and each case is also a plain `pub async fn` taking
-//! `&dyn MemoryStorage`.
+//! Without the macro, [`CASES`] lists the cases for a custom harness, and each case is also a
+//! plain `pub async fn` taking `&dyn MemoryStorage`.
 //!
 //! # What a passing backend has proven
 //! * **Store and read**: every field round-trips exactly (content, hash, tags in order, type,
@@ -80,12 +79,10 @@
 use std::collections::HashSet;
 use std::fmt::{self, Debug};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures::FutureExt;
 use futures::future::join_all;
 use memory_core::{ContentHash, Memory, MemoryQueryResult, Metadata, Tags, TimeRange, Timestamp};
 
@@ -167,29 +164,6 @@ where
         let fixture = make_store().await;
         (case.run)(fixture.storage()).await;
     });
-}
-
-/// Runs every case of [`CASES`] in turn, each on a fresh store from `make_store`; a failing
-/// case is named on stderr before its panic is resumed.
-///
-/// Prefer [`conformance_tests!`](crate::conformance_tests), which reports each case as its own
-/// test.
-pub async fn run_all<F, Fut>(mut make_store: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future,
-    Fut::Output: Fixture,
-{
-    for case in CASES {
-        let fixture = make_store().await;
-        let outcome = AssertUnwindSafe((case.run)(fixture.storage()))
-            .catch_unwind()
-            .await;
-        if let Err(panic) = outcome {
-            eprintln!("conformance case `{}` failed", case.name);
-            std::panic::resume_unwind(panic);
-        }
-    }
 }
 
 /// Expands to one `#[test]` per conformance case, each running on a fresh store.
@@ -3298,12 +3272,6 @@ mod tests {
             || async { Arc::new(Stub) as Arc<dyn MemoryStorage> },
             CASES[0],
         );
-    }
-
-    #[tokio::test]
-    #[should_panic(expected = "stub store")]
-    async fn run_all_resumes_the_panic_of_a_failing_case() {
-        run_all(|| async { Box::new(Stub) as Box<dyn MemoryStorage> }).await;
     }
 
     #[test]

@@ -65,19 +65,19 @@ use memory_core::{
 };
 
 pub mod backend;
-pub mod error;
+mod error;
 pub mod prepare;
-pub mod types;
+mod types;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use error::{BoxError, StorageError, StorageResult};
+use types::validate_limit;
 pub use types::{
     CleanupReport, ConsistencyIssue, ConsistencyReport, DeleteReport, DeleteRequest,
     DeleteSelector, IssueKind, ListQuery, MAX_RESULTS, MemoryFilter, MemoryUpdate, RepairReport,
-    SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter, TagMatch, duplicate_groups,
-    validate_limit,
+    SemanticQuery, StorageStats, StoreOutcome, TagCount, TagFilter, TagMatch,
 };
 
 /// A place to keep memories. Object-safe: servers hold an `Arc<dyn MemoryStorage>`.

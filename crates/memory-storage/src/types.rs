@@ -9,7 +9,7 @@ use crate::{StorageError, StorageResult};
 pub const MAX_RESULTS: usize = 1000;
 
 /// Checks a result count: `1..=MAX_RESULTS`.
-pub fn validate_limit(field: &'static str, n: usize) -> StorageResult<()> {
+pub(crate) fn validate_limit(field: &'static str, n: usize) -> StorageResult<()> {
     if n == 0 || n > MAX_RESULTS {
         return Err(StorageError::invalid(
             field,
@@ -120,6 +120,12 @@ impl MemoryFilter {
         self
     }
 
+    /// Whether no memory can match: a tag condition with an empty tag list matches
+    /// nothing, so a backend answers without querying (or embedding) anything.
+    pub fn matches_nothing(&self) -> bool {
+        self.tags.as_ref().is_some_and(|t| t.tags.is_empty())
+    }
+
     /// Reference semantics: whether `memory` satisfies every condition.
     pub fn matches(&self, memory: &memory_core::Memory) -> bool {
         self.tags.as_ref().is_none_or(|f| f.matches(&memory.tags))
@@ -163,6 +169,18 @@ impl ListQuery {
             offset: (page - 1).saturating_mul(page_size),
             limit: Some(page_size),
         })
+    }
+
+    /// Validates the limit (when given, within `1..=`[`MAX_RESULTS`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::InvalidInput`] naming `limit`.
+    pub fn validate(&self) -> StorageResult<()> {
+        match self.limit {
+            Some(limit) => validate_limit("limit", limit),
+            None => Ok(()),
+        }
     }
 }
 
@@ -211,6 +229,17 @@ impl SemanticQuery {
             ));
         }
         Ok(())
+    }
+
+    /// Validates the query, then says whether it can match anything: the start of every
+    /// backend's `search`, which answers `Ok(vec![])` without embedding the text when not.
+    ///
+    /// # Errors
+    ///
+    /// What [`SemanticQuery::validate`] refuses.
+    pub fn can_match(&self) -> StorageResult<bool> {
+        self.validate()?;
+        Ok(!self.filter.matches_nothing())
     }
 }
 
@@ -303,46 +332,6 @@ impl MemoryUpdate {
             memory.created_at = self.created_at.unwrap_or(now);
         }
     }
-}
-
-/// Groups rows that are the same memory for `cleanup_duplicates`: each row has two keys
-/// (its stored hash and the hash recomputed from its content today); rows sharing any key,
-/// directly or through others, form one group. Returns the groups of two or more, each
-/// listing row indices in input order (oldest first when the input is), groups ordered by
-/// their first row.
-#[must_use]
-pub fn duplicate_groups(keys: &[[&str; 2]]) -> Vec<Vec<usize>> {
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut parent: Vec<usize> = (0..keys.len()).collect();
-    let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (i, pair) in keys.iter().enumerate() {
-        for key in pair {
-            match owner.get(key) {
-                Some(&j) => {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    // The older root (smaller index) stays the root.
-                    parent[a.max(b)] = a.min(b);
-                }
-                None => {
-                    owner.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
-    for i in 0..keys.len() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
-    }
-    let mut out: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    out.sort_by_key(|g| g[0]);
-    out
 }
 
 /// Which memories a bulk delete selects. Given conditions combine with AND; at least one
@@ -611,5 +600,39 @@ impl RepairReport {
     #[must_use]
     pub fn is_consistent(&self) -> bool {
         self.remaining.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_that_can_match_nothing_is_still_validated_first() {
+        let nothing = MemoryFilter::all().with_tags(TagFilter::any(Tags::empty()));
+        assert!(nothing.matches_nothing());
+        assert!(!MemoryFilter::all().matches_nothing());
+        // A bad query is refused even when its filter would make the answer empty.
+        let bad = SemanticQuery::new(" ", 5).with_filter(nothing.clone());
+        assert!(matches!(
+            bad.can_match(),
+            Err(StorageError::InvalidInput { .. })
+        ));
+        let empty = SemanticQuery::new("text", 5).with_filter(nothing);
+        assert!(!empty.can_match().unwrap());
+        assert!(SemanticQuery::new("text", 5).can_match().unwrap());
+    }
+
+    #[test]
+    fn a_list_limit_outside_the_range_is_refused_naming_it() {
+        let mut q = ListQuery::all(MemoryFilter::all());
+        assert!(q.validate().is_ok());
+        for bad in [0, MAX_RESULTS + 1] {
+            q.limit = Some(bad);
+            let err = q.validate().unwrap_err();
+            assert!(err.to_string().contains("limit"), "{err}");
+        }
+        q.limit = Some(MAX_RESULTS);
+        assert!(q.validate().is_ok());
     }
 }

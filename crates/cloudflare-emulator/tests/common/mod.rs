@@ -2,9 +2,10 @@
 //! proxy of Cloudflare's OpenAPI spec, with a raw HTTP client (no retries, no layers) so
 //! tests see exactly what the emulator answers.
 //!
-//! Scenarios take a `&Harness` and run twice: `Harness::direct` and `Harness::via_prism`
-//! (which records every spec violation Prism reports; end with
-//! `harness.assert_no_violations()`).
+//! Scenarios take a `&Harness` and run as two tests: one on `Harness::direct`, one on
+//! `Harness::via_prism` (which records every spec violation Prism reports; end with
+//! `harness.assert_no_violations()`) inside `cloudflare_testkit::prism_tests!`, so that it is
+//! reported as ignored when Prism is not installed.
 
 #![allow(dead_code)]
 
@@ -80,13 +81,13 @@ impl Harness {
         Self::new(emulator, None, base)
     }
 
-    /// An emulator with `config` behind `prism proxy --errors`; `None` (skipped, saying
-    /// so) without Prism outside CI.
-    pub async fn via_prism(config: EmulatorConfig) -> Option<Self> {
+    /// An emulator with `config` behind `prism proxy --errors`. Only for tests inside
+    /// `cloudflare_testkit::prism_tests!` (ignored when Prism is not installed).
+    pub async fn via_prism(config: EmulatorConfig) -> Self {
         let emulator = Emulator::start(config).await.expect("the emulator starts");
-        let prism = Prism::start_proxy(&emulator.base_url()).await?;
+        let prism = Prism::start_proxy(&emulator.base_url()).await;
         let base = prism.base_url();
-        Some(Self::new(emulator, Some(prism), base))
+        Self::new(emulator, Some(prism), base)
     }
 
     fn new(emulator: EmulatorHandle, prism: Option<Prism>, base: String) -> Self {

@@ -120,21 +120,15 @@ impl Accounting {
 
 /// Layer recording every call in an [`Accounting`] registry.
 #[derive(Debug, Clone, Default)]
-pub struct AccountingLayer {
+pub(crate) struct AccountingLayer {
     accounting: Accounting,
 }
 
 impl AccountingLayer {
     /// Records into `accounting`.
     #[must_use]
-    pub fn new(accounting: Accounting) -> Self {
+    pub(crate) fn new(accounting: Accounting) -> Self {
         Self { accounting }
-    }
-
-    /// The registry written to.
-    #[must_use]
-    pub fn accounting(&self) -> &Accounting {
-        &self.accounting
     }
 }
 
@@ -151,7 +145,7 @@ impl<S> tower::Layer<S> for AccountingLayer {
 
 /// Service made by [`AccountingLayer`].
 #[derive(Debug, Clone)]
-pub struct Accounted<S> {
+pub(crate) struct Accounted<S> {
     inner: S,
     accounting: Accounting,
 }

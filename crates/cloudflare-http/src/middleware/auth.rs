@@ -22,7 +22,7 @@ pub struct InvalidToken;
 /// Layer adding `Authorization: Bearer <token>` (marked sensitive) to every request,
 /// replacing any `Authorization` header already set.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub(crate) struct AuthLayer {
     value: HeaderValue,
 }
 
@@ -32,7 +32,7 @@ impl AuthLayer {
     /// # Errors
     ///
     /// [`InvalidToken`] if the token cannot be an HTTP header value.
-    pub fn new(token: &ApiToken) -> Result<Self, InvalidToken> {
+    pub(crate) fn new(token: &ApiToken) -> Result<Self, InvalidToken> {
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
             .map_err(|_| InvalidToken)?;
         value.set_sensitive(true);
@@ -61,7 +61,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 
 /// Service made by [`AuthLayer`].
 #[derive(Clone)]
-pub struct Auth<S> {
+pub(crate) struct Auth<S> {
     inner: S,
     value: HeaderValue,
 }

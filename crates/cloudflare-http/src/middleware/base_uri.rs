@@ -27,7 +27,7 @@ pub struct InvalidBaseUrl {
 /// Only the request's path and query are kept; its scheme and host (if any) are replaced,
 /// so the token is only ever sent to the base URL's host.
 #[derive(Debug, Clone)]
-pub struct BaseUriLayer {
+pub(crate) struct BaseUriLayer {
     base: Uri,
 }
 
@@ -37,7 +37,7 @@ impl BaseUriLayer {
     /// # Errors
     ///
     /// [`InvalidBaseUrl`] unless `base` is an absolute `http` or `https` URL without a query.
-    pub fn new(base: Uri) -> Result<Self, InvalidBaseUrl> {
+    pub(crate) fn new(base: Uri) -> Result<Self, InvalidBaseUrl> {
         let reject = |reason| InvalidBaseUrl {
             url: base.to_string(),
             reason,
@@ -80,7 +80,7 @@ impl<S> tower::Layer<S> for BaseUriLayer {
 
 /// Service made by [`BaseUriLayer`].
 #[derive(Debug, Clone)]
-pub struct BaseUri<S> {
+pub(crate) struct BaseUri<S> {
     inner: S,
     layer: BaseUriLayer,
 }

@@ -23,13 +23,13 @@ use tokio::time::Instant;
 use crate::error::CloudflareError;
 
 /// Default number of consecutive counted failures that open the breaker.
-pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+pub(crate) const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
 
 /// Default time the breaker stays open before letting probes through.
-pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
 
 /// Default number of probe calls let through while half-open.
-pub const DEFAULT_HALF_OPEN_PROBES: u32 = 1;
+pub(crate) const DEFAULT_HALF_OPEN_PROBES: u32 = 1;
 
 /// Why a [`BreakerConfig`] was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -323,14 +323,14 @@ impl BreakerHandle {
 
 /// A [`tower::Layer`] wrapping services in one shared [`Breaker`].
 #[derive(Debug, Clone)]
-pub struct BreakerLayer {
+pub(crate) struct BreakerLayer {
     shared: Arc<Shared>,
 }
 
 impl BreakerLayer {
     /// A closed breaker with `config`.
     #[must_use]
-    pub fn new(config: BreakerConfig) -> Self {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -347,7 +347,7 @@ impl BreakerLayer {
 
     /// A view of the breaker's state.
     #[must_use]
-    pub fn handle(&self) -> BreakerHandle {
+    pub(crate) fn handle(&self) -> BreakerHandle {
         BreakerHandle {
             shared: Arc::clone(&self.shared),
         }
@@ -367,28 +367,19 @@ impl<S> tower::Layer<S> for BreakerLayer {
 
 /// A service behind a circuit breaker; build it with [`BreakerLayer`].
 #[derive(Debug, Clone)]
-pub struct Breaker<S> {
+pub(crate) struct Breaker<S> {
     inner: S,
     shared: Arc<Shared>,
 }
 
 impl<S> Breaker<S> {
     /// A view of the breaker's state.
+    #[cfg(test)]
     #[must_use]
-    pub fn handle(&self) -> BreakerHandle {
+    pub(crate) fn handle(&self) -> BreakerHandle {
         BreakerHandle {
             shared: Arc::clone(&self.shared),
         }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 
@@ -426,7 +417,7 @@ where
 }
 
 /// The future of a [`Breaker`] call.
-pub struct ResponseFuture<F> {
+pub(crate) struct ResponseFuture<F> {
     kind: Kind<F>,
 }
 

@@ -167,21 +167,15 @@ impl TokenBucket {
 
 /// A [`tower::Layer`] making services wait for a token of one shared [`TokenBucket`].
 #[derive(Debug, Clone)]
-pub struct RateLimitLayer {
+pub(crate) struct RateLimitLayer {
     bucket: TokenBucket,
 }
 
 impl RateLimitLayer {
     /// A layer drawing from `bucket` (share the bucket between layers to share the budget).
     #[must_use]
-    pub fn new(bucket: TokenBucket) -> Self {
+    pub(crate) fn new(bucket: TokenBucket) -> Self {
         Self { bucket }
-    }
-
-    /// The shared bucket.
-    #[must_use]
-    pub fn bucket(&self) -> &TokenBucket {
-        &self.bucket
     }
 }
 
@@ -202,7 +196,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
 /// It waits in `poll_ready`, so call it the tower way (`ready().await` then `call`);
 /// a clone starts without a token of its own.
 #[derive(Debug)]
-pub struct RateLimit<S> {
+pub(crate) struct RateLimit<S> {
     inner: S,
     bucket: TokenBucket,
     wait: Wait,
@@ -225,24 +219,6 @@ impl<S: Clone> Clone for RateLimit<S> {
             bucket: self.bucket.clone(),
             wait: Wait::Idle,
         }
-    }
-}
-
-impl<S> RateLimit<S> {
-    /// The shared bucket.
-    #[must_use]
-    pub fn bucket(&self) -> &TokenBucket {
-        &self.bucket
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::time::{Instant, Sleep};
 use crate::backoff::RetryConfig;
 // The status rule lives with the error's classification (`CloudflareError::is_retryable`),
 // so that `error` never has to import this layer; re-exported here where retrying uses it.
-pub use crate::error::is_retryable_status;
+pub(crate) use crate::error::is_retryable_status;
 use crate::error::{CloudflareError, retry_after_from_headers};
 use crate::idempotency::is_idempotent;
 use crate::operation::Attempt;
@@ -26,7 +26,7 @@ use crate::operation::Attempt;
 /// Tower clones the policy for every call, so the retry count and time budget are per call;
 /// the RNG is shared between the clones so concurrent calls draw different jitter.
 #[derive(Debug)]
-pub struct RetryPolicy<R = StdRng> {
+pub(crate) struct RetryPolicy<R = StdRng> {
     config: RetryConfig,
     rng: Arc<Mutex<R>>,
     retries: u32,
@@ -49,7 +49,7 @@ impl<R> Clone for RetryPolicy<R> {
 impl RetryPolicy<StdRng> {
     /// A policy with jitter from the operating system's entropy.
     #[must_use]
-    pub fn new(config: RetryConfig) -> Self {
+    pub(crate) fn new(config: RetryConfig) -> Self {
         Self::with_rng(config, StdRng::from_os_rng())
     }
 }
@@ -57,7 +57,7 @@ impl RetryPolicy<StdRng> {
 impl<R: Rng> RetryPolicy<R> {
     /// A policy drawing jitter from `rng` (seed it to make delays reproducible).
     #[must_use]
-    pub fn with_rng(config: RetryConfig, rng: R) -> Self {
+    pub(crate) fn with_rng(config: RetryConfig, rng: R) -> Self {
         Self {
             config,
             rng: Arc::new(Mutex::new(rng)),
@@ -65,12 +65,6 @@ impl<R: Rng> RetryPolicy<R> {
             previous: None,
             started: None,
         }
-    }
-
-    /// The settings in force.
-    #[must_use]
-    pub fn config(&self) -> &RetryConfig {
-        &self.config
     }
 
     fn next_backoff(&mut self) -> Duration {

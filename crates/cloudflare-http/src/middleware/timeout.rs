@@ -10,14 +10,14 @@ use crate::error::CloudflareError;
 
 /// Layer bounding each call of the inner service to `after` (a `tokio::time` timer).
 #[derive(Debug, Clone, Copy)]
-pub struct TimeoutLayer {
+pub(crate) struct TimeoutLayer {
     after: Duration,
 }
 
 impl TimeoutLayer {
     /// Calls taking longer than `after` fail with [`CloudflareError::Timeout`].
     #[must_use]
-    pub fn new(after: Duration) -> Self {
+    pub(crate) fn new(after: Duration) -> Self {
         Self { after }
     }
 }
@@ -35,7 +35,7 @@ impl<S> tower::Layer<S> for TimeoutLayer {
 
 /// Service made by [`TimeoutLayer`].
 #[derive(Debug, Clone)]
-pub struct Timeout<S> {
+pub(crate) struct Timeout<S> {
     inner: S,
     after: Duration,
 }

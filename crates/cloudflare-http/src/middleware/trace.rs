@@ -15,11 +15,11 @@ use tracing::{Level, Span};
 use crate::operation::{Attempt, Operation};
 
 /// Target of the spans and events, for filters such as `RUST_LOG=cloudflare_http=debug`.
-pub const TRACE_TARGET: &str = "cloudflare_http";
+pub(crate) const TRACE_TARGET: &str = "cloudflare_http";
 
 /// Makes the span of one attempt: `cloudflare{op=d1.query method=POST path=... attempt=1}`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MakeCloudflareSpan;
+pub(crate) struct MakeCloudflareSpan;
 
 impl<B> MakeSpan<B> for MakeCloudflareSpan {
     fn make_span(&mut self, request: &http::Request<B>) -> Span {
@@ -35,7 +35,7 @@ impl<B> MakeSpan<B> for MakeCloudflareSpan {
 }
 
 /// The tracing layer of the client stack.
-pub type CloudflareTraceLayer = TraceLayer<
+pub(crate) type CloudflareTraceLayer = TraceLayer<
     SharedClassifier<ServerErrorsAsFailures>,
     MakeCloudflareSpan,
     DefaultOnRequest,
@@ -48,7 +48,7 @@ pub type CloudflareTraceLayer = TraceLayer<
 /// The layer: request start and response (status, latency in µs) at DEBUG, 5xx and
 /// connection failures at WARN.
 #[must_use]
-pub fn trace_layer() -> CloudflareTraceLayer {
+pub(crate) fn trace_layer() -> CloudflareTraceLayer {
     TraceLayer::new_for_http()
         .make_span_with(MakeCloudflareSpan)
         .on_request(DefaultOnRequest::new().level(Level::DEBUG))

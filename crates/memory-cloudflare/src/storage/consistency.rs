@@ -9,6 +9,7 @@ use cloudflare_d1::{Param, Statement};
 use cloudflare_r2::{ListObjects, list_all_pages};
 use cloudflare_vectorize::{ListVectors, MAX_LIST_COUNT};
 use memory_core::{ContentHash, Timestamp};
+use memory_storage::backend::CleanupPlan;
 use memory_storage::{
     CleanupReport, ConsistencyIssue, ConsistencyReport, IssueKind, RepairReport, StorageResult,
 };
@@ -773,15 +774,6 @@ struct DupRow {
     recomputed: String,
 }
 
-/// Groups of row indices (oldest first) that are the same memory; groups of one left out.
-fn group_duplicates(rows: &[DupRow]) -> Vec<Vec<usize>> {
-    let keys: Vec<[&str; 2]> = rows
-        .iter()
-        .map(|r| [r.stored.as_str(), r.recomputed.as_str()])
-        .collect();
-    memory_storage::duplicate_groups(&keys)
-}
-
 /// Duplicate clean-up (see [`memory_storage::MemoryStorage::cleanup_duplicates`]): one D1
 /// read, one D1 batch for every change, then the vector moves and deletions.
 pub(crate) async fn cleanup_duplicates(i: &Inner) -> StorageResult<CleanupReport> {
@@ -807,12 +799,10 @@ pub(crate) async fn cleanup_duplicates(i: &Inner) -> StorageResult<CleanupReport
             recomputed,
         });
     }
-    let groups = group_duplicates(&rows);
-    let mut report = CleanupReport {
-        examined: rows.len() as u64,
-        duplicate_groups: groups.len() as u64,
-        removed: Vec::new(),
-    };
+    let CleanupPlan { groups, mut report } = CleanupPlan::new(
+        rows.iter()
+            .map(|r| [r.stored.as_str(), r.recomputed.as_str()]),
+    );
     if groups.is_empty() {
         return Ok(report);
     }

@@ -7,7 +7,7 @@ use cloudflare_d1::{Param, Statement};
 use cloudflare_vectorize::{QueryVectors, ReturnMetadata, Vector};
 use futures::{StreamExt, TryStreamExt};
 use memory_core::{ContentHash, Memory, MemoryQueryResult, QueryDebugInfo};
-use memory_storage::{ListQuery, MemoryFilter, SemanticQuery, StorageResult, validate_limit};
+use memory_storage::{ListQuery, MemoryFilter, SemanticQuery, StorageResult};
 
 use super::{GET_BY_IDS_CHUNK, GET_EMBEDDINGS_D1_CHUNK, Inner, PARALLEL_CALLS, QUERY_TOP_K};
 use crate::error_map::vectorize_error;
@@ -19,13 +19,7 @@ impl Inner {
         &self,
         query: &SemanticQuery,
     ) -> StorageResult<Vec<MemoryQueryResult>> {
-        query.validate()?;
-        if query
-            .filter
-            .tags
-            .as_ref()
-            .is_some_and(|t| t.tags.is_empty())
-        {
+        if !query.can_match()? {
             return Ok(Vec::new());
         }
         let vector = self.embed_one(&query.text).await?;
@@ -251,9 +245,7 @@ impl Inner {
     }
 
     pub(super) async fn list(&self, query: &ListQuery) -> StorageResult<Vec<Memory>> {
-        if let Some(limit) = query.limit {
-            validate_limit("limit", limit)?;
-        }
+        query.validate()?;
         let i = self;
         let Some(cond) = Conditions::for_filter(&i.tables, &query.filter) else {
             return Ok(Vec::new());

@@ -60,8 +60,8 @@ pub mod paths {
 /// How a test reaches the emulator.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    /// Through `prism proxy --errors` (the test is skipped, saying so, when Prism is not
-    /// installed outside CI).
+    /// Through `prism proxy --errors` (only in tests inside `cloudflare_testkit::prism_tests!`,
+    /// which are ignored when Prism is not installed).
     pub via_prism: bool,
     /// Applied to the client config before building (timeouts, retries, breaker).
     pub client: fn(&mut ClientConfig),
@@ -138,13 +138,13 @@ fn suffix() -> String {
 }
 
 impl TestEnv {
-    /// Starts an emulator (and Prism) per `setup`. `None` only when Prism is wanted but not
-    /// installed outside CI (the testkit prints why the test is skipped).
+    /// Starts an emulator (and Prism, when asked for) per `setup`. A Prism setup belongs in
+    /// a test inside `cloudflare_testkit::prism_tests!` (ignored when Prism is not installed).
     ///
     /// # Panics
     ///
-    /// When the emulator cannot start or a client cannot be built.
-    pub async fn try_start(setup: Setup) -> Option<Self> {
+    /// When the emulator or Prism cannot start or a client cannot be built.
+    pub async fn start(setup: Setup) -> Self {
         let mut config = EmulatorConfig {
             rate_limit: u32::MAX,
             ..EmulatorConfig::default()
@@ -154,7 +154,7 @@ impl TestEnv {
             .await
             .unwrap_or_else(|e| panic!("starting the Cloudflare emulator: {e:#}"));
         let prism = if setup.via_prism {
-            Some(Prism::start_proxy(&emulator.base_url()).await?)
+            Some(Prism::start_proxy(&emulator.base_url()).await)
         } else {
             None
         };
@@ -197,7 +197,7 @@ impl TestEnv {
             }
             None => build(direct, None),
         };
-        Some(Self {
+        Self {
             emulator,
             prism,
             client,
@@ -205,19 +205,6 @@ impl TestEnv {
             index_name: format!("mem-test-{}", suffix()),
             bucket: format!("mem-test-{}", suffix()),
             violations,
-        })
-    }
-
-    /// [`TestEnv::try_start`] for setups without Prism.
-    ///
-    /// # Panics
-    ///
-    /// As [`TestEnv::try_start`], and if `setup` asks for Prism.
-    pub async fn start(setup: Setup) -> Self {
-        assert!(!setup.via_prism, "use try_start for Prism setups");
-        match Self::try_start(setup).await {
-            Some(env) => env,
-            None => unreachable!("only Prism setups are skipped"),
         }
     }
 

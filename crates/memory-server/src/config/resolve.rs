@@ -41,7 +41,8 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// Values given on the command line, overriding the environment and the file.
+/// Values given on the command line, overriding the environment and the file. `Debug`
+/// never shows a secret.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--db`.
@@ -50,6 +51,8 @@ pub struct Overrides {
     pub backend: Option<String>,
     /// `--config`: the configuration file.
     pub config_file: Option<PathBuf>,
+    /// `serve --api-key`: the key clients of `serve --http` must send.
+    pub api_key: Option<Secret>,
 }
 
 /// One setting's effective value and where it came from.
@@ -78,12 +81,23 @@ impl Layers<'_> {
                 .overrides
                 .sqlite_path
                 .as_ref()
-                .map(|p| p.display().to_string()),
-            SettingId::Backend => self.overrides.backend.clone(),
+                .map(|p| Value::of(setting, p.display().to_string())),
+            SettingId::Backend => self
+                .overrides
+                .backend
+                .clone()
+                .map(|v| Value::of(setting, v)),
+            // Stays a secret from the command line on (an empty key is no key).
+            SettingId::ApiKey => self
+                .overrides
+                .api_key
+                .clone()
+                .filter(|k| !k.expose().trim().is_empty())
+                .map(Value::Secret),
             _ => None,
         };
         if let (Some(v), Some(name)) = (flag, setting.flag) {
-            return Some((Value::of(setting, v), Source::Flag(name)));
+            return Some((v, Source::Flag(name)));
         }
         if let Some(v) = (self.var)(setting.env).filter(|v| !v.trim().is_empty()) {
             return Some((Value::of(setting, v), Source::Env(setting.env)));
@@ -353,8 +367,8 @@ pub struct Config {
     pub embedding_model: String,
     /// Explicit model directory, if configured.
     pub model_dir: Option<PathBuf>,
-    /// The API key for `serve --http` from the environment or the file (`--api-key` beats
-    /// both), if any.
+    /// The API key for `serve --http` from `--api-key`, the environment or the file, if
+    /// any (never empty).
     pub api_key: Option<Secret>,
     /// Seconds an idle HTTP session lives, from the environment or the file
     /// (`--session-idle-timeout` beats both), if set.

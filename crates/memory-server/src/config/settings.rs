@@ -84,7 +84,7 @@ pub struct Setting {
     pub env: &'static str,
     /// The file key, `section.key`, e.g. `cloudflare.account_id`.
     pub key: &'static str,
-    /// The global command-line flag that overrides it, if any.
+    /// The command-line flag that overrides it, if any (global, or `serve`'s `--api-key`).
     pub flag: Option<&'static str>,
     /// The kind of value.
     pub kind: ValueKind,
@@ -163,12 +163,15 @@ pub const SETTINGS: &[Setting] = &[
         "embedding.model_dir",
         ValueKind::Path,
     ),
-    setting(
-        SettingId::ApiKey,
-        API_KEY_ENV,
-        "http.api_key",
-        ValueKind::Secret,
-    ),
+    Setting {
+        flag: Some("--api-key"),
+        ..setting(
+            SettingId::ApiKey,
+            API_KEY_ENV,
+            "http.api_key",
+            ValueKind::Secret,
+        )
+    },
     setting(
         SettingId::SessionIdleTimeout,
         SESSION_IDLE_TIMEOUT_ENV,

@@ -127,6 +127,7 @@ fn each_layer_beats_the_next() {
         sqlite_path: Some("/flag.db".into()),
         backend: Some("sqlite-vec".into()),
         config_file: Some(path.clone()),
+        api_key: None,
     };
     let vars = [
         ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare"),
@@ -650,4 +651,51 @@ fn secrets_are_one_type_from_every_source_and_never_print() {
     ] {
         assert!(!text.contains(SECRET), "{text}");
     }
+}
+
+#[test]
+fn the_api_key_flag_is_a_layer_reported_masked_with_its_source() {
+    let (_dir, path) = file("[http]\napi_key = \"from-the-file-key\"\n");
+    let vars = [("MCP_MEMORY_API_KEY", "from-the-environment-key")];
+    let overrides = Overrides {
+        api_key: Some(Secret::new(SECRET)),
+        ..with_file(&path)
+    };
+    // The flag beats the environment and the file.
+    let r = resolve(&vars, &overrides);
+    let key = entry(&r, "http.api_key");
+    assert_eq!(key.source, Some(Source::Flag("--api-key")));
+    assert_eq!(key.value.as_deref(), Some("***9876"));
+    let shown = [
+        format!("{r}"),
+        r.to_json().to_string(),
+        format!("{r:?}"),
+        format!("{overrides:?}"),
+    ];
+    for text in &shown {
+        assert!(!text.contains(SECRET), "{text}");
+    }
+    assert!(shown[0].contains("--api-key"), "{}", shown[0]);
+    let c = r.into_config().unwrap();
+    assert_eq!(c.api_key.as_ref().map(Secret::expose), Some(SECRET));
+    // Without the flag: the environment, then the file; an empty flag is no flag.
+    let blank = Overrides {
+        api_key: Some(Secret::new("  ")),
+        ..with_file(&path)
+    };
+    let r = resolve(&vars, &blank);
+    assert_eq!(
+        entry(&r, "http.api_key").source,
+        Some(Source::Env("MCP_MEMORY_API_KEY"))
+    );
+    let c = r.into_config().unwrap();
+    assert_eq!(
+        c.api_key.as_ref().map(Secret::expose),
+        Some("from-the-environment-key")
+    );
+    let c = load(&[], with_file(&path)).unwrap();
+    assert_eq!(
+        c.api_key.as_ref().map(Secret::expose),
+        Some("from-the-file-key")
+    );
 }

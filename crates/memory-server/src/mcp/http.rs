@@ -29,26 +29,28 @@ use tokio_util::sync::CancellationToken;
 use super::jsonrpc::{self, Refusal};
 use super::sessions::{BoundedSessions, SessionLimits};
 use super::tools::{MemoryServer, StoreHandle};
+use crate::config::settings::Secret;
 
 /// Largest POST body: the same bound as one stdio line, derived from the content limit, so
 /// content stdio and the CLI accept is accepted over HTTP too (the content check then
 /// refuses over-limit content with a tool error naming the limit).
 pub const MAX_HTTP_BODY_BYTES: usize = super::MAX_STDIO_LINE_BYTES;
 
-/// Where and how to listen.
+/// Where and how to listen. `Debug` never shows the key.
+#[derive(Debug)]
 pub struct HttpOptions {
     /// Address to bind.
     pub host: IpAddr,
     /// Port; 0 picks a free one (the bound address is printed to stderr).
     pub port: u16,
     /// Required bearer key, if any.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Session idle timeout and cap.
     pub sessions: SessionLimits,
 }
 
 /// Refuses a non-loopback bind without an API key.
-pub fn check_exposure(host: IpAddr, api_key: Option<&str>) -> Result<()> {
+pub fn check_exposure(host: IpAddr, api_key: Option<&Secret>) -> Result<()> {
     if !host.is_loopback() && api_key.is_none() {
         anyhow::bail!(
             "refusing to serve on {host} without an API key: a non-loopback address is reachable \
@@ -93,7 +95,7 @@ pub fn router(
 
 /// Binds, prints the endpoint to stderr, and serves until Ctrl-C / SIGTERM.
 pub async fn serve(store: StoreHandle, opts: HttpOptions) -> Result<()> {
-    check_exposure(opts.host, opts.api_key.as_deref())?;
+    check_exposure(opts.host, opts.api_key.as_ref())?;
     let addr = SocketAddr::new(opts.host, opts.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -142,7 +144,7 @@ async fn shutdown_signal() {
 }
 
 /// Lets a request through only with `Authorization: Bearer <key>`.
-async fn require_bearer(State(key): State<Arc<String>>, request: Request, next: Next) -> Response {
+async fn require_bearer(State(key): State<Arc<Secret>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -152,7 +154,9 @@ async fn require_bearer(State(key): State<Arc<String>>, request: Request, next: 
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
     match presented {
-        Some(token) if same_secret(token.as_bytes(), key.as_bytes()) => next.run(request).await,
+        Some(token) if same_secret(token.as_bytes(), key.expose().as_bytes()) => {
+            next.run(request).await
+        }
         _ => {
             let mut response = (
                 StatusCode::UNAUTHORIZED,
@@ -261,9 +265,27 @@ mod tests {
         let any: IpAddr = "0.0.0.0".parse().unwrap();
         let err = check_exposure(any, None).unwrap_err().to_string();
         assert!(err.contains("MCP_MEMORY_API_KEY"), "{err}");
-        assert!(check_exposure(any, Some("k")).is_ok());
+        assert!(check_exposure(any, Some(&Secret::new("k"))).is_ok());
         assert!(check_exposure("127.0.0.1".parse().unwrap(), None).is_ok());
         assert!(check_exposure("::1".parse().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn options_never_show_the_key() {
+        let key = "the-bearer-key-5150";
+        let opts = HttpOptions {
+            host: "0.0.0.0".parse().unwrap(),
+            port: 8000,
+            api_key: Some(Secret::new(key)),
+            sessions: SessionLimits {
+                idle_timeout: std::time::Duration::from_secs(60),
+                max_sessions: 2,
+            },
+        };
+        for text in [format!("{opts:?}"), format!("{opts:#?}")] {
+            assert!(!text.contains(key), "{text}");
+            assert!(text.contains("api_key: Some("), "{text}");
+        }
     }
 
     #[test]

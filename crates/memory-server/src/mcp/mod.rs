@@ -2,8 +2,9 @@
 //!
 //! * stdio: JSON-RPC on stdin/stdout; logs go to stderr only (`MCP_MEMORY_LOG`).
 //! * `--http`: `http://<host>:<port>/mcp`, `127.0.0.1:8000` by default. Binding any
-//!   non-loopback address requires an API key (`MCP_MEMORY_API_KEY` or `--api-key`), which
-//!   clients send as `Authorization: Bearer <key>`; other requests get `401`.
+//!   non-loopback address requires an API key (`--api-key`, `MCP_MEMORY_API_KEY` or the
+//!   file's `http.api_key`, resolved with the rest of the configuration), which clients send
+//!   as `Authorization: Bearer <key>`; other requests get `401`.
 //!
 //! The store opens in the background: `initialize` is answered at once, and the first tool
 //! call waits for the store (the embedding model itself loads on the first embed).
@@ -16,6 +17,7 @@ use rmcp::ServiceExt;
 
 use crate::backend;
 use crate::config::Config;
+use crate::config::settings::Secret;
 
 pub mod http;
 pub mod jsonrpc;
@@ -26,8 +28,8 @@ pub mod tools;
 
 pub use tools::MemoryServer;
 
-/// `mcp-memory serve` options. No `Debug`: it holds the API key.
-#[derive(Args)]
+/// `mcp-memory serve` options.
+#[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Serve streamable HTTP instead of stdio.
     #[arg(long)]
@@ -38,9 +40,11 @@ pub struct ServeArgs {
     /// Port to bind with --http (0 picks a free port; the address is printed to stderr).
     #[arg(long, default_value_t = 8000, requires = "http")]
     pub port: u16,
-    /// API key clients must send as `Authorization: Bearer <key>` (with --http).
-    #[arg(long, env = "MCP_MEMORY_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// API key clients must send as `Authorization: Bearer <key>` (with --http). Else
+    /// MCP_MEMORY_API_KEY or the file's `http.api_key`. Taken into the configuration
+    /// ([`crate::config::Overrides::api_key`]) before `serve` runs.
+    #[arg(long, value_name = "KEY", value_parser = parse_secret)]
+    pub api_key: Option<Secret>,
     /// With --http: end a session after this many seconds without a request (the client
     /// then starts a new one). Else MCP_MEMORY_SESSION_IDLE_TIMEOUT, the file's
     /// `http.session_idle_timeout`, or 1800.
@@ -63,11 +67,18 @@ pub struct ServeArgs {
 /// (16 MiB) with JSON escaping, so over-limit content gets a clear tool error.
 pub const MAX_STDIO_LINE_BYTES: usize = 4 * memory_core::limits::MAX_CONTENT_BYTES;
 
-/// Runs the server until the client disconnects (stdio) or a shutdown signal (HTTP).
+/// `--api-key`'s value, held as a secret from the moment it is parsed.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
+}
+
+/// Runs the server until the client disconnects (stdio) or a shutdown signal (HTTP). The
+/// API key is `config`'s (`--api-key` is one layer of its resolution: see
+/// [`crate::config::Overrides::api_key`]).
 pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
-    let api_key = args.api_key.filter(|k| !k.trim().is_empty());
+    let api_key = config.api_key.clone();
     if args.http {
-        http::check_exposure(args.host, api_key.as_deref())?;
+        http::check_exposure(args.host, api_key.as_ref())?;
     }
     // Flag, else environment or file (read into `config`), else the default.
     let limits = sessions::SessionLimits {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use memory_core::{ContentHash, Memory, MemoryQueryResult, Metadata, Tags, ValidationError};
+use memory_core::{
+    ContentHash, Memory, MemoryQueryResult, MemoryRecord, Metadata, Tags, ValidationError,
+};
 use memory_storage::{
     DeleteReport, DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage,
     SemanticQuery, StorageError, StoreOutcome, TagFilter,
@@ -95,17 +97,12 @@ fn finish(outcome: ToolOutcome) -> CallToolResult {
     }
 }
 
-/// A memory as tools return it: upstream's field names, times in ISO-8601 UTC.
+/// A memory as tools return it: memory-core's [`MemoryRecord`], the shape of export lines,
+/// without the vector. As upstream's memory service renders a memory: its field names, each
+/// time as epoch seconds (`created_at`, `updated_at`) and ISO-8601 (`created_at_iso`,
+/// `updated_at_iso`).
 pub fn memory_json(m: &Memory) -> Value {
-    json!({
-        "content_hash": m.content_hash(),
-        "content": m.content(),
-        "tags": m.tags,
-        "memory_type": m.memory_type,
-        "metadata": m.metadata,
-        "created_at": m.created_at.to_iso(),
-        "updated_at": m.updated_at.to_iso(),
-    })
+    json!(MemoryRecord::from(m).with_vector(None, None))
 }
 
 fn result_json(r: &MemoryQueryResult) -> Value {

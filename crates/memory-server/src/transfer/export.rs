@@ -1,13 +1,13 @@
-//! `mcp-memory export`: JSON Lines, one memory per line, newest first.
+//! `mcp-memory export`: JSON Lines, one memory per line, newest first; each line is
+//! memory-core's [`MemoryRecord`] (with the stored vector and model id under `--embeddings`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use memory_core::{Memory, Metadata, Tags, TimeRange, Timestamp};
+use memory_core::{MemoryRecord, Tags, TimeRange, Timestamp};
 use memory_storage::{MemoryFilter, MemoryStorage, TagFilter};
-use serde::Serialize;
 use serde_json::json;
 
 use super::{MAX_PAGE, Pager, ProgressMode, memories, parse_time_flag, sibling};
@@ -35,43 +35,6 @@ pub struct ExportArgs {
     /// Only memories created at or before this ISO-8601 time.
     #[arg(long, value_name = "TIME")]
     before: Option<String>,
-}
-
-/// One exported line: upstream's field names, both time renderings, full precision.
-#[derive(Serialize)]
-pub(crate) struct ExportRecord<'a> {
-    content: &'a str,
-    content_hash: &'a str,
-    tags: &'a Tags,
-    memory_type: Option<&'a str>,
-    metadata: &'a Metadata,
-    created_at: f64,
-    created_at_iso: String,
-    updated_at: f64,
-    updated_at_iso: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    embedding: Option<&'a [f32]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    embedding_model: Option<&'a str>,
-}
-
-impl<'a> ExportRecord<'a> {
-    /// The record of `m`, with `vector` (made by `model`) when given.
-    pub(crate) fn new(m: &'a Memory, vector: Option<(&'a [f32], &'a str)>) -> Self {
-        Self {
-            content: m.content(),
-            content_hash: m.content_hash().as_str(),
-            tags: &m.tags,
-            memory_type: m.memory_type.as_deref(),
-            metadata: &m.metadata,
-            created_at: m.created_at.epoch_seconds(),
-            created_at_iso: m.created_at.to_iso(),
-            updated_at: m.updated_at.epoch_seconds(),
-            updated_at_iso: m.updated_at.to_iso(),
-            embedding: vector.map(|(v, _)| v),
-            embedding_model: vector.map(|(_, id)| id),
-        }
-    }
 }
 
 /// A file being written under a temporary name; removed unless [`PartialFile::commit`]ted.
@@ -198,15 +161,17 @@ pub async fn export(store: &dyn MemoryStorage, args: ExportArgs, out: &Output) -
             None => vec![None; page.len()],
         };
         for (m, v) in page
-            .iter()
-            .zip(vectors.iter().chain(std::iter::repeat(&None)))
+            .into_iter()
+            .zip(vectors.into_iter().chain(std::iter::repeat(None)))
         {
-            let vector = match (v, &model) {
-                (Some(v), Some(id)) => Some((v.as_slice(), id.as_str())),
-                _ => None,
+            // Only the vector read for the export is written, with the store's model id.
+            let (vector, id) = match (v, &model) {
+                (Some(v), Some(id)) => (Some(v), Some(id.clone())),
+                _ => (None, None),
             };
             with_vector += u64::from(vector.is_some());
-            let mut line = serde_json::to_vec(&ExportRecord::new(m, vector))?;
+            let record = MemoryRecord::from(m).with_vector(vector, id);
+            let mut line = serde_json::to_vec(&record)?;
             line.push(b'\n');
             if let Err(e) = sink.write_all(&line) {
                 // `export | head`: the reader has what it wanted; stop quietly.

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use memory_core::memory::{normalise_memory_type, validate_content};
-use memory_core::{ContentHash, Memory, Metadata, Tags, Timestamp};
+use memory_core::{HashCheck, Memory, MemoryRecord, RecordError, ValidationError};
 use memory_storage::{MemoryStorage, StoreOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -196,70 +195,6 @@ struct StoreModel {
     rehash: bool,
 }
 
-/// A line turned into a memory, or why not.
-struct ItemError {
-    field: Option<&'static str>,
-    reason: String,
-}
-
-impl std::fmt::Display for ItemError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.field {
-            Some(field) => write!(f, "field `{field}`: {}", self.reason),
-            None => f.write_str(&self.reason),
-        }
-    }
-}
-
-fn bad(field: &'static str, reason: impl Into<String>) -> ItemError {
-    ItemError {
-        field: Some(field),
-        reason: reason.into(),
-    }
-}
-
-use memory_core::metadata::json_kind as kind;
-
-fn time_field(
-    obj: &serde_json::Map<String, Value>,
-    secs: &'static str,
-    iso: &'static str,
-) -> Result<Option<Timestamp>, ItemError> {
-    match obj.get(secs) {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) => {
-            let f = n.as_f64().ok_or_else(|| bad(secs, "not a finite number"))?;
-            return Timestamp::from_epoch_seconds_for(secs, f)
-                .map(Some)
-                .map_err(|e| bad(secs, e.to_string()));
-        }
-        Some(Value::String(s)) => {
-            return Timestamp::parse_iso(s)
-                .map(Some)
-                .map_err(|e| bad(secs, e.to_string()));
-        }
-        Some(other) => {
-            return Err(bad(
-                secs,
-                format!(
-                    "expected epoch seconds or an ISO-8601 string, found {}",
-                    kind(other)
-                ),
-            ));
-        }
-    }
-    match obj.get(iso) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Timestamp::parse_iso(s)
-            .map(Some)
-            .map_err(|e| bad(iso, e.to_string())),
-        Some(other) => Err(bad(
-            iso,
-            format!("expected an ISO-8601 string, found {}", kind(other)),
-        )),
-    }
-}
-
 /// What happened to a carried vector.
 #[derive(Debug, PartialEq)]
 enum Vector {
@@ -268,167 +203,64 @@ enum Vector {
     Dropped(String),
 }
 
-/// Validates one item and builds its memory.
-fn memory_of(value: Value, store: &StoreModel) -> Result<(Memory, Vector), ItemError> {
-    let Value::Object(obj) = value else {
-        return Err(ItemError {
-            field: None,
-            reason: format!("expected a JSON object, found {}", kind(&value)),
-        });
-    };
-    let content = match obj.get("content") {
-        None | Some(Value::Null) => return Err(bad("content", "missing")),
-        Some(Value::String(s)) => {
-            validate_content(s).map_err(|e| bad("content", e.to_string()))?;
-            s.clone()
+/// Validates one item (memory-core's [`MemoryRecord`], read field by field) and builds its
+/// memory: the carried vector is kept when its model is the store's, and the id is the hash
+/// of the content (`--rehash` or not deciding what a supplied hash that disagrees means).
+fn memory_of(value: Value, store: &StoreModel) -> Result<(Memory, Vector), RecordError> {
+    let mut record = MemoryRecord::from_value(value)?;
+    let (embedding, fate) = match (record.embedding.take(), record.embedding_model.take()) {
+        (None, _) => (None, Vector::None),
+        (Some(v), Some(id)) if same_model(&id, v.len(), &store.id, store.dims) => {
+            (Some(v), Vector::Reused)
         }
-        Some(other) => {
-            return Err(bad(
-                "content",
-                format!("expected a string, found {}", kind(other)),
-            ));
-        }
-    };
-    // The id is always the hash of the content: a line carrying another text's hash would
-    // make that text a "duplicate" of this memory forever.
-    let hash = ContentHash::of(&content);
-    match obj.get("content_hash") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            let supplied = s
-                .parse::<ContentHash>()
-                .map_err(|e| bad("content_hash", e.to_string()))?;
-            if supplied != hash && !store.rehash {
-                return Err(bad(
-                    "content_hash",
-                    format!(
-                        "{supplied} is not the hash of the content ({hash}); an export of another \
-                         tool or an older version may hash differently: add --rehash to store such \
-                         memories under the hash of their content"
-                    ),
-                ));
-            }
-        }
-        Some(other) => {
-            return Err(bad(
-                "content_hash",
-                format!("expected a 64-character hex string, found {}", kind(other)),
-            ));
-        }
-    }
-    let tags = match obj.get("tags") {
-        None => Tags::empty(),
-        Some(v) => Tags::from_json(v).map_err(|e| bad("tags", e.to_string()))?,
-    };
-    let memory_type = match obj.get("memory_type") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
-            normalise_memory_type(s).map_err(|e| bad("memory_type", e.to_string()))?
-        }
-        Some(other) => {
-            return Err(bad(
-                "memory_type",
-                format!("expected a string, found {}", kind(other)),
-            ));
-        }
-    };
-    let metadata = match obj.get("metadata") {
-        None | Some(Value::Null) => Metadata::new(),
-        // Upstream's SQLite rows keep metadata as JSON text.
-        Some(Value::String(s)) => Metadata::parse(s).map_err(|e| bad("metadata", e.to_string()))?,
-        Some(v @ Value::Object(_)) => {
-            Metadata::from_value(v.clone()).map_err(|e| bad("metadata", e.to_string()))?
-        }
-        Some(other) => {
-            return Err(bad(
-                "metadata",
-                format!("expected a JSON object, found {}", kind(other)),
-            ));
-        }
-    };
-    let created_at =
-        time_field(&obj, "created_at", "created_at_iso")?.unwrap_or_else(Timestamp::now);
-    let updated_at = time_field(&obj, "updated_at", "updated_at_iso")?.unwrap_or(created_at);
-    let model = match obj.get("embedding_model") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(other) => {
-            return Err(bad(
-                "embedding_model",
-                format!("expected a model id string, found {}", kind(other)),
-            ));
-        }
-    };
-    let (embedding, fate) = match obj.get("embedding") {
-        None | Some(Value::Null) => (None, Vector::None),
-        Some(Value::Array(values)) => {
-            let mut v = Vec::with_capacity(values.len());
-            for (i, x) in values.iter().enumerate() {
-                match x.as_f64() {
-                    Some(f) if f.is_finite() && (f as f32).is_finite() => v.push(f as f32),
-                    _ => {
-                        return Err(bad(
-                            "embedding",
-                            format!("element {i} is {}, expected a finite number", kind(x)),
-                        ));
-                    }
-                }
-            }
-            match model {
-                Some(id) if same_model(id, v.len(), &store.id, store.dims) => {
-                    (Some(v), Vector::Reused)
-                }
-                Some(id) if same_model(id, store.dims, &store.id, store.dims) => {
-                    return Err(bad(
-                        "embedding",
-                        format!(
-                            "has {} values but {} vectors have {} dimensions",
-                            v.len(),
-                            store.id,
-                            store.dims
-                        ),
-                    ));
-                }
-                Some(id) => (None, Vector::Dropped(id.to_owned())),
-                None => (None, Vector::Dropped(String::new())),
-            }
-        }
-        Some(other) => {
-            return Err(bad(
+        (Some(v), Some(id)) if same_model(&id, store.dims, &store.id, store.dims) => {
+            return Err(RecordError::field(
                 "embedding",
-                format!("expected an array of numbers, found {}", kind(other)),
+                format!(
+                    "has {} values but {} vectors have {} dimensions",
+                    v.len(),
+                    store.id,
+                    store.dims
+                ),
             ));
         }
+        (Some(_), Some(id)) => (None, Vector::Dropped(id)),
+        (Some(_), None) => (None, Vector::Dropped(String::new())),
     };
-    let memory = Memory::from_parts(
-        content,
-        hash,
-        tags,
-        memory_type,
-        metadata,
-        embedding,
-        created_at,
-        updated_at,
-    );
+    record.embedding = embedding;
+    let check = if store.rehash {
+        HashCheck::Rehash
+    } else {
+        HashCheck::Verify
+    };
+    let memory = record.into_memory(check).map_err(|e| match e {
+        // An export of another tool or an older version may hash differently.
+        ValidationError::HashMismatch { supplied, computed } => RecordError::field(
+            "content_hash",
+            format!(
+                "{supplied} is not the hash of the content ({computed}); an export of another \
+                 tool or an older version may hash differently: add --rehash to store such \
+                 memories under the hash of their content"
+            ),
+        ),
+        other => RecordError::field(other.field(), other.to_string()),
+    })?;
     Ok((memory, fate))
 }
 
 /// Parses a raw item.
-fn parse(raw: Raw, store: &StoreModel) -> Result<(Memory, Vector), ItemError> {
+fn parse(raw: Raw, store: &StoreModel) -> Result<(Memory, Vector), RecordError> {
     let value = match raw {
         Raw::Value(v) => v,
         Raw::Text(bytes) => {
-            let text = std::str::from_utf8(&bytes).map_err(|e| ItemError {
-                field: None,
-                reason: format!(
+            let text = std::str::from_utf8(&bytes).map_err(|e| {
+                RecordError::whole(format!(
                     "not valid UTF-8 (first bad byte at column {})",
                     e.valid_up_to() + 1
-                ),
+                ))
             })?;
-            serde_json::from_str(text.trim()).map_err(|e| ItemError {
-                field: None,
-                reason: format!("invalid JSON: {e}"),
-            })?
+            serde_json::from_str(text.trim())
+                .map_err(|e| RecordError::whole(format!("invalid JSON: {e}")))?
         }
     };
     memory_of(value, store)
@@ -470,7 +302,8 @@ fn detect(first_line: &[u8]) -> Format {
     }
 }
 
-/// The Python service's export document.
+/// The Python service's export document. Its memories stay JSON values here and are read
+/// one by one as [`MemoryRecord`]s, so one bad memory is reported by number, not the file.
 #[derive(Deserialize)]
 struct Document {
     memories: Vec<Value>,

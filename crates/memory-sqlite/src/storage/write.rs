@@ -2,7 +2,7 @@
 //! clean-up and purging tombstones, with the row-level helpers they share with `store`.
 
 use memory_core::{ContentHash, Memory, Tags, Timestamp};
-use memory_storage::backend;
+use memory_storage::backend::{self, CleanupPlan};
 use memory_storage::{
     CleanupReport, DeleteReport, DeleteRequest, MemoryUpdate, StorageError, StorageResult,
     StoreOutcome,
@@ -82,12 +82,10 @@ impl Inner {
     pub(super) fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
         self.write("removing duplicate memories", |tx| {
             let rows = duplicate_candidates(tx)?;
-            let groups = group_duplicates(&rows);
-            let mut report = CleanupReport {
-                examined: rows.len() as u64,
-                duplicate_groups: groups.len() as u64,
-                removed: Vec::new(),
-            };
+            let CleanupPlan { groups, mut report } = CleanupPlan::new(
+                rows.iter()
+                    .map(|r| [r.stored.as_str(), r.recomputed.as_str()]),
+            );
             if groups.is_empty() {
                 return Ok(report);
             }
@@ -352,15 +350,4 @@ fn duplicate_candidates(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DupRow>> {
         });
     }
     Ok(out)
-}
-
-/// Groups of rows (indices into `rows`, oldest first) that are the same memory: their
-/// contents hash alike under the current rule, or one's content hashes to the hash
-/// another is stored under. Groups of one are left out.
-fn group_duplicates(rows: &[DupRow]) -> Vec<Vec<usize>> {
-    let keys: Vec<[&str; 2]> = rows
-        .iter()
-        .map(|r| [r.stored.as_str(), r.recomputed.as_str()])
-        .collect();
-    memory_storage::duplicate_groups(&keys)
 }
