@@ -50,7 +50,7 @@ impl From<StorageError> for LibError {
 
 /// The error's kind, ValidationError variant, field and full message (with its sources).
 pub struct Classified {
-    /// `Validation`, `InvalidInput`, `NotFound`, `Duplicate`, `Embedding`, ...
+    /// `Validation`, `InvalidInput`, `NotFound`, `Embedding`, ...
     pub kind: &'static str,
     /// The ValidationError variant, for `Validation`.
     pub variant: Option<String>,
@@ -92,7 +92,6 @@ fn classify(e: &LibError) -> Classified {
             let (kind, field) = match s {
                 StorageError::InvalidInput { field, .. } => ("InvalidInput", Some(*field)),
                 StorageError::NotFound { .. } => ("NotFound", None),
-                StorageError::Duplicate { .. } => ("Duplicate", None),
                 StorageError::Embedding { .. } => ("Embedding", None),
                 StorageError::ModelMismatch { .. } => ("ModelMismatch", None),
                 StorageError::Unavailable { .. } => ("Unavailable", None),

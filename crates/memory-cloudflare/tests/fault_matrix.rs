@@ -263,7 +263,7 @@ struct Outcome {
     ops: usize,
     /// Acknowledged writes (stores, updates, deletes that returned `Ok`).
     acknowledged_writes: usize,
-    /// Every error the caller saw that was not a normal answer (`Duplicate`, `NotFound`),
+    /// Every error the caller saw that was not a normal answer (`NotFound`),
     /// as `operation: message`.
     errors: Vec<(&'static str, String)>,
     /// Reads or answers that contradicted an acknowledged write.
@@ -384,7 +384,7 @@ async fn run_workload(
                     known[i] = Known::Live(Some(tag_list(m)));
                     out.acknowledged_writes += 1;
                 }
-                Err(StorageError::Duplicate { .. }) => {
+                Ok(StoreOutcome::Duplicate) => {
                     if known[i] == Known::Absent {
                         out.violations.push(format!(
                             "op {op}: store of {hash} says duplicate, but it was absent \

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use memory_core::{ContentHash, Memory, Metadata, Tags};
 use memory_storage::{
     DeleteRequest, DeleteSelector, ListQuery, MemoryFilter, MemoryStorage, MemoryUpdate,
-    SemanticQuery, StorageError, TagFilter, TagMatch,
+    SemanticQuery, TagFilter, TagMatch,
 };
 
 mod backend;
@@ -280,13 +280,9 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Store(args) => {
             let memory = build_memory(args)?;
             let hash = memory.content_hash().clone();
-            // Storing what is already stored is not a failure for a person at a prompt: the
-            // memory is there, unchanged. Scripts see `"outcome": "duplicate"` with --json.
-            match store.store(memory).await {
-                Ok(outcome) => out.stored(&hash, Some(outcome)),
-                Err(StorageError::Duplicate { hash }) => out.stored(&hash, None),
-                Err(e) => return Err(e.into()),
-            }
+            // Storing what is already stored is not a failure: the memory is there,
+            // unchanged. Scripts see `"outcome": "duplicate"` with --json.
+            out.stored(&hash, store.store(memory).await?);
         }
         Command::Search(args) => {
             let mut filter = MemoryFilter::all();

@@ -41,12 +41,12 @@ impl Output {
         self.print_json(value);
     }
 
-    /// After a store: `None` when the same content was already stored (nothing changed).
-    pub fn stored(&self, hash: &ContentHash, outcome: Option<StoreOutcome>) {
+    /// After a store: what it did with the memory of `hash`.
+    pub fn stored(&self, hash: &ContentHash, outcome: StoreOutcome) {
         let (word, text) = match outcome {
-            Some(StoreOutcome::Stored) => ("stored", "stored"),
-            Some(StoreOutcome::Revived) => ("revived", "stored (revived a deleted memory)"),
-            None => ("duplicate", "already stored, unchanged:"),
+            StoreOutcome::Stored => ("stored", "stored"),
+            StoreOutcome::Revived => ("revived", "stored (revived a deleted memory)"),
+            StoreOutcome::Duplicate => ("duplicate", "already stored, unchanged:"),
         };
         if self.json {
             self.print_json(json!({"content_hash": hash, "outcome": word}));

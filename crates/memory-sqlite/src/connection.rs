@@ -87,7 +87,7 @@ pub(crate) fn db_error(action: &str, path: &Path, err: rusqlite::Error) -> Stora
 }
 
 /// An error inside a write transaction: SQLite's (retried when busy) or the operation's
-/// own outcome (a duplicate, a missing memory), which rolls the transaction back.
+/// own refusal (a missing memory, another model), which rolls the transaction back.
 #[derive(Debug)]
 pub(crate) enum TxError {
     /// From SQLite.

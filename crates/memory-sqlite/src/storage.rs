@@ -40,7 +40,7 @@ use crate::schema::{META_SEQ, bump_counter, check_model, migrate, user_version};
 mod consistency;
 mod write;
 
-use write::put_memory;
+use write::{Seq, put_memory};
 
 /// Hashes per query of [`MemoryStorage::get_embeddings`].
 pub const GET_EMBEDDINGS_CHUNK: usize = 500;
@@ -612,13 +612,9 @@ impl MemoryStorage for SqliteStorage {
             Some(v) => v,
             None => {
                 let hash = memory.content_hash().clone();
-                let live = {
-                    let hash = hash.clone();
-                    self.run(move |inner| inner.is_live(&hash)).await?
-                };
-                if live {
-                    // Skip the embedding: the write would refuse it anyway.
-                    return Err(StorageError::Duplicate { hash });
+                if self.run(move |inner| inner.is_live(&hash)).await? {
+                    // Skip the embedding: the write would leave the live memory alone anyway.
+                    return Ok(StoreOutcome::Duplicate);
                 }
                 let mut vectors = self.embed(vec![memory.content().to_owned()]).await?;
                 vectors.pop().ok_or_else(|| StorageError::Embedding {
@@ -631,8 +627,7 @@ impl MemoryStorage for SqliteStorage {
             inner.write("storing a memory", |tx| {
                 // Another process may have given an empty file another model since open.
                 check_model(tx, &inner.model, inner.dims.get())?;
-                let seq = bump_counter(tx, META_SEQ)?;
-                put_memory(tx, &memory, Some(&vector), seq)
+                put_memory(tx, &memory, Some(&vector), &mut Seq::default())
             })
         })
         .await
@@ -673,10 +668,11 @@ impl MemoryStorage for SqliteStorage {
             .run(move |inner| {
                 inner.write("storing a batch of memories", |tx| {
                     check_model(tx, &inner.model, inner.dims.get())?;
-                    let seq = bump_counter(tx, META_SEQ)?;
+                    let mut seq = Seq::default();
                     let mut out = Vec::with_capacity(items.len());
                     for (i, p) in &items {
-                        let result = match put_memory(tx, &p.memory, p.vector.as_deref(), seq) {
+                        let result = match put_memory(tx, &p.memory, p.vector.as_deref(), &mut seq)
+                        {
                             Ok(outcome) => Ok(outcome),
                             Err(TxError::Storage(e)) => Err(e),
                             Err(db) => return Err(db),

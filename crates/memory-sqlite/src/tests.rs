@@ -111,6 +111,13 @@ impl Fixture {
         assert_eq!(n, 1);
     }
 
+    /// The change counter readers use to see that something was written.
+    fn change_seq(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.store.path()).unwrap();
+        conn.query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))
+            .unwrap()
+    }
+
     /// Another store on the same file, as a second process would open it.
     async fn second(&self) -> SqliteStorage {
         SqliteStorage::open(self.store.path().to_owned(), self.embedder.clone())
@@ -165,18 +172,34 @@ async fn stored_memory_reads_back_equal_in_every_field() {
 }
 
 #[tokio::test]
-async fn live_duplicate_is_refused_without_embedding_and_changes_nothing() {
+async fn live_duplicate_is_reported_without_embedding_and_changes_nothing() {
     let f = Fixture::new().await;
     let first = tagged("same text", "a");
     f.store.store(first.clone()).await.unwrap();
     let calls = f.embedder.calls();
-    let err = f
-        .store
-        .store(tagged("  SAME text ", "b"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StorageError::Duplicate { ref hash } if hash == first.content_hash()));
+    let seq = f.change_seq();
+    let again = tagged("  SAME text ", "b");
+    assert_eq!(again.content_hash(), first.content_hash());
+    let outcome = f.store.store(again.clone()).await.unwrap();
+    assert_eq!(outcome, StoreOutcome::Duplicate);
     assert_eq!(f.embedder.calls(), calls);
+    // With a vector of its own it reaches the write, which leaves the row alone too; and a
+    // batch of nothing but duplicates is no change either.
+    let with_vector = again.with_embedding(vec![0.5; DIMS]);
+    assert_eq!(
+        f.store.store(with_vector.clone()).await.unwrap(),
+        StoreOutcome::Duplicate
+    );
+    let out = f
+        .store
+        .store_batch(vec![with_vector, tagged("same TEXT", "c")])
+        .await
+        .unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, Ok(StoreOutcome::Duplicate))),
+        "{out:?}"
+    );
+    assert_eq!(f.change_seq(), seq, "a duplicate is not a change");
     let back = f
         .store
         .get_by_hash(first.content_hash())
@@ -247,8 +270,8 @@ async fn batch_embeds_once_and_reports_each_item() {
     );
     assert!(matches!(out[0], Ok(StoreOutcome::Stored)));
     assert!(matches!(out[1], Ok(StoreOutcome::Stored)));
-    assert!(matches!(out[2], Err(StorageError::Duplicate { .. })));
-    assert!(matches!(out[3], Err(StorageError::Duplicate { .. })));
+    assert!(matches!(out[2], Ok(StoreOutcome::Duplicate)));
+    assert!(matches!(out[3], Ok(StoreOutcome::Duplicate)));
     assert!(matches!(
         out[4],
         Err(StorageError::InvalidInput {
@@ -547,7 +570,7 @@ async fn cleanup_keeps_the_oldest_with_the_union_of_tags() {
     // removed row.
     let restore = f.store.store(memory("hello world")).await;
     assert!(
-        matches!(restore, Err(StorageError::Duplicate { .. })),
+        matches!(restore, Ok(StoreOutcome::Duplicate)),
         "{restore:?}"
     );
     assert_eq!(f.store.count(&MemoryFilter::all()).await.unwrap(), 2);

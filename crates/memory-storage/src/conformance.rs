@@ -43,7 +43,7 @@
 //! # What a passing backend has proven
 //! * **Store and read**: every field round-trips exactly (content, hash, tags in order, type,
 //!   metadata, both timestamps to the microsecond), Unicode and 1 MB content included; a
-//!   second store of the same normalised content is [`StorageError::Duplicate`] and changes
+//!   second store of the same normalised content is [`StoreOutcome::Duplicate`] and changes
 //!   nothing; an embedding of the wrong size or with a non-finite value is refused, a huge
 //!   finite one is scaled; a hash that is not the content's is refused; `metadata.tags` and
 //!   `metadata.type` become the memory's own tags and type (on store and on update).
@@ -612,11 +612,12 @@ fn assert_not_found<T: Debug>(result: StorageResult<T>, hash: &ContentHash, cont
     }
 }
 
-/// Asserts a [`StorageError::Duplicate`] for `hash`.
-fn assert_duplicate<T: Debug>(result: &StorageResult<T>, hash: &ContentHash, context: &str) {
+/// Asserts that a store of content whose memory (`hash`) is live was reported as
+/// [`StoreOutcome::Duplicate`].
+fn assert_duplicate(result: &StorageResult<StoreOutcome>, hash: &ContentHash, context: &str) {
     match result {
-        Err(StorageError::Duplicate { hash: h }) if h == hash => {}
-        other => panic!("{context}: expected Duplicate {{ hash: {hash} }}, got {other:?}"),
+        Ok(StoreOutcome::Duplicate) => {}
+        other => panic!("{context}: expected Ok(Duplicate) for {hash}, got {other:?}"),
     }
 }
 
@@ -767,7 +768,7 @@ pub async fn get_by_hash_of_unknown_hash_is_none(store: &dyn MemoryStorage) {
     );
 }
 
-/// A second store of the same content is [`StorageError::Duplicate`] and changes nothing.
+/// A second store of the same content is [`StoreOutcome::Duplicate`] and changes nothing.
 pub async fn storing_the_same_content_twice_is_a_duplicate_and_keeps_the_original(
     store: &dyn MemoryStorage,
 ) {
@@ -793,7 +794,7 @@ pub async fn storing_the_same_content_twice_is_a_duplicate_and_keeps_the_origina
         "storing the same content again",
     );
     let read = must_get(store, original.content_hash(), "after a duplicate store").await;
-    assert_same(&read, &original, "the original after a refused duplicate");
+    assert_same(&read, &original, "the original after a duplicate store");
     assert_eq!(
         count(store, MemoryFilter::all()).await,
         1,
@@ -814,7 +815,7 @@ pub async fn content_differing_only_in_case_and_surrounding_space_is_a_duplicate
     assert_eq!(
         read.content(),
         original.content(),
-        "the original text is kept after a refused variant"
+        "the original text is kept after a duplicate variant"
     );
 }
 

@@ -16,12 +16,6 @@ pub enum StorageError {
         /// The hash asked for.
         hash: ContentHash,
     },
-    /// A live memory with the same content hash exists already.
-    #[error("duplicate: a memory with the same content (hash {hash}) is already stored")]
-    Duplicate {
-        /// The hash of the existing memory.
-        hash: ContentHash,
-    },
     /// Input refused by the core model's rules.
     #[error("invalid input: {0}")]
     Validation(#[from] ValidationError),

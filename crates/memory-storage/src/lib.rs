@@ -17,13 +17,15 @@
 //! # From the Python MCP Memory Service
 //!
 //! Each method of upstream's `MemoryStorage` base class, and its Rust form here. Upstream
-//! returns `(bool, str)` pairs for outcomes; here failures are a typed [`StorageError`].
+//! returns `(bool, str)` pairs for outcomes; here what happened is a typed `Ok` value (a
+//! duplicate store is [`StoreOutcome::Duplicate`], not a failure) and failures are a typed
+//! [`StorageError`].
 //!
 //! | upstream (Python) | here (Rust) |
 //! |---|---|
 //! | `initialize() -> None` | [`initialize(&self) -> StorageResult<()>`](MemoryStorage::initialize) |
-//! | `store(memory) -> (bool, str)` | [`store(&self, Memory) -> StorageResult<StoreOutcome>`](MemoryStorage::store); a duplicate is `Err(Duplicate)` |
-//! | `store_batch(memories) -> List[(bool, str)]` | [`store_batch(&self, Vec<Memory>) -> StorageResult<Vec<StorageResult<StoreOutcome>>>`](MemoryStorage::store_batch) |
+//! | `store(memory) -> (bool, str)` | [`store(&self, Memory) -> StorageResult<StoreOutcome>`](MemoryStorage::store); a duplicate is `Ok(StoreOutcome::Duplicate)` |
+//! | `store_batch(memories) -> List[(bool, str)]` | [`store_batch(&self, Vec<Memory>) -> StorageResult<Vec<StorageResult<StoreOutcome>>>`](MemoryStorage::store_batch); a duplicate item is `Ok(StoreOutcome::Duplicate)` |
 //! | `retrieve(query, n_results=5) -> List[MemoryQueryResult]` | [`retrieve(&self, &str, usize)`](MemoryStorage::retrieve), or [`search(&SemanticQuery)`](MemoryStorage::search) with filters |
 //! | `search_by_tag(tags) -> List[Memory]` | [`search_by_tag(&self, &Tags) -> Vec<Memory>`](MemoryStorage::search_by_tag) (any tag) |
 //! | `search_by_tags(tags, operation, start, end)` | [`search_by_tags(&self, &TagFilter, Option<TimeRange>)`](MemoryStorage::search_by_tags) |
@@ -47,6 +49,7 @@
 //! # Semantics every backend keeps
 //! * Deleting is soft: a deleted memory disappears from every read, and storing the same
 //!   content again revives it ([`StoreOutcome::Revived`]) with the new fields.
+//! * Storing content whose memory is live is [`StoreOutcome::Duplicate`] and changes nothing.
 //! * Lists are newest first (`created_at` descending, ties by hash descending).
 //! * Time bounds are inclusive at both ends.
 //! * Tag filters with an empty tag list match nothing.
@@ -91,13 +94,16 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
     /// A carried embedding must have the store's dimensions and finite values, else
     /// [`StorageError::InvalidInput`] naming `embedding` (to import vectors of another model,
     /// drop them and let the store embed). A live memory with the same hash gives
-    /// [`StorageError::Duplicate`] and changes nothing; a soft-deleted one is revived with
-    /// every field of the new memory (content, tags, type, metadata, both timestamps).
-    /// Tags keep their order.
+    /// `Ok(`[`StoreOutcome::Duplicate`]`)` and changes nothing; a soft-deleted one is revived
+    /// with every field of the new memory (content, tags, type, metadata, both timestamps)
+    /// and gives [`StoreOutcome::Revived`]. Tags keep their order.
     async fn store(&self, memory: Memory) -> StorageResult<StoreOutcome>;
 
-    /// Stores many memories, one outcome each in input order. The outer error is for the
-    /// whole batch failing (backend down); per-item errors (duplicates) are inner.
+    /// Stores many memories, one outcome each in input order, with the outcomes of
+    /// [`store`](Self::store): a memory whose hash is live already, or came earlier in the
+    /// batch, is `Ok(`[`StoreOutcome::Duplicate`]`)`. The outer error is for the whole batch
+    /// failing (backend down); an inner error is that memory's own failure (invalid input,
+    /// or a write of it that failed).
     async fn store_batch(
         &self,
         memories: Vec<Memory>,

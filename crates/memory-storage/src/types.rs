@@ -243,7 +243,7 @@ impl SemanticQuery {
     }
 }
 
-/// What a successful store did.
+/// What a store did with one memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreOutcome {
@@ -251,6 +251,9 @@ pub enum StoreOutcome {
     Stored,
     /// A soft-deleted memory with the same hash came back to life with the new fields.
     Revived,
+    /// A live memory with this hash exists already; nothing changed (it keeps its content,
+    /// tags, type, metadata and timestamps). Its hash is the stored memory's own.
+    Duplicate,
 }
 
 /// Changes for [`update_memory_metadata`](crate::MemoryStorage::update_memory_metadata).

@@ -318,11 +318,32 @@ async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
         })
     });
     let rejected = memory_with_vector("same text").with_tags(Tags::parse("other").unwrap());
-    let err = mock_store(d1, index).store(rejected).await.unwrap_err();
-    assert!(matches!(err, StorageError::Duplicate { .. }), "{err}");
+    let outcome = mock_store(d1, index).store(rejected).await.unwrap();
+    assert_eq!(outcome, StoreOutcome::Duplicate);
     let upserts = upserts.lock().unwrap();
     let restored = upserts[1][0].metadata.as_ref().unwrap();
     assert_eq!(restored["tags"], json!("original"));
+}
+
+#[tokio::test]
+async fn a_duplicate_is_still_a_duplicate_when_the_vector_upsert_fails() {
+    let existing = memory_with_vector("same text");
+    let post = row_of(&existing, existing.content_hash().as_str());
+    let mut d1 = MockD1Api::new();
+    // One batch, and no compensating one: the live row was never touched.
+    d1.expect_batch().times(1).returning(move |_| {
+        Ok(store_results(
+            Some(json!({"id": 7, "deleted_at": null})),
+            post.clone(),
+        ))
+    });
+    let mut index = MockIndexApi::new();
+    index
+        .expect_upsert()
+        .times(1)
+        .returning(|_| Err(VectorizeError::Cloudflare(timeout())));
+    let outcome = mock_store(d1, index).store(existing).await.unwrap();
+    assert_eq!(outcome, StoreOutcome::Duplicate);
 }
 
 // ----- against the emulator -----
@@ -546,7 +567,7 @@ async fn store_batch_reports_duplicates_per_memory_and_writes_every_vector() {
     assert!(matches!(out[0], Ok(StoreOutcome::Stored)));
     assert!(matches!(out[1], Ok(StoreOutcome::Stored)));
     assert!(
-        matches!(out[2], Err(StorageError::Duplicate { .. })),
+        matches!(out[2], Ok(StoreOutcome::Duplicate)),
         "{:?}",
         out[2]
     );

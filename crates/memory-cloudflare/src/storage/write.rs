@@ -388,16 +388,11 @@ impl Inner {
                     Err(c) => Err(half_written(vz_err, &c)),
                 };
             }
-            // Nothing new reached D1: each memory's own outcome (a live duplicate, or its
-            // D1 error) says all there is; the vector error changed nothing stored.
-            for ((n, p), w) in items.into_iter().zip(written) {
-                let outcome = match w {
-                    Ok(_) => Err(StorageError::Duplicate {
-                        hash: p.memory.content_hash().clone(),
-                    }),
-                    Err(e) => Err(e),
-                };
-                outcomes.set(n, outcome);
+            // Nothing new reached D1 (every row D1 answered for was live already, else it
+            // would be undone above): each memory's own outcome (a duplicate, or its D1
+            // error) says all there is; the vector error changed nothing stored.
+            for ((n, _), w) in items.into_iter().zip(written) {
+                outcomes.set(n, w.map(|_| StoreOutcome::Duplicate));
             }
             return Ok(outcomes.finish());
         }
@@ -429,9 +424,7 @@ impl Inner {
                         {
                             restore.push(self.vector(&existing.memory, v));
                         }
-                        Err(StorageError::Duplicate {
-                            hash: p.memory.content_hash().clone(),
-                        })
+                        Ok(StoreOutcome::Duplicate)
                     }
                 },
                 Err(e) if vectors_undone => Err(nothing_stored(e)),

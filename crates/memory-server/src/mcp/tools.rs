@@ -179,17 +179,16 @@ impl MemoryServer {
         }
         let hash = memory.content_hash().clone();
         let store = self.store().await?;
-        let (outcome, message) = match store.store(memory).await {
-            Ok(StoreOutcome::Stored) => ("stored", "Memory stored."),
-            Ok(StoreOutcome::Revived) => (
+        let (outcome, message) = match store.store(memory).await? {
+            StoreOutcome::Stored => ("stored", "Memory stored."),
+            StoreOutcome::Revived => (
                 "revived",
                 "Memory stored (it had been deleted before and is back with the new tags and metadata).",
             ),
-            Err(StorageError::Duplicate { .. }) => (
+            StoreOutcome::Duplicate => (
                 "duplicate",
                 "This content is already stored; nothing changed. Use memory_update to change its tags or metadata.",
             ),
-            Err(e) => return Err(e.into()),
         };
         Ok(json!({
             "success": true,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use memory_core::{HashCheck, Memory, MemoryRecord, RecordError, ValidationError};
-use memory_storage::{MemoryStorage, StorageError};
+use memory_storage::{MemoryStorage, StoreOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -654,8 +654,8 @@ pub async fn import(
         }
         for (result, line) in results.into_iter().zip(batch_lines.drain(..)) {
             match result {
-                Ok(_) => counts.imported += 1,
-                Err(StorageError::Duplicate { .. }) => counts.duplicates += 1,
+                Ok(StoreOutcome::Duplicate) => counts.duplicates += 1,
+                Ok(StoreOutcome::Stored | StoreOutcome::Revived) => counts.imported += 1,
                 Err(e) => {
                     if args.strict {
                         bar.abandon();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use clap::Args;
 use memory_core::ContentHash;
-use memory_storage::{MemoryFilter, MemoryStorage, StorageError};
+use memory_storage::{MemoryFilter, MemoryStorage, StoreOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -244,8 +244,8 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
         }
         for (result, hash) in results.into_iter().zip(&hashes) {
             match result {
-                Ok(_) => counts.copied += 1,
-                Err(StorageError::Duplicate { .. }) => counts.already_present += 1,
+                Ok(StoreOutcome::Duplicate) => counts.already_present += 1,
+                Ok(StoreOutcome::Stored | StoreOutcome::Revived) => counts.copied += 1,
                 Err(e) => {
                     counts.failed += 1;
                     if counts.failures.len() < LISTED_PROBLEMS {

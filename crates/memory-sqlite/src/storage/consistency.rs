@@ -719,7 +719,7 @@ mod tests {
         assert!(store.get_by_hash(&wrong_a).await.unwrap().is_none());
         assert!(matches!(
             store.store(a.clone()).await,
-            Err(memory_storage::StorageError::Duplicate { .. })
+            Ok(memory_storage::StoreOutcome::Duplicate)
         ));
         // `b` is one memory with the tags of both rows.
         let got = store.get_by_hash(b.content_hash()).await.unwrap().unwrap();

@@ -216,13 +216,32 @@ impl Inner {
     }
 }
 
+/// The change sequence number a write transaction stamps on the rows it changes. The
+/// counter is bumped when the first row changes, so a transaction that changes none (only
+/// duplicates) leaves it, and every reader's view, alone.
+#[derive(Debug, Default)]
+pub(super) struct Seq(Option<i64>);
+
+impl Seq {
+    /// This transaction's sequence number, bumping the counter on first use.
+    fn get(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+        if let Some(seq) = self.0 {
+            return Ok(seq);
+        }
+        let seq = bump_counter(tx, META_SEQ)?;
+        self.0 = Some(seq);
+        Ok(seq)
+    }
+}
+
 /// Writes one memory in the current transaction: inserts it, revives a soft-deleted row
-/// with the same hash, or refuses a live duplicate.
+/// with the same hash, or leaves a live one with the same hash as it is
+/// ([`StoreOutcome::Duplicate`]).
 pub(super) fn put_memory(
     tx: &Transaction<'_>,
     memory: &Memory,
     vector: Option<&[f32]>,
-    seq: i64,
+    seq: &mut Seq,
 ) -> Result<StoreOutcome, TxError> {
     let hash = memory.content_hash();
     let existing: Option<(i64, bool)> = tx
@@ -230,7 +249,7 @@ pub(super) fn put_memory(
         .query_row([hash.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((_, false)) = existing {
-        return Err(StorageError::Duplicate { hash: hash.clone() }.into());
+        return Ok(StoreOutcome::Duplicate);
     }
     let Some(vector) = vector else {
         // Only memories found live before embedding come without a vector.
@@ -247,7 +266,8 @@ pub(super) fn put_memory(
     let blob = encode_embedding(vector);
     let (c, u) = (memory.created_at, memory.updated_at);
     // One statement for both cases: a new row, or the soft-deleted row with this hash
-    // revived with every field of the new memory (a live one was refused above).
+    // revived with every field of the new memory (a live one was left alone above).
+    let seq = seq.get(tx)?;
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO memories (content_hash, content, tags, memory_type, metadata, \
