@@ -44,11 +44,11 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// Characters kept per allowed token before tokenizing. WordPiece tokens average about four
 /// characters of English, so ten per token keeps every text that could fill the token limit
 /// while a megabyte-long note is cut to a few kilobytes before the tokenizer sees it.
-pub const CHARS_PER_TOKEN_BOUND: usize = 10;
+pub(crate) const CHARS_PER_TOKEN_BOUND: usize = 10;
 
 // The file names are part of the model's description (`spec`), shared with `hub`'s download
 // without `hub` importing this module.
-pub use crate::spec::files;
+use crate::spec::files;
 
 /// A local BERT-family sentence embedder on CPU. Cheap to clone (the model is shared).
 #[derive(Clone)]
@@ -86,7 +86,7 @@ impl fmt::Debug for BertEmbedder {
 impl BertEmbedder {
     /// Loads the model in `dir` under the id `model_id`.
     ///
-    /// For a model in [`KNOWN_MODELS`](crate::KNOWN_MODELS) the directory's `hidden_size` must
+    /// For a model in the registry ([`ModelSpec::known`]) the directory's `hidden_size` must
     /// match the registry's dimensions; pooling comes from `1_Pooling/config.json` when present,
     /// else the registry, else mean; the token limit from `sentence_bert_config.json`, else the
     /// registry, else 512, never above `max_position_embeddings`.

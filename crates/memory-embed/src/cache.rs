@@ -47,7 +47,7 @@ use crate::Embedder;
 use crate::error::EmbedError;
 
 /// Entries kept by [`CachedEmbedder::new`]: 1024 vectors of 384 floats ≈ 1.6 MB.
-pub const DEFAULT_CACHE_CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+pub(crate) const DEFAULT_CACHE_CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 
 /// SHA-256 of (model id, text).
 type CacheKey = [u8; 32];
@@ -89,7 +89,7 @@ pub struct CachedEmbedder<E> {
 }
 
 impl<E: Embedder> CachedEmbedder<E> {
-    /// Wraps `inner` with [`DEFAULT_CACHE_CAPACITY`] entries.
+    /// Wraps `inner` with room for 1024 entries (`DEFAULT_CACHE_CAPACITY`).
     pub fn new(inner: E) -> Self {
         Self::with_capacity(inner, DEFAULT_CACHE_CAPACITY)
     }

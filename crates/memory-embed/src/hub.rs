@@ -1,12 +1,11 @@
 //! Downloading models from the Hugging Face Hub into the per-user cache (feature `hub`).
 //!
 //! ```no_run
-//! use memory_embed::{hub, BertEmbedder, DEFAULT_MODEL_ID};
+//! use memory_embed::{BertEmbedder, DEFAULT_MODEL_ID};
 //!
 //! # fn demo() -> Result<(), memory_embed::EmbedError> {
 //! // Blocking: downloads only when the model is not found locally.
-//! let location = hub::resolve_or_download(DEFAULT_MODEL_ID)?;
-//! let embedder = BertEmbedder::load(&location.dir, DEFAULT_MODEL_ID)?;
+//! let embedder = BertEmbedder::open_or_download(DEFAULT_MODEL_ID)?;
 //! # Ok(())
 //! # }
 //! ```
@@ -35,7 +34,7 @@ const STAGING_DIR: &str = ".download";
 /// # Errors
 /// [`EmbedError::ModelNotFound`] if the platform has no user cache directory, else as
 /// [`download`].
-pub fn resolve_or_download(model_id: &str) -> Result<ModelLocation, EmbedError> {
+pub(crate) fn resolve_or_download(model_id: &str) -> Result<ModelLocation, EmbedError> {
     match ModelLocation::resolve(model_id) {
         Ok(location) => Ok(location),
         Err(EmbedError::ModelNotFound { searched, .. }) => {
@@ -62,7 +61,7 @@ pub fn resolve_or_download(model_id: &str) -> Result<ModelLocation, EmbedError> 
 /// # Errors
 /// [`EmbedError::Download`] when a required file cannot be fetched, [`EmbedError::Io`] when
 /// `dest` cannot be written.
-pub fn download(model_id: &str, dest: &Path) -> Result<(), EmbedError> {
+pub(crate) fn download(model_id: &str, dest: &Path) -> Result<(), EmbedError> {
     let staging = dest
         .parent()
         .unwrap_or(dest)

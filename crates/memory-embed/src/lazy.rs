@@ -49,7 +49,7 @@ impl LazyEmbedder {
             EmbedError::Other(format!(
                 "model `{model_id}` is not in the registry of known models ({}); \
              load it eagerly with a model directory instead",
-                crate::KNOWN_MODELS
+                crate::spec::KNOWN_MODELS
                     .iter()
                     .map(|m| m.id)
                     .collect::<Vec<_>>()

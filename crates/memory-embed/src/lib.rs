@@ -18,10 +18,10 @@
 //!
 //! # Layout
 //! - [`Embedder`] (this file): the trait every backend implements; [`EmbedError`] in `error.rs`.
-//! - [`spec`]: the registry of known models ([`ModelSpec`], [`KNOWN_MODELS`]).
-//! - [`location`]: where model files are ([`ModelLocation::resolve`]).
+//! - [`spec`]: the registry of known models ([`ModelSpec`], `KNOWN_MODELS`).
+//! - `location`: where model files are ([`ModelLocation::resolve`]).
 //! - `bert` (feature `bert`): the candle BERT runner (`BertEmbedder`).
-//! - [`cache`]: the LRU decorator ([`CachedEmbedder`]).
+//! - `cache`: the LRU decorator ([`CachedEmbedder`]).
 //! - `lazy` (feature `bert`): a registry model loaded on first use (`LazyEmbedder`).
 //! - `hub` (feature `hub`): downloading models for users with internet access.
 //!
@@ -31,8 +31,8 @@
 //!   [`CachedEmbedder`], the model registry ([`spec`]) and [`ModelLocation`]: all that a
 //!   backend embedding remotely (Cloudflare Workers AI) needs, without compiling a BERT
 //!   runtime. The binary, the SQLite backend's tests and the Cloudflare emulator enable it.
-//! - `hub` (off by default, implies `bert`): `hub::resolve_or_download` (and
-//!   `BertEmbedder::open_or_download`) fetches a missing model from the
+//! - `hub` (off by default, implies `bert`): `BertEmbedder::open_or_download` (and, inside
+//!   the crate, `LazyEmbedder`'s first load) fetches a missing model from the
 //!   Hugging Face Hub into the per-user cache. Off here so that tests and offline builds never
 //!   reach for the network; the server binary should enable it in its default features.
 //! - `mock` (off by default): exports `MockEmbedder` (mockall) for other crates' tests.
@@ -62,14 +62,14 @@
 //! MiniLM, 256 tokens: about the first 200 words).
 
 #[cfg(feature = "bert")]
-pub mod bert;
-pub mod cache;
+mod bert;
+mod cache;
 mod error;
 #[cfg(feature = "hub")]
-pub mod hub;
+mod hub;
 #[cfg(feature = "bert")]
-pub mod lazy;
-pub mod location;
+mod lazy;
+mod location;
 pub mod spec;
 
 use std::sync::Arc;
@@ -77,13 +77,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 #[cfg(feature = "bert")]
-pub use bert::{BertEmbedder, CHARS_PER_TOKEN_BOUND, DEFAULT_BATCH_SIZE};
-pub use cache::{CacheStats, CachedEmbedder, DEFAULT_CACHE_CAPACITY};
+pub use bert::{BertEmbedder, DEFAULT_BATCH_SIZE};
+pub use cache::{CacheStats, CachedEmbedder};
 pub use error::EmbedError;
 #[cfg(feature = "bert")]
 pub use lazy::LazyEmbedder;
 pub use location::{LocationSource, ModelLocation};
-pub use spec::{DEFAULT_MODEL_ID, KNOWN_MODELS, ModelSpec, Pooling};
+pub use spec::{DEFAULT_MODEL_ID, ModelSpec, Pooling};
 
 /// Turns texts into vectors.
 ///

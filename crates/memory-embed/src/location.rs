@@ -25,7 +25,7 @@ use crate::error::EmbedError;
 use crate::spec::ModelSpec;
 
 /// Path of the per-user model cache below the platform cache directory.
-pub const CACHE_SUBDIR: &str = "mcp-memory/models";
+pub(crate) const CACHE_SUBDIR: &str = "mcp-memory/models";
 
 /// Where a model directory was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,28 +21,31 @@ use serde::Deserialize;
 use crate::error::EmbedError;
 
 /// File names inside a model directory.
-pub mod files {
+#[cfg(feature = "bert")]
+pub(crate) mod files {
     /// Model hyper-parameters (BERT `config.json`).
-    pub const CONFIG: &str = "config.json";
+    pub(crate) const CONFIG: &str = "config.json";
     /// The tokenizer, in the `tokenizers` JSON format.
-    pub const TOKENIZER: &str = "tokenizer.json";
+    pub(crate) const TOKENIZER: &str = "tokenizer.json";
     /// The weights.
-    pub const WEIGHTS: &str = "model.safetensors";
+    pub(crate) const WEIGHTS: &str = "model.safetensors";
     /// sentence-transformers pooling configuration (optional).
-    pub const POOLING: &str = "1_Pooling/config.json";
+    pub(crate) const POOLING: &str = "1_Pooling/config.json";
     /// sentence-transformers settings, for `max_seq_length` (optional).
-    pub const SENTENCE_BERT: &str = "sentence_bert_config.json";
+    pub(crate) const SENTENCE_BERT: &str = "sentence_bert_config.json";
     /// Files a model directory must hold.
-    pub const REQUIRED: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
-    /// Files read when present.
-    pub const OPTIONAL: [&str; 2] = [POOLING, SENTENCE_BERT];
+    pub(crate) const REQUIRED: [&str; 3] = [CONFIG, TOKENIZER, WEIGHTS];
+    /// Files read when present (by `hub`'s download and the tests).
+    #[cfg(any(test, feature = "hub"))]
+    pub(crate) const OPTIONAL: [&str; 2] = [POOLING, SENTENCE_BERT];
 }
 
 /// The default local model, also upstream MCP Memory Service's default, so vectors are comparable.
 pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// BERT's position-embedding limit: the token limit of models that state none.
-pub const BERT_MAX_TOKENS: usize = 512;
+#[cfg(feature = "bert")]
+pub(crate) const BERT_MAX_TOKENS: usize = 512;
 
 /// Prefix of Cloudflare Workers AI model names (`@cf/baai/bge-base-en-v1.5`), whose remainder
 /// is the Hub id in lower case.
@@ -75,7 +78,7 @@ pub struct ModelSpec {
 
 /// The registry. Sources: each model's `sentence_bert_config.json` (`max_seq_length`),
 /// `1_Pooling/config.json` and `config.json` (`hidden_size`) as published by its authors.
-pub const KNOWN_MODELS: &[ModelSpec] = &[
+pub(crate) const KNOWN_MODELS: &[ModelSpec] = &[
     ModelSpec {
         id: DEFAULT_MODEL_ID,
         dimensions: 384,
