@@ -3,7 +3,7 @@
 //!
 //! A model id is answered only when [`EmulatorConfig::models`] names a local stand-in for
 //! it ([`ModelStandIn`]); the vectors are the local model's (`memory-embed`, loaded on first
-//! call), NOT Cloudflare's, and every answer says so in the [`STAND_IN_HEADER`] header.
+//! call), NOT Cloudflare's, and every answer says so in the `cf-emulator-stand-in` header.
 //!
 //! Request (the spec's embedding paths): `{"text": str | [str; ≤100], "pooling"?: "mean" | "cls"}`.
 //! Answer: `{"result": {"shape": [n, d], "data": [[f32; d]; n], "pooling": ...}, "success": true,
@@ -15,7 +15,7 @@
 //! - invalid model path → 404 / 3042; missing body → 400 / 3003; body over
 //!   [`MAX_REQUEST_BYTES`] → 413 / 3006;
 //! - input breaking the model's schema (no `text`, an empty string, more than
-//!   [`MAX_TEXTS`] texts, a bad `pooling`, malformed JSON) → 400 / 5006, the code Workers AI
+//!   100 texts, a bad `pooling`, malformed JSON) → 400 / 5006, the code Workers AI
 //!   answers input-validation failures with ("Bad input"; observed, not in the docs' table);
 //! - an empty `text` array → 400 / 5006 (the schema allows it; the emulator refuses it so
 //!   that a caller's bug does not pass silently — a deliberate deviation);
@@ -23,7 +23,7 @@
 //!   model's pooling, and the emulator will not return mean-pooled vectors labelled `cls`
 //!   (or the reverse). With the default stand-in (all-MiniLM-L6-v2, mean pooling) requests
 //!   with `"pooling": "mean"` or no pooling work and `"cls"` is refused;
-//! - the stand-in's weights absent or unloadable → 503 / [`codes::STAND_IN_UNAVAILABLE`]
+//! - the stand-in's weights absent or unloadable → 503 / 3099
 //!   (an emulator-only code) naming `cargo xtask fetch-model` and `MCP_MEMORY_MODEL_DIR`.
 //!
 //! Texts longer than the stand-in's token limit are truncated by it (MiniLM keeps 256
@@ -48,29 +48,29 @@ use tokio::sync::OnceCell;
 use crate::config::{EmulatorConfig, ModelStandIn};
 
 /// The response header naming the local model that computed the answer.
-pub const STAND_IN_HEADER: &str = "cf-emulator-stand-in";
+pub(crate) const STAND_IN_HEADER: &str = "cf-emulator-stand-in";
 /// Texts per request (the spec's `maxItems: 100`).
-pub const MAX_TEXTS: usize = 100;
+pub(crate) const MAX_TEXTS: usize = 100;
 /// The largest request body accepted. Workers AI documents no number for its 413 / 3006
 /// "Request is too large"; the emulator uses the Workers request body limit of the Free
 /// and Pro plans, 100 MB.
 pub const MAX_REQUEST_BYTES: u64 = 100_000_000;
 
 /// Workers AI error codes, and the emulator's own.
-pub mod codes {
+mod codes {
     /// 400 "Request is missing headers or body".
-    pub const INCOMPLETE_REQUEST: u32 = 3003;
+    pub(crate) const INCOMPLETE_REQUEST: u32 = 3003;
     /// 413 "Request is too large".
-    pub const REQUEST_TOO_LARGE: u32 = 3006;
+    pub(crate) const REQUEST_TOO_LARGE: u32 = 3006;
     /// 404 "The model name is invalid".
-    pub const INVALID_MODEL_ID: u32 = 3042;
+    pub(crate) const INVALID_MODEL_ID: u32 = 3042;
     /// 400 input validation ("Bad input"): observed from Workers AI, not in its docs.
-    pub const BAD_INPUT: u32 = 5006;
+    pub(crate) const BAD_INPUT: u32 = 5006;
     /// 400 "No such model ${model} or task".
-    pub const NO_SUCH_MODEL: u32 = 5007;
+    pub(crate) const NO_SUCH_MODEL: u32 = 5007;
     /// 503 / 500: the local stand-in model could not be loaded or failed. Emulator-only:
     /// Cloudflare has no such situation, so no code of its own.
-    pub const STAND_IN_UNAVAILABLE: u32 = 3099;
+    pub(crate) const STAND_IN_UNAVAILABLE: u32 = 3099;
 }
 
 const RUN: &str = "/client/v4/accounts/{account_id}/ai/run/{*model_name}";
@@ -99,7 +99,7 @@ impl StandIn {
 
 /// The Workers AI service's state: the stand-ins.
 #[derive(Debug)]
-pub struct Ai {
+pub(crate) struct Ai {
     stand_ins: Vec<StandIn>,
 }
 
@@ -109,7 +109,7 @@ impl Ai {
     /// # Errors
     ///
     /// Never at present; the signature is the services' common one.
-    pub fn new(config: &Arc<EmulatorConfig>) -> anyhow::Result<Arc<Self>> {
+    pub(crate) fn new(config: &Arc<EmulatorConfig>) -> anyhow::Result<Arc<Self>> {
         for m in &config.models {
             tracing::info!(
                 cloudflare_model = %m.cloudflare_model,
@@ -143,7 +143,7 @@ impl Ai {
     }
 
     /// The service's routes (full paths under `/client/v4/accounts/{account_id}/`).
-    pub fn router(self: &Arc<Self>) -> Router {
+    pub(crate) fn router(self: &Arc<Self>) -> Router {
         Router::new()
             // Other methods: the server's 405 / 7001 envelope.
             .route(RUN, post(run))

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The account id the emulator serves by default.
-pub const DEFAULT_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 /// The token the emulator accepts by default.
-pub const DEFAULT_TOKEN: &str = "emulator-token";
+pub(crate) const DEFAULT_TOKEN: &str = "emulator-token";
 /// Cloudflare's API limit: requests per [`DEFAULT_RATE_WINDOW`] per token.
 /// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
-pub const DEFAULT_RATE_LIMIT: u32 = 1200;
+pub(crate) const DEFAULT_RATE_LIMIT: u32 = 1200;
 /// The window of [`DEFAULT_RATE_LIMIT`].
-pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(300);
 
 /// Which local embedding model stands in for a Workers AI model id. The emulator says so
 /// at start and in the `cf-emulator-stand-in` response header; the vectors are the local

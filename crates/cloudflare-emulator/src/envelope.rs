@@ -10,12 +10,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// A successful answer with `result`.
-pub fn ok<T: Serialize>(result: T) -> Response {
+pub(crate) fn ok<T: Serialize>(result: T) -> Response {
     ok_with_info(result, None)
 }
 
 /// A successful answer with `result` and a `result_info` object (pagination).
-pub fn ok_with_info<T: Serialize>(result: T, result_info: Option<Value>) -> Response {
+pub(crate) fn ok_with_info<T: Serialize>(result: T, result_info: Option<Value>) -> Response {
     let mut body = json!({
         "success": true,
         "errors": [],
@@ -90,7 +90,7 @@ impl IntoResponse for ApiError {
 }
 
 /// What handlers return.
-pub type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 #[cfg(test)]
 mod tests {

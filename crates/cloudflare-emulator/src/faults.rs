@@ -55,7 +55,7 @@ use crate::counters::ResetMarker;
 use crate::envelope::ApiError;
 
 /// The longest delay a fault may add (latency or hang): 10 minutes.
-pub const MAX_FAULT_DELAY: Duration = Duration::from_secs(600);
+pub(crate) const MAX_FAULT_DELAY: Duration = Duration::from_secs(600);
 
 fn one() -> f64 {
     1.0
@@ -178,7 +178,7 @@ impl FaultRule {
         Self::new(path, Fault::Reset { rate })
     }
 
-    /// Hangs of `duration` (at most [`MAX_FAULT_DELAY`]) at `rate`.
+    /// Hangs of `duration` (at most 600 seconds) at `rate`.
     pub fn hang(path: impl Into<String>, rate: f64, duration: Duration) -> Self {
         Self::new(
             path,

@@ -47,21 +47,23 @@
 #![warn(missing_docs)]
 
 pub mod ai;
-pub mod auth;
+mod auth;
 pub mod cli;
-pub mod config;
-pub mod control;
-pub mod counters;
+mod config;
+mod control;
+mod counters;
 pub mod d1;
-pub mod envelope;
-pub mod faults;
-pub mod r2;
-pub mod rate_limit;
+mod envelope;
+mod faults;
+mod r2;
+mod rate_limit;
 mod server;
-pub mod vectorize;
+mod vectorize;
 
 pub use config::{EmulatorConfig, ModelStandIn};
 pub use counters::{Counters, CountersSnapshot};
-pub use envelope::{ApiError, ApiResult};
-pub use faults::{Fault, FaultHandle, FaultRule, InvalidFault};
+pub use envelope::ApiError;
+pub use faults::{ActiveRule, Fault, FaultHandle, FaultRule, InvalidFault};
+pub use r2::R2;
 pub use server::{Emulator, EmulatorHandle};
+pub use vectorize::Vectorize;

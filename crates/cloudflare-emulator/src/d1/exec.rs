@@ -12,17 +12,17 @@ use super::split::{leading_keyword, split_statements};
 
 /// D1's limit on the length of a string, BLOB or row, in bytes
 /// (<https://developers.cloudflare.com/d1/platform/limits/>).
-pub const MAX_LENGTH: i32 = 2_000_000;
+pub(crate) const MAX_LENGTH: i32 = 2_000_000;
 /// D1's limit on the length of one SQL statement, in bytes.
-pub const MAX_SQL_LENGTH: i32 = 100_000;
+pub(crate) const MAX_SQL_LENGTH: i32 = 100_000;
 /// D1's limit on bound parameters per statement.
-pub const MAX_BOUND_PARAMETERS: i32 = 100;
+pub(crate) const MAX_BOUND_PARAMETERS: i32 = 100;
 /// D1's limit on columns per table.
-pub const MAX_COLUMNS: i32 = 100;
+pub(crate) const MAX_COLUMNS: i32 = 100;
 /// D1's limit on arguments per SQL function.
-pub const MAX_FUNCTION_ARGS: i32 = 32;
+pub(crate) const MAX_FUNCTION_ARGS: i32 = 32;
 /// D1's limit on the bytes of a `LIKE` or `GLOB` pattern.
-pub const MAX_LIKE_PATTERN_LENGTH: i32 = 50;
+pub(crate) const MAX_LIKE_PATTERN_LENGTH: i32 = 50;
 
 /// Which result shape an endpoint answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,17 +57,17 @@ pub struct Query {
 
 /// A failed request: the message D1 reports with code 7500.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqlError(pub String);
+pub(crate) struct SqlError(pub String);
 
 /// The message of a statement with parameters that is not the last of several.
-pub const PARAMS_NOT_LAST: &str = "When executing multiple SQL statements in a single call, only the last statement can have parameters.";
+pub(crate) const PARAMS_NOT_LAST: &str = "When executing multiple SQL statements in a single call, only the last statement can have parameters.";
 /// The message of a parameter count that does not match the statement's.
-pub const WRONG_PARAMETER_COUNT: &str = "Wrong number of parameter bindings for SQL query.";
+pub(crate) const WRONG_PARAMETER_COUNT: &str = "Wrong number of parameter bindings for SQL query.";
 /// The message of a transaction-control statement (D1 runs each request as its own
 /// transaction; workerd's SQLite rejects `BEGIN`, `SAVEPOINT` … with this message).
-pub const NO_TRANSACTIONS: &str = "To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH";
+pub(crate) const NO_TRANSACTIONS: &str = "To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.: SQLITE_AUTH";
 /// The message of a request that ran past the time limit.
-pub const TIMED_OUT: &str =
+pub(crate) const TIMED_OUT: &str =
     "D1 DB storage operation exceeded timeout which caused object to be reset.";
 
 /// SQLite's name of a primary result code, as D1 appends it to messages.
@@ -103,7 +103,7 @@ fn code_name(code: i32) -> &'static str {
 }
 
 /// D1's message for an SQLite error: `<sqlite message>[ at offset N]: <SQLITE_CODE>`.
-pub fn sql_error(error: &rusqlite::Error) -> SqlError {
+pub(crate) fn sql_error(error: &rusqlite::Error) -> SqlError {
     SqlError(match error {
         rusqlite::Error::SqliteFailure(e, message) => {
             let message = message.clone().unwrap_or_else(|| e.to_string());
@@ -129,7 +129,7 @@ pub fn sql_error(error: &rusqlite::Error) -> SqlError {
 }
 
 /// Applies D1's limits to a connection, so SQLite itself enforces them.
-pub fn apply_limits(conn: &Connection) {
+pub(crate) fn apply_limits(conn: &Connection) {
     use rusqlite::limits::Limit;
     let limits = [
         (Limit::SQLITE_LIMIT_LENGTH, MAX_LENGTH),
@@ -172,7 +172,7 @@ const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 /// integral value below 1e21 without a fraction or exponent (`3`, `9223372036854776000`),
 /// a non-finite one as `null`, others in their shortest round-trip form.
 #[must_use]
-pub fn js_number(f: f64) -> String {
+pub(crate) fn js_number(f: f64) -> String {
     if !f.is_finite() {
         return "null".to_owned();
     }
@@ -325,7 +325,7 @@ fn run_statement(
 /// Runs every statement of `queries` in one transaction and returns the JSON array of
 /// result elements (one per statement); on any error the transaction is rolled back
 /// and nothing is kept.
-pub fn run(conn: &Connection, queries: &[Query], shape: Shape) -> Result<String, SqlError> {
+pub(crate) fn run(conn: &Connection, queries: &[Query], shape: Shape) -> Result<String, SqlError> {
     conn.execute_batch("BEGIN").map_err(|e| sql_error(&e))?;
     let mut out = String::from("[");
     let mut first = true;

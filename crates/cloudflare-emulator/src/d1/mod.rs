@@ -13,7 +13,7 @@
 //!   `batch`, and the semicolon-joined statements of one `sql` — runs in one SQLite
 //!   transaction: if any fails, everything the request did is rolled back and the answer
 //!   is the error alone. `BEGIN`, `COMMIT`, `SAVEPOINT`… in the SQL are refused (D1 runs on
-//!   workerd's SQLite, which refuses them with the message of [`exec::NO_TRANSACTIONS`]).
+//!   workerd's SQLite, which refuses them with the message of `exec::NO_TRANSACTIONS`).
 //! - **Statements** are split where SQLite's `sqlite3_complete()` would end them (quotes,
 //!   comments and trigger bodies are respected); each gets its own result element.
 //! - **Parameters** bind to the last statement of a multi-statement `sql`; an earlier
@@ -35,7 +35,7 @@
 //!   connection so SQLite itself enforces them, with SQLite's own messages: 100 bound
 //!   parameters per statement, 100,000-byte statements, 2,000,000-byte strings/BLOBs/rows,
 //!   100 columns per table, 32 arguments per SQL function, 50-byte LIKE/GLOB patterns, no
-//!   ATTACH; and 30 seconds per request ([`MAX_QUERY_DURATION`]).
+//!   ATTACH; and 30 seconds per request (`MAX_QUERY_DURATION`).
 //! - **meta**: `changes` (rows changed by the statement, from `sqlite3_total_changes()`),
 //!   `last_row_id` (`last_insert_rowid()`), `changed_db`, `duration` and
 //!   `timings.sql_duration_ms` (milliseconds), `rows_read` (best effort: the larger of the
@@ -52,13 +52,13 @@
 //!   [`D1::set_create_on_first_use`]`(false)` to get that behaviour, and
 //!   [`D1::create_database`] / [`D1::delete_database`] to manage databases from Rust.
 //! - Limits not emulated: database size (10 GB), result size (50 MB), per-account counts.
-//! - The 30 s limit interrupts SQLite ([`exec::TIMED_OUT`] is the message, code 7500); the
+//! - The 30 s limit interrupts SQLite (`exec::TIMED_OUT` is the message, code 7500); the
 //!   D1 wording of that error is not documented.
 //!
 //! [`EmulatorConfig::data_dir`]: crate::EmulatorConfig::data_dir
 
-pub mod exec;
-pub mod split;
+mod exec;
+mod split;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,24 +77,21 @@ use serde_json::Value;
 
 use crate::config::EmulatorConfig;
 use crate::envelope::{ApiError, ApiResult};
-pub use exec::{
-    MAX_BOUND_PARAMETERS, MAX_COLUMNS, MAX_FUNCTION_ARGS, MAX_LENGTH, MAX_LIKE_PATTERN_LENGTH,
-    MAX_SQL_LENGTH, Param, Query, Shape,
-};
+pub use exec::{Param, Query, Shape};
 
 /// D1's limit on the duration of a query (30 seconds).
-pub const MAX_QUERY_DURATION: Duration = Duration::from_secs(30);
+pub(crate) const MAX_QUERY_DURATION: Duration = Duration::from_secs(30);
 /// The largest request body accepted (Cloudflare's request body limit, 100 MB).
-pub const MAX_BODY_BYTES: usize = 100_000_000;
+pub(crate) const MAX_BODY_BYTES: usize = 100_000_000;
 /// Cloudflare's code for an SQL error.
-pub const CODE_SQL_ERROR: u32 = 7500;
+pub(crate) const CODE_SQL_ERROR: u32 = 7500;
 /// Cloudflare's code for a malformed request.
-pub const CODE_MALFORMED: u32 = 7400;
+pub(crate) const CODE_MALFORMED: u32 = 7400;
 /// The code for an unknown database (with [`D1::set_create_on_first_use`]`(false)`); not
 /// documented by Cloudflare, chosen to match its 7xxx D1 codes and HTTP 404.
-pub const CODE_NOT_FOUND: u32 = 7404;
+pub(crate) const CODE_NOT_FOUND: u32 = 7404;
 /// The code for a method a D1 path does not serve (not documented; plausible).
-pub const CODE_METHOD_NOT_ALLOWED: u32 = 7001;
+pub(crate) const CODE_METHOD_NOT_ALLOWED: u32 = 7001;
 
 /// One database: its connection, and what the time limit needs to interrupt it.
 struct Database {
@@ -133,7 +130,7 @@ impl std::fmt::Debug for D1 {
 
 /// The canonical (lower-case) form of a UUID database id, or `None` if `id` is not one.
 #[must_use]
-pub fn normalize_database_id(id: &str) -> Option<String> {
+pub(crate) fn normalize_database_id(id: &str) -> Option<String> {
     let groups: Vec<&str> = id.split('-').collect();
     let lengths = [8, 4, 4, 4, 12];
     if groups.len() != lengths.len()
@@ -210,7 +207,7 @@ fn parse_query(value: &Value) -> Result<Query, ApiError> {
 /// # Errors
 ///
 /// HTTP 400 code 7400 when the body is not JSON of that shape.
-pub fn parse_body(body: &[u8]) -> Result<Vec<Query>, ApiError> {
+pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<Query>, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(malformed)?;
     match value.as_object().and_then(|o| o.get("batch")) {
         Some(Value::Array(items)) => items.iter().map(parse_query).collect(),
@@ -255,7 +252,7 @@ impl D1 {
         self.create_on_first_use.load(Ordering::Relaxed)
     }
 
-    /// Changes the per-request time limit (default [`MAX_QUERY_DURATION`]).
+    /// Changes the per-request time limit (default 30 seconds).
     pub fn set_query_timeout(&self, timeout: Duration) {
         self.query_timeout_ms
             .store(millis(timeout).max(1), Ordering::Relaxed);

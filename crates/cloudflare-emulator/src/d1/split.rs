@@ -101,7 +101,7 @@ fn next_token(bytes: &[u8], at: usize) -> (Token, usize) {
 /// one) and without leading whitespace. Pieces holding only whitespace, comments and
 /// semicolons are dropped, as SQLite skips empty statements.
 #[must_use]
-pub fn split_statements(sql: &str) -> Vec<&str> {
+pub(crate) fn split_statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut pieces = Vec::new();
     let mut state = START;
@@ -132,7 +132,7 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
 /// The first keyword of a statement (after whitespace and comments), upper-cased; empty
 /// when it does not start with a word.
 #[must_use]
-pub fn leading_keyword(statement: &str) -> String {
+pub(crate) fn leading_keyword(statement: &str) -> String {
     let bytes = statement.as_bytes();
     let mut at = 0;
     while at < bytes.len() {

@@ -58,34 +58,34 @@ use store::{BucketId, ObjectMeta, Start, Store, successor};
 
 /// The largest body of one Upload Object request: "The maximum upload size for this
 /// endpoint is 300 MB" (spec, `r2-put-object`).
-pub const MAX_PUT_BYTES: u64 = 300_000_000;
+pub(crate) const MAX_PUT_BYTES: u64 = 300_000_000;
 /// The longest object key, in bytes (R2 docs, error 10020).
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 /// The largest `per_page` of List Objects (spec: `maximum: 1000`).
-pub const MAX_PER_PAGE: u32 = 1000;
+pub(crate) const MAX_PER_PAGE: u32 = 1000;
 /// `per_page` when absent (spec: `default: 20`).
-pub const DEFAULT_PER_PAGE: u32 = 20;
+pub(crate) const DEFAULT_PER_PAGE: u32 = 20;
 /// Bucket name length bounds (R2 docs: 3–63 characters).
-pub const BUCKET_NAME_LEN: std::ops::RangeInclusive<usize> = 3..=63;
+pub(crate) const BUCKET_NAME_LEN: std::ops::RangeInclusive<usize> = 3..=63;
 
 /// R2 error codes (<https://developers.cloudflare.com/r2/api/error-codes/>), plus the
 /// ones the emulator had to choose.
-pub mod codes {
+pub(crate) mod codes {
     /// 500 `InternalError`.
-    pub const INTERNAL_ERROR: u32 = 10001;
+    pub(crate) const INTERNAL_ERROR: u32 = 10001;
     /// 400 `InvalidBucketName`.
-    pub const INVALID_BUCKET_NAME: u32 = 10005;
+    pub(crate) const INVALID_BUCKET_NAME: u32 = 10005;
     /// 404 `NoSuchKey`.
-    pub const NO_SUCH_KEY: u32 = 10007;
+    pub(crate) const NO_SUCH_KEY: u32 = 10007;
     /// 400 `InvalidObjectName` (bad or over-long key).
-    pub const INVALID_OBJECT_NAME: u32 = 10020;
+    pub(crate) const INVALID_OBJECT_NAME: u32 = 10020;
     /// 400 invalid argument. Not documented by Cloudflare for the REST API: chosen by the
     /// emulator for a bad query parameter, cursor, header value or delete body.
-    pub const INVALID_ARGUMENT: u32 = 10022;
+    pub(crate) const INVALID_ARGUMENT: u32 = 10022;
     /// 400 `ClientDisconnect`: the body could not be read to its end.
-    pub const CLIENT_DISCONNECT: u32 = 10054;
+    pub(crate) const CLIENT_DISCONNECT: u32 = 10054;
     /// 400 `EntityTooLarge`.
-    pub const ENTITY_TOO_LARGE: u32 = 100_100;
+    pub(crate) const ENTITY_TOO_LARGE: u32 = 100_100;
 }
 
 const OBJECTS: &str = "/client/v4/accounts/{account_id}/r2/buckets/{bucket_name}/objects";
@@ -164,7 +164,7 @@ fn invalid_argument(message: impl Into<String>) -> ApiError {
 /// # Errors
 ///
 /// 400 / 10005 naming the rule broken.
-pub fn validate_bucket_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_bucket_name(name: &str) -> Result<(), ApiError> {
     let bad = |why: &str| {
         Err(ApiError::bad_request(
             codes::INVALID_BUCKET_NAME,
@@ -193,7 +193,7 @@ pub fn validate_bucket_name(name: &str) -> Result<(), ApiError> {
 /// # Errors
 ///
 /// 400 / 10020.
-pub fn validate_key(key: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(ApiError::bad_request(
             codes::INVALID_OBJECT_NAME,

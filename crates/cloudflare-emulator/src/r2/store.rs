@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// Which bucket: buckets are per account and per jurisdiction, as in R2.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BucketId {
+pub(crate) struct BucketId {
     /// The account id of the path.
     pub account: String,
     /// `default`, `eu` or `fedramp` (the `cf-r2-jurisdiction` header).
@@ -23,7 +23,7 @@ pub struct BucketId {
 
 /// An object's description (everything but the body).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectMeta {
+pub(crate) struct ObjectMeta {
     /// The key.
     pub key: String,
     /// Body length in bytes.
@@ -55,7 +55,7 @@ const META_COLUMNS: &str = "key, size, etag, uploaded_ms, content_type, storage_
 
 /// One bucket's database.
 #[derive(Debug)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     conn: Mutex<Connection>,
 }
 
@@ -74,7 +74,7 @@ fn meta_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectMeta> {
 
 /// The smallest byte string greater than every string starting with `prefix`; `None`
 /// when there is none (`prefix` empty or all `0xFF`).
-pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut out = prefix.to_vec();
     while let Some(last) = out.pop() {
         if last < 0xFF {
@@ -87,7 +87,7 @@ pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// A lower bound of a key scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// Keys `>=` these bytes.
     Including(Vec<u8>),
     /// Keys `>` these bytes.
@@ -109,7 +109,7 @@ impl Bucket {
     }
 
     /// Stores an object, replacing any with the same key.
-    pub fn put(&self, meta: &ObjectMeta, body: &[u8]) -> rusqlite::Result<()> {
+    pub(crate) fn put(&self, meta: &ObjectMeta, body: &[u8]) -> rusqlite::Result<()> {
         self.conn().execute(
             "INSERT OR REPLACE INTO objects
              (key, body, size, etag, uploaded_ms, content_type, storage_class, version)
@@ -130,7 +130,7 @@ impl Bucket {
 
     /// An object's description.
     #[cfg(test)]
-    pub fn head(&self, key: &str) -> rusqlite::Result<Option<ObjectMeta>> {
+    pub(crate) fn head(&self, key: &str) -> rusqlite::Result<Option<ObjectMeta>> {
         self.conn()
             .query_row(
                 &format!("SELECT {META_COLUMNS} FROM objects WHERE key = ?1"),
@@ -141,7 +141,7 @@ impl Bucket {
     }
 
     /// An object's description and body, read together.
-    pub fn get(&self, key: &str) -> rusqlite::Result<Option<(ObjectMeta, Vec<u8>)>> {
+    pub(crate) fn get(&self, key: &str) -> rusqlite::Result<Option<(ObjectMeta, Vec<u8>)>> {
         self.conn()
             .query_row(
                 &format!("SELECT {META_COLUMNS}, body FROM objects WHERE key = ?1"),
@@ -153,7 +153,7 @@ impl Bucket {
 
     /// An object's body.
     #[cfg(test)]
-    pub fn body(&self, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    pub(crate) fn body(&self, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         self.conn()
             .query_row(
                 "SELECT body FROM objects WHERE key = ?1",
@@ -164,7 +164,7 @@ impl Bucket {
     }
 
     /// Deletes an object; whether it existed.
-    pub fn delete(&self, key: &str) -> rusqlite::Result<bool> {
+    pub(crate) fn delete(&self, key: &str) -> rusqlite::Result<bool> {
         Ok(self
             .conn()
             .execute("DELETE FROM objects WHERE key = ?1", [key.as_bytes()])?
@@ -172,7 +172,7 @@ impl Bucket {
     }
 
     /// Deletes every object whose key starts with `prefix`; how many.
-    pub fn delete_prefix(&self, prefix: &str) -> rusqlite::Result<usize> {
+    pub(crate) fn delete_prefix(&self, prefix: &str) -> rusqlite::Result<usize> {
         let conn = self.conn();
         match successor(prefix.as_bytes()) {
             Some(end) => conn.execute(
@@ -187,7 +187,11 @@ impl Bucket {
     }
 
     /// The first object at or after `from` whose key is below `end` (if given).
-    pub fn first(&self, from: &Start, end: Option<&[u8]>) -> rusqlite::Result<Option<ObjectMeta>> {
+    pub(crate) fn first(
+        &self,
+        from: &Start,
+        end: Option<&[u8]>,
+    ) -> rusqlite::Result<Option<ObjectMeta>> {
         let (op, bound) = match from {
             Start::Including(b) => (">=", b),
             Start::After(b) => (">", b),
@@ -219,14 +223,14 @@ impl Bucket {
 
 /// Every bucket opened so far.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     root: Option<PathBuf>,
     buckets: Mutex<HashMap<BucketId, Arc<Bucket>>>,
 }
 
 impl Store {
     /// Buckets in memory (`root` = `None`) or under `root` (`data_dir/r2`).
-    pub fn new(root: Option<PathBuf>) -> Self {
+    pub(crate) fn new(root: Option<PathBuf>) -> Self {
         Self {
             root,
             buckets: Mutex::new(HashMap::new()),
@@ -238,7 +242,7 @@ impl Store {
     /// # Errors
     ///
     /// When its directory or database cannot be created or opened.
-    pub fn bucket(&self, id: &BucketId) -> anyhow::Result<Arc<Bucket>> {
+    pub(crate) fn bucket(&self, id: &BucketId) -> anyhow::Result<Arc<Bucket>> {
         let mut buckets = self
             .buckets
             .lock()

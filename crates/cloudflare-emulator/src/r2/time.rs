@@ -11,7 +11,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -52,7 +52,7 @@ fn split(secs: i64) -> (i64, i64, i64, i64) {
 }
 
 /// `2024-01-15T10:30:00.000Z` for `ms` milliseconds since the epoch.
-pub fn rfc3339_ms(ms: i64) -> String {
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
     let (days, h, m, s) = split(ms.div_euclid(1000));
     let (year, month, day) = civil_from_days(days);
     format!(
@@ -62,7 +62,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// `Tue, 15 Jan 2024 10:30:00 GMT` (RFC 7231 IMF-fixdate) for `secs` since the epoch.
-pub fn http_date(secs: i64) -> String {
+pub(crate) fn http_date(secs: i64) -> String {
     let (days, h, m, s) = split(secs);
     let (year, month, day) = civil_from_days(days);
     let weekday = WEEKDAYS[usize::try_from((days + 4).rem_euclid(7)).unwrap_or(0)];
@@ -73,7 +73,7 @@ pub fn http_date(secs: i64) -> String {
 /// Seconds since the epoch of an IMF-fixdate (`Tue, 15 Jan 2024 10:30:00 GMT`); `None`
 /// when `text` is not one (RFC 7231 says to ignore an invalid `If-Modified-Since`). The
 /// weekday is not checked against the date, as most servers do.
-pub fn parse_http_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
     let (weekday, rest) = text.trim().split_once(", ")?;
     if !WEEKDAYS.contains(&weekday) {
         return None;

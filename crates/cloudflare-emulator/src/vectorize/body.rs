@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 /// The boundary of a `multipart/form-data` content type, if it is one.
-pub fn multipart_boundary(content_type: &str) -> Option<String> {
+pub(crate) fn multipart_boundary(content_type: &str) -> Option<String> {
     let mut parts = content_type.split(';');
     let mime = parts.next()?.trim();
     if !mime.eq_ignore_ascii_case("multipart/form-data") {
@@ -31,7 +31,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// The content of the part named `name` of a multipart body (or of its first part when no
 /// part has that name); `None` when the body is not well-formed multipart.
-pub fn multipart_part<'a>(body: &'a [u8], boundary: &str, name: &str) -> Option<&'a [u8]> {
+pub(crate) fn multipart_part<'a>(body: &'a [u8], boundary: &str, name: &str) -> Option<&'a [u8]> {
     let delimiter = format!("--{boundary}");
     let delimiter = delimiter.as_bytes();
     let mut first = None;
@@ -63,7 +63,7 @@ pub fn multipart_part<'a>(body: &'a [u8], boundary: &str, name: &str) -> Option<
 }
 
 /// Decodes `%XX` and `+` in a query-string component.
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -88,7 +88,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// The value of `key` in a raw query string.
-pub fn query_param(raw: Option<&str>, key: &str) -> Option<String> {
+pub(crate) fn query_param(raw: Option<&str>, key: &str) -> Option<String> {
     raw?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k) == key).then(|| percent_decode(v))
@@ -96,14 +96,14 @@ pub fn query_param(raw: Option<&str>, key: &str) -> Option<String> {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Microseconds since the Unix epoch.
-pub fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -111,7 +111,7 @@ pub fn now_us() -> u64 {
 
 /// An ISO 8601 UTC timestamp with microseconds, like Cloudflare's
 /// `2022-11-15T18:25:44.442097Z`, of `us` microseconds since the epoch.
-pub fn iso8601(us: u64) -> String {
+pub(crate) fn iso8601(us: u64) -> String {
     let secs = us / 1_000_000;
     let micros = us % 1_000_000;
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
@@ -135,7 +135,7 @@ pub fn iso8601(us: u64) -> String {
 }
 
 /// A UUID-shaped (8-4-4-4-12, version 4 bits) id derived from `seed` and `salt`.
-pub fn uuid_like(seed: u64, salt: &str) -> String {
+pub(crate) fn uuid_like(seed: u64, salt: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(seed.to_le_bytes());
     hasher.update(salt.as_bytes());

@@ -19,16 +19,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Largest compact JSON of a filter is this minus one byte.
-pub const MAX_FILTER_BYTES: usize = 2048;
+pub(crate) const MAX_FILTER_BYTES: usize = 2048;
 /// Longest filter key, in characters.
-pub const MAX_FILTER_KEY_CHARS: usize = 512;
+pub(crate) const MAX_FILTER_KEY_CHARS: usize = 512;
 /// Bytes of a string metadata value that a metadata index keeps.
-pub const INDEXED_STRING_BYTES: usize = 64;
+pub(crate) const INDEXED_STRING_BYTES: usize = 64;
 
 /// A value as a metadata index holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Indexed {
+pub(crate) enum Indexed {
     /// A boolean.
     Bool(bool),
     /// A number (float64 precision).
@@ -39,7 +39,7 @@ pub enum Indexed {
 
 impl Indexed {
     /// The value as JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             Self::Bool(b) => Value::Bool(*b),
             // Integral numbers print as integers, like Cloudflare's JavaScript.
@@ -52,7 +52,7 @@ impl Indexed {
 }
 
 /// The first `max` bytes of `s`, cut on a character boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -116,7 +116,7 @@ enum Condition {
 
 /// A parsed filter: an AND of conditions on (dotted) property paths.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
+pub(crate) struct Filter {
     clauses: Vec<(String, Condition)>,
 }
 
@@ -209,7 +209,7 @@ impl Filter {
     /// # Errors
     ///
     /// A message saying which rule the filter breaks.
-    pub fn parse(value: &Value) -> Result<Self, String> {
+    pub(crate) fn parse(value: &Value) -> Result<Self, String> {
         let Value::Object(map) = value else {
             return Err("filter must be an object".into());
         };
@@ -232,7 +232,7 @@ impl Filter {
 
     /// Whether a vector whose indexed values are `indexed` matches. A property the vector
     /// has no indexed value for matches no condition (not even `$ne`/`$nin`).
-    pub fn matches(&self, indexed: &HashMap<String, Indexed>) -> bool {
+    pub(crate) fn matches(&self, indexed: &HashMap<String, Indexed>) -> bool {
         self.clauses.iter().all(|(key, condition)| {
             let Some(value) = indexed.get(key) else {
                 return false;

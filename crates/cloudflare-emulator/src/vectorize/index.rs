@@ -10,7 +10,7 @@ use super::filter::{Filter, INDEXED_STRING_BYTES, Indexed, truncate_utf8};
 
 /// A distance metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// Cosine similarity, -1 to 1, higher is closer.
     #[serde(rename = "cosine")]
     Cosine,
@@ -24,7 +24,7 @@ pub enum Metric {
 
 impl Metric {
     /// Parses the spec's name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "cosine" => Some(Self::Cosine),
             "euclidean" => Some(Self::Euclidean),
@@ -34,7 +34,7 @@ impl Metric {
     }
 
     /// The spec's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Cosine => "cosine",
             Self::Euclidean => "euclidean",
@@ -50,7 +50,7 @@ impl Metric {
 /// A metadata index's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum IndexType {
+pub(crate) enum IndexType {
     /// Strings (first 64 bytes).
     String,
     /// Numbers (float64).
@@ -61,7 +61,7 @@ pub enum IndexType {
 
 impl IndexType {
     /// Parses the spec's name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "string" => Some(Self::String),
             "number" => Some(Self::Number),
@@ -71,7 +71,7 @@ impl IndexType {
     }
 
     /// The spec's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::String => "string",
             Self::Number => "number",
@@ -93,7 +93,7 @@ impl IndexType {
 
 /// A vector as written (one NDJSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewVector {
+pub(crate) struct NewVector {
     /// Its id.
     pub id: String,
     /// Its values (stored as float32, like Cloudflare).
@@ -108,7 +108,7 @@ pub struct NewVector {
 
 /// A stored vector.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
+pub(crate) struct Stored {
     /// The vector.
     pub vector: NewVector,
     /// Its Euclidean norm.
@@ -121,7 +121,7 @@ pub struct Stored {
 /// A mutation's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
+pub(crate) enum Op {
     /// Insert (an existing id keeps its vector).
     Insert {
         /// The vectors.
@@ -153,7 +153,7 @@ pub enum Op {
 
 /// An accepted mutation not yet visible.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Its id.
     pub id: String,
     /// When it becomes visible (ms since the epoch).
@@ -164,7 +164,7 @@ pub struct Pending {
 
 /// What a mutation changed, for persistence.
 #[derive(Debug, Default)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Ids written or rewritten.
     pub written: Vec<String>,
     /// Ids deleted.
@@ -173,7 +173,7 @@ pub struct Applied {
 
 /// One index.
 #[derive(Debug, Clone)]
-pub struct Index {
+pub(crate) struct Index {
     /// Name.
     pub name: String,
     /// Description.
@@ -250,7 +250,7 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
 
 /// A query's parameters.
 #[derive(Debug)]
-pub struct Search<'a> {
+pub(crate) struct Search<'a> {
     /// The query vector.
     pub vector: &'a [f32],
     /// How many matches.
@@ -263,7 +263,7 @@ pub struct Search<'a> {
 
 impl Index {
     /// A new, empty index.
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         description: Option<String>,
         dimensions: usize,
@@ -288,7 +288,7 @@ impl Index {
 
     /// A stored vector from a written one, indexing its metadata with the current
     /// metadata indexes.
-    pub fn store(&self, vector: NewVector) -> Stored {
+    pub(crate) fn store(&self, vector: NewVector) -> Stored {
         let mut indexed = HashMap::new();
         if let Some(metadata) = &vector.metadata {
             for (property, index_type) in &self.metadata_indexes {
@@ -305,7 +305,7 @@ impl Index {
     }
 
     /// Adds or replaces a stored vector.
-    pub fn put(&mut self, stored: Stored) {
+    pub(crate) fn put(&mut self, stored: Stored) {
         if let Some(&slot) = self.by_id.get(&stored.vector.id) {
             self.slots[slot] = stored;
         } else {
@@ -327,7 +327,7 @@ impl Index {
     }
 
     /// The metadata indexes once every pending mutation is applied.
-    pub fn projected_metadata_indexes(&self) -> Vec<(String, IndexType)> {
+    pub(crate) fn projected_metadata_indexes(&self) -> Vec<(String, IndexType)> {
         let mut list = self.metadata_indexes.clone();
         for pending in &self.pending {
             apply_metadata_op(&mut list, &pending.op);
@@ -336,7 +336,7 @@ impl Index {
     }
 
     /// Applies one mutation.
-    pub fn apply(&mut self, pending: &Pending, now_us: u64) -> Applied {
+    pub(crate) fn apply(&mut self, pending: &Pending, now_us: u64) -> Applied {
         let mut applied = Applied::default();
         match &pending.op {
             Op::Insert { vectors } | Op::Upsert { vectors } => {
@@ -375,7 +375,7 @@ impl Index {
     }
 
     /// Pops the mutations due at `now_ms`, oldest first.
-    pub fn due(&mut self, now_ms: u64) -> Vec<Pending> {
+    pub(crate) fn due(&mut self, now_ms: u64) -> Vec<Pending> {
         let mut due = Vec::new();
         while self.pending.front().is_some_and(|p| p.due_ms <= now_ms) {
             if let Some(p) = self.pending.pop_front() {
@@ -386,7 +386,7 @@ impl Index {
     }
 
     /// The `top_k` nearest visible vectors: `(slot, score)`, best first (ties by id).
-    pub fn search(&self, search: &Search<'_>) -> Vec<(usize, f64)> {
+    pub(crate) fn search(&self, search: &Search<'_>) -> Vec<(usize, f64)> {
         let query_norm = norm(search.vector);
         let mut scored: Vec<(usize, f64)> = Vec::new();
         for (slot, stored) in self.slots.iter().enumerate() {
@@ -454,7 +454,7 @@ fn apply_metadata_op(list: &mut Vec<(String, IndexType)>, op: &Op) {
 
 /// The indexed values of a stored vector as a (nested) metadata object, for
 /// `returnMetadata: "indexed"`.
-pub fn indexed_metadata(stored: &Stored) -> Map<String, Value> {
+pub(crate) fn indexed_metadata(stored: &Stored) -> Map<String, Value> {
     fn insert(node: &mut Map<String, Value>, segments: &[&str], value: Value) {
         match segments {
             [] => {}

@@ -9,7 +9,7 @@
 //! otherwise chosen (see [`codes`]).
 
 mod body;
-pub mod filter;
+pub(crate) mod filter;
 mod index;
 mod store;
 
@@ -32,71 +32,71 @@ use index::{Index, IndexType, Metric, NewVector, Op, Pending, Search, Stored, in
 use store::Store;
 
 /// Cloudflare's Vectorize error codes as the emulator answers them.
-pub mod codes {
+pub(crate) mod codes {
     /// `vectorize.index.not_found` (observed).
-    pub const INDEX_NOT_FOUND: u32 = 3000;
+    pub(crate) const INDEX_NOT_FOUND: u32 = 3000;
     /// Invalid index name or configuration (chosen; Cloudflare's is undocumented).
-    pub const INVALID_INDEX: u32 = 3001;
+    pub(crate) const INVALID_INDEX: u32 = 3001;
     /// `vectorize.index.duplicate_name` (observed).
-    pub const DUPLICATE_NAME: u32 = 3002;
+    pub(crate) const DUPLICATE_NAME: u32 = 3002;
     /// Too many vectors in one insert/upsert (chosen).
-    pub const TOO_MANY_VECTORS: u32 = 40005;
+    pub(crate) const TOO_MANY_VECTORS: u32 = 40005;
     /// Query vector of the wrong dimensions (observed).
-    pub const QUERY_DIMENSIONS: u32 = 40006;
+    pub(crate) const QUERY_DIMENSIONS: u32 = 40006;
     /// Too many ids in get_by_ids (observed: "too many ids in payload; max id count is 20").
-    pub const TOO_MANY_IDS: u32 = 40007;
+    pub(crate) const TOO_MANY_IDS: u32 = 40007;
     /// Vector id empty or longer than 64 bytes (observed for "id too long").
-    pub const INVALID_ID: u32 = 40008;
+    pub(crate) const INVALID_ID: u32 = 40008;
     /// Metadata larger than 10 KiB (chosen).
-    pub const METADATA_TOO_LARGE: u32 = 40009;
+    pub(crate) const METADATA_TOO_LARGE: u32 = 40009;
     /// Invalid metadata key (chosen).
-    pub const INVALID_METADATA_KEY: u32 = 40010;
+    pub(crate) const INVALID_METADATA_KEY: u32 = 40010;
     /// Namespace empty or longer than 64 bytes (chosen).
-    pub const INVALID_NAMESPACE: u32 = 40011;
+    pub(crate) const INVALID_NAMESPACE: u32 = 40011;
     /// Inserted vector of the wrong dimensions (observed).
-    pub const VECTOR_DIMENSIONS: u32 = 40012;
+    pub(crate) const VECTOR_DIMENSIONS: u32 = 40012;
     /// Body larger than 100 MB (chosen).
-    pub const BODY_TOO_LARGE: u32 = 40013;
+    pub(crate) const BODY_TOO_LARGE: u32 = 40013;
     /// NDJSON that does not parse (observed).
-    pub const UNPARSABLE_VECTORS: u32 = 40023;
+    pub(crate) const UNPARSABLE_VECTORS: u32 = 40023;
     /// topK out of range (observed).
-    pub const TOP_K: u32 = 40025;
+    pub(crate) const TOP_K: u32 = 40025;
     /// A JSON body that does not parse or has a wrong field (observed for query).
-    pub const INVALID_BODY: u32 = 40026;
+    pub(crate) const INVALID_BODY: u32 = 40026;
     /// Invalid metadata filter (chosen).
-    pub const INVALID_FILTER: u32 = 40030;
+    pub(crate) const INVALID_FILTER: u32 = 40030;
     /// More than 10 metadata indexes (chosen).
-    pub const TOO_MANY_METADATA_INDEXES: u32 = 40031;
+    pub(crate) const TOO_MANY_METADATA_INDEXES: u32 = 40031;
     /// Deleting a metadata index that does not exist (chosen).
-    pub const METADATA_INDEX_NOT_FOUND: u32 = 40032;
+    pub(crate) const METADATA_INDEX_NOT_FOUND: u32 = 40032;
     /// list: `count` out of range or invalid cursor (chosen).
-    pub const INVALID_LIST_PARAMS: u32 = 40034;
+    pub(crate) const INVALID_LIST_PARAMS: u32 = 40034;
     /// The emulator's own storage failed (chosen).
-    pub const INTERNAL: u32 = 10002;
+    pub(crate) const INTERNAL: u32 = 10002;
 }
 
 /// Most dimensions of an index.
-pub const MAX_DIMENSIONS: usize = 1536;
+pub(crate) const MAX_DIMENSIONS: usize = 1536;
 /// Longest vector id, namespace and index name, in bytes.
-pub const MAX_NAME_BYTES: usize = 64;
+pub(crate) const MAX_NAME_BYTES: usize = 64;
 /// Largest metadata of one vector (compact JSON), in bytes.
-pub const MAX_METADATA_BYTES: usize = 10 * 1024;
+pub(crate) const MAX_METADATA_BYTES: usize = 10 * 1024;
 /// topK cap with values or all metadata.
-pub const MAX_TOP_K_WITH_DATA: u64 = 20;
+pub(crate) const MAX_TOP_K_WITH_DATA: u64 = 20;
 /// topK cap otherwise.
-pub const MAX_TOP_K: u64 = 100;
+pub(crate) const MAX_TOP_K: u64 = 100;
 /// Vectors per HTTP insert/upsert.
-pub const MAX_VECTORS_PER_WRITE: usize = 5000;
+pub(crate) const MAX_VECTORS_PER_WRITE: usize = 5000;
 /// Largest upload, in bytes.
-pub const MAX_UPLOAD_BYTES: usize = 100 * 1000 * 1000;
+pub(crate) const MAX_UPLOAD_BYTES: usize = 100 * 1000 * 1000;
 /// Largest JSON body of the other operations, in bytes (chosen).
-pub const MAX_JSON_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const MAX_JSON_BYTES: usize = 10 * 1024 * 1024;
 /// Most ids per get_by_ids.
-pub const MAX_GET_IDS: usize = 20;
+pub(crate) const MAX_GET_IDS: usize = 20;
 /// Most ids per list page.
-pub const MAX_LIST_COUNT: usize = 1000;
+pub(crate) const MAX_LIST_COUNT: usize = 1000;
 /// Most metadata indexes per index.
-pub const MAX_METADATA_INDEXES: usize = 10;
+pub(crate) const MAX_METADATA_INDEXES: usize = 10;
 
 type Key = (String, String);
 

@@ -12,7 +12,7 @@ use super::index::{Index, IndexType, Metric, NewVector, Pending, Stored};
 
 /// The SQLite store.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     conn: Connection,
 }
 
@@ -32,7 +32,7 @@ impl Store {
     /// # Errors
     ///
     /// If the file cannot be opened or its schema created.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let conn = Connection::open(dir.join("vectorize.sqlite"))?;
         conn.execute_batch(
@@ -60,7 +60,7 @@ impl Store {
     /// # Errors
     ///
     /// Whatever `f` or SQLite returns.
-    pub fn transaction<T>(
+    pub(crate) fn transaction<T>(
         &mut self,
         f: impl FnOnce(&Connection) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
@@ -75,7 +75,11 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn save_index(conn: &Connection, account: &str, index: &Index) -> anyhow::Result<()> {
+    pub(crate) fn save_index(
+        conn: &Connection,
+        account: &str,
+        index: &Index,
+    ) -> anyhow::Result<()> {
         let metadata_indexes: Vec<(&str, &str)> = index
             .metadata_indexes
             .iter()
@@ -104,7 +108,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn delete_index(conn: &Connection, account: &str, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn delete_index(conn: &Connection, account: &str, name: &str) -> anyhow::Result<()> {
         for table in ["indexes", "vectors", "pending"] {
             let column = if table == "indexes" { "name" } else { "idx" };
             conn.execute(
@@ -120,7 +124,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn put_vector(
+    pub(crate) fn put_vector(
         conn: &Connection,
         account: &str,
         index: &str,
@@ -150,7 +154,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn delete_vector(
+    pub(crate) fn delete_vector(
         conn: &Connection,
         account: &str,
         index: &str,
@@ -167,7 +171,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn push_pending(
+    pub(crate) fn push_pending(
         conn: &Connection,
         account: &str,
         index: &str,
@@ -198,7 +202,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite errors.
-    pub fn pop_pending(
+    pub(crate) fn pop_pending(
         conn: &Connection,
         account: &str,
         index: &str,
@@ -217,7 +221,7 @@ impl Store {
     /// # Errors
     ///
     /// SQLite or decoding errors.
-    pub fn load(&self) -> anyhow::Result<HashMap<(String, String), Index>> {
+    pub(crate) fn load(&self) -> anyhow::Result<HashMap<(String, String), Index>> {
         let mut out = HashMap::new();
         let mut stmt = self.conn.prepare("SELECT * FROM indexes")?;
         let rows = stmt.query_map([], |r| {
