@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::ValidationError;
 
 /// SHA-256 hex digest of the content with leading and trailing white space removed the way
-/// Python's `str.strip()` removes it (see [`python_strip`]), then lower-cased.
+/// Python's `str.strip()` removes it, then lower-cased.
 ///
 /// This is the rule of the Python MCP Memory Service (`content.strip().lower()`), so the
 /// same text has the same id in both, and it is also the Vectorize vector id (64 bytes,
@@ -52,7 +52,7 @@ impl ContentHash {
 /// argument removes. Python's set is Unicode's `White_Space` property plus the four ASCII
 /// information separators U+001C–U+001F (Python counts them as white space; Rust's
 /// `char::is_whitespace` does not), so the set is spelled out rather than derived.
-pub const PYTHON_WHITESPACE: [char; 29] = [
+pub(crate) const PYTHON_WHITESPACE: [char; 29] = [
     '\u{09}', '\u{0A}', '\u{0B}', '\u{0C}', '\u{0D}', '\u{1C}', '\u{1D}', '\u{1E}', '\u{1F}',
     '\u{20}', '\u{85}', '\u{A0}', '\u{1680}', '\u{2000}', '\u{2001}', '\u{2002}', '\u{2003}',
     '\u{2004}', '\u{2005}', '\u{2006}', '\u{2007}', '\u{2008}', '\u{2009}', '\u{200A}', '\u{2028}',
@@ -61,21 +61,14 @@ pub const PYTHON_WHITESPACE: [char; 29] = [
 
 /// Whether Python's `str.isspace()` is true for `c` (see [`PYTHON_WHITESPACE`]).
 #[must_use]
-pub fn is_python_whitespace(c: char) -> bool {
+pub(crate) fn is_python_whitespace(c: char) -> bool {
     // Every member is below U+3001; the match keeps the common case (a letter) cheap.
     c <= '\u{3000}' && PYTHON_WHITESPACE.contains(&c)
 }
 
 /// `s` without the leading and trailing characters Python's `str.strip()` removes.
-///
-/// ```
-/// use memory_core::hash::python_strip;
-/// assert_eq!(python_strip("\u{1c} note \u{3000}"), "note");
-/// // A zero-width space is not white space to Python.
-/// assert_eq!(python_strip("\u{200b} x"), "\u{200b} x");
-/// ```
 #[must_use]
-pub fn python_strip(s: &str) -> &str {
+pub(crate) fn python_strip(s: &str) -> &str {
     s.trim_matches(is_python_whitespace)
 }
 
@@ -135,6 +128,13 @@ mod tests {
     fn hash_matches_upstream_rule_for_padded_mixed_case_text() {
         let expected = hex::encode(Sha256::digest(b"hello world"));
         assert_eq!(ContentHash::of("  Hello World ").as_str(), expected);
+    }
+
+    #[test]
+    fn python_strip_removes_what_python_strips_and_nothing_else() {
+        assert_eq!(python_strip("\u{1c} note \u{3000}"), "note");
+        // A zero-width space is not white space to Python.
+        assert_eq!(python_strip("\u{200b} x"), "\u{200b} x");
     }
 
     #[test]

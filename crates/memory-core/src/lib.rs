@@ -15,19 +15,19 @@
 //! * [`ContentHash`] — the id of a memory: SHA-256 of the content stripped as Python's `str.strip()`
 //!   strips it, then lower-cased,
 //!   the same id the Python MCP Memory Service gives the same text.
-//! * [`Tags`] — normalised tags (see [`tags`] for the rules).
+//! * [`Tags`] — normalised tags, and the rules they follow.
 //! * [`MemoryRecord`] — a memory as JSON: the one shape of export and import lines, the MCP
 //!   tools' memory objects and `--json` output (upstream's field names, both time renderings).
 //! * [`Timestamp`] — a UTC instant that renders both as epoch seconds and ISO-8601.
-//! * [`time_expr`] — natural-language time expressions ("last week") → [`TimeRange`].
+//! * [`parse_time_expression`] — natural-language time expressions ("last week") → [`TimeRange`].
 
-pub mod error;
-pub mod hash;
+mod error;
+mod hash;
 pub mod memory;
 pub mod metadata;
-pub mod record;
-pub mod tags;
-pub mod time_expr;
+mod record;
+mod tags;
+mod time_expr;
 pub mod timestamp;
 
 pub use error::ValidationError;
@@ -49,7 +49,7 @@ pub mod limits {
     /// Most tags one memory may carry, after de-duplication.
     pub const MAX_TAGS: usize = 100;
     /// Longest memory type, in characters.
-    pub const MAX_MEMORY_TYPE_CHARS: usize = 100;
+    pub(crate) const MAX_MEMORY_TYPE_CHARS: usize = 100;
     /// Largest content accepted, in bytes (16 MiB). Larger notes belong in a file, not a memory.
     pub const MAX_CONTENT_BYTES: usize = 16 * 1024 * 1024;
 }

@@ -5,7 +5,7 @@
 //! let m = Memory::new("Use rustls, not openssl")?
 //!     .with_tags(Tags::parse("decision,tls")?)
 //!     .with_metadata(Metadata::parse(r#"{"project":"mcp"}"#)?);
-//! // A memory serialises as its record (see `memory_core::record`).
+//! // A memory serialises as its record (see `memory_core::MemoryRecord`).
 //! let json = serde_json::to_value(&m).unwrap();
 //! assert_eq!(json["created_at_iso"], m.created_at.to_iso());
 //! let back: Memory = serde_json::from_value(json).unwrap();
@@ -163,8 +163,9 @@ impl Memory {
 }
 
 /// Checks content against the rules of [`Memory::new`]: content of only white space,
-/// control characters (NUL bytes from a binary file, say) and invisible characters (see
-/// [`is_invisible`]) carries no text and is empty.
+/// control characters (NUL bytes from a binary file, say) and invisible characters
+/// (Unicode's default-ignorable code points, such as the zero-width space) carries no text
+/// and is empty.
 pub fn validate_content(content: &str) -> Result<(), ValidationError> {
     if content.chars().all(is_invisible) {
         return Err(ValidationError::EmptyContent);
@@ -183,7 +184,7 @@ pub fn validate_content(content: &str) -> Result<(), ValidationError> {
 /// point (Unicode's `Default_Ignorable_Code_Point`: zero-width space and joiners, the
 /// byte-order mark, soft hyphen, variation selectors, Hangul fillers, tag characters, ...).
 #[must_use]
-pub fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     c.is_whitespace()
         || c.is_control()
         || crate::hash::is_python_whitespace(c)
@@ -214,7 +215,7 @@ const DEFAULT_IGNORABLE: [(u32, u32); 17] = [
     (0xE0000, 0xE0FFF),
 ];
 
-/// Trims a memory type; empty gives `None`; longer than [`MAX_MEMORY_TYPE_CHARS`] is refused.
+/// Trims a memory type; empty gives `None`; longer than 100 characters is refused.
 pub fn normalise_memory_type(t: &str) -> Result<Option<String>, ValidationError> {
     let t = t.trim();
     if t.is_empty() {

@@ -6,7 +6,7 @@
 //! time twice (epoch seconds and ISO-8601), and the vector only when asked for.
 //!
 //! ```
-//! use memory_core::{Memory, MemoryRecord, Tags, record::HashCheck};
+//! use memory_core::{HashCheck, Memory, MemoryRecord, Tags};
 //! let m = Memory::new("Use rustls, not openssl")?.with_tags(Tags::parse("decision,tls")?);
 //! let json = serde_json::to_string(&MemoryRecord::from(&m)).unwrap();
 //! assert!(json.starts_with(r#"{"content":"Use rustls, not openssl","content_hash":""#));

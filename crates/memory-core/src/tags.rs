@@ -87,7 +87,15 @@ impl<const N: usize> From<[&str; N]> for TagInput {
     }
 }
 
-/// A normalised, de-duplicated list of tags (see the [module docs](self) for the rules).
+/// A normalised, de-duplicated list of tags. From a list, a comma-separated string or a
+/// JSON-array string alike:
+///
+/// * every tag is trimmed and lower-cased; empty tags are dropped;
+/// * a comma inside a tag of a list becomes `-` (the stored copy is comma-joined);
+/// * a tag longer than [`MAX_TAG_CHARS`] characters is an error, not a silent cut;
+/// * duplicates are removed case-insensitively, the first occurrence keeping its place;
+/// * more than [`MAX_TAGS`] distinct tags is an error;
+/// * empty input gives no tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Tags(Vec<String>);

@@ -158,7 +158,7 @@ pub struct OutOfRange {
 /// Parses a whole expression relative to `now`; unknown text gives `None`.
 ///
 /// The whole text must be one expression (leading connector words such as `in` or `during`
-/// and any punctuation are ignored). See the [module documentation](self) for the grammar.
+/// and any punctuation are ignored). The grammar is in the `time_expr` module's source documentation.
 /// [`try_parse_time_expression`] tells an out-of-range count from unknown text.
 pub fn parse_time_expression(text: &str, now: DateTime<Utc>) -> Option<TimeRange> {
     try_parse_time_expression(text, now).ok().flatten()
@@ -169,7 +169,7 @@ pub fn parse_time_expression(text: &str, now: DateTime<Utc>) -> Option<TimeRange
 ///
 /// ```
 /// use chrono::Utc;
-/// use memory_core::time_expr::try_parse_time_expression;
+/// use memory_core::try_parse_time_expression;
 /// assert!(try_parse_time_expression("last 99999999999 days", Utc::now()).is_err());
 /// assert_eq!(try_parse_time_expression("banana", Utc::now()), Ok(None));
 /// ```
