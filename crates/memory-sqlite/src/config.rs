@@ -24,29 +24,25 @@ use memory_storage::{StorageError, StorageResult};
 
 use crate::SqliteStorage;
 
-/// Where the binary puts the database, relative to the user's data directory
-/// (`dirs::data_dir()`): `<data dir>/mcp-memory/memories.db`.
-pub const DEFAULT_RELATIVE_PATH: &str = "mcp-memory/memories.db";
-
 /// How long SQLite itself waits for another connection's lock before reporting busy
 /// (<https://www.sqlite.org/c3ref/busy_timeout.html>).
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read connections kept open for concurrent reads (list, get, the row fetch of a search).
-pub const DEFAULT_READERS: usize = 4;
+pub(crate) const DEFAULT_READERS: usize = 4;
 
 /// Most read connections one store may keep.
-pub const MAX_READERS: usize = 64;
+pub(crate) const MAX_READERS: usize = 64;
 
 /// Page cache per connection, in KiB (`PRAGMA cache_size = -N`,
 /// <https://www.sqlite.org/pragma.html#pragma_cache_size>).
-pub const DEFAULT_CACHE_KIB: u32 = 16 * 1024;
+pub(crate) const DEFAULT_CACHE_KIB: u32 = 16 * 1024;
 
 /// Extra attempts of a write transaction that still met a lock after the busy timeout.
-pub const DEFAULT_WRITE_RETRIES: u32 = 3;
+pub(crate) const DEFAULT_WRITE_RETRIES: u32 = 3;
 
 /// Pause before the first extra attempt; each later pause doubles.
-pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Options of a [`SqliteStorage`]. Plain data: every field has a named default, and the
 /// builder methods only set fields.

@@ -42,8 +42,8 @@
 //! * [`SqliteStorage`] implements [`MemoryStorage`](memory_storage::MemoryStorage); open it
 //!   with [`SqliteStorage::open`] or, for options, [`SqliteConfig`].
 //! * [`vector`] is the brute-force search it uses, callable on its own for benchmarks.
-//! * The schema and its migrations are described in the `schema` module's source; the
-//!   version is [`SCHEMA_VERSION`].
+//! * The schema and its migrations are described in the `schema` module's source, with
+//!   the version it writes (`PRAGMA user_version`).
 //!
 //! # Concurrency
 //! One writer connection (behind a mutex) and a pool of readers; every call runs on tokio's
@@ -56,7 +56,7 @@
 
 mod codec;
 mod conditions;
-pub mod config;
+mod config;
 mod connection;
 mod live_index;
 mod schema;
@@ -66,6 +66,5 @@ pub mod vector;
 #[cfg(test)]
 mod tests;
 
-pub use config::{DEFAULT_RELATIVE_PATH, SqliteConfig};
-pub use schema::SCHEMA_VERSION;
-pub use storage::{GET_EMBEDDINGS_CHUNK, SqliteStorage};
+pub use config::SqliteConfig;
+pub use storage::SqliteStorage;

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::connection::{BACKEND, TxError};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// `meta` key of the embedding model id.
 const META_MODEL: &str = "embedding_model";

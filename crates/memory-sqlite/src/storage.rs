@@ -43,7 +43,7 @@ mod write;
 use write::{Seq, put_memory};
 
 /// Hashes per query of [`MemoryStorage::get_embeddings`].
-pub const GET_EMBEDDINGS_CHUNK: usize = 500;
+pub(crate) const GET_EMBEDDINGS_CHUNK: usize = 500;
 
 /// Microseconds in the 7 days that [`StorageStats::memories_this_week`] counts.
 const WEEK_MICROS: i64 = 7 * 24 * 60 * 60 * 1_000_000;

@@ -139,7 +139,7 @@ pub struct Hit {
 /// Dot product of two equally long slices, summed in sixteen independent lanes so the
 /// compiler vectorises it. Extra elements of the longer slice are ignored.
 #[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; LANES];
@@ -202,22 +202,9 @@ impl Eq for Ranked {}
 /// returns the best `k` as `(row, score)`, best first.
 ///
 /// Rows for which `keep(row)` is false, and rows scoring below `min_score`, take no part.
-/// Ties are broken by the smaller row index. `query` must be `dims` long (extra values
-/// are ignored, missing ones count as zero). Nothing is allocated besides the `k`-sized
-/// heap.
-pub fn scan_top_k(
-    matrix: &[f32],
-    dims: NonZeroUsize,
-    query: &[f32],
-    k: usize,
-    min_score: Option<f32>,
-    keep: impl FnMut(usize) -> bool,
-) -> Vec<(usize, f32)> {
-    // Row indices are far below i64::MAX, so they serve as their own tie-break key.
-    top_k_by(matrix, dims, query, k, min_score, keep, |row| row as i64)
-}
-
-/// [`scan_top_k`] with ties broken by the smaller `tie_key(row)` (an id, for the index).
+/// Ties are broken by the smaller `tie_key(row)` (an id, for the index). `query` must be
+/// `dims` long (extra values are ignored, missing ones count as zero). Nothing is
+/// allocated besides the `k`-sized heap.
 fn top_k_by(
     matrix: &[f32],
     dims: NonZeroUsize,

@@ -911,7 +911,7 @@ mod tests {
         let store = SqliteStorage::open(dir.path().join("m.db"), embedder.clone())
             .await
             .unwrap();
-        let n = crate::GET_EMBEDDINGS_CHUNK + 20;
+        let n = crate::storage::GET_EMBEDDINGS_CHUNK + 20;
         let vector = |i: usize| -> Vec<f32> {
             let mut v = [0.0f32; DIMS];
             v[i % DIMS] = 1.0;
