@@ -85,30 +85,32 @@ pub const RATE_LIMIT_ENV: &str = "CLOUDFLARE_RATE_LIMIT";
 
 /// Default [`CloudflareConfig::embedding_model`]: upstream's default,
 /// `@cf/baai/bge-base-en-v1.5` (768 dimensions).
-pub const DEFAULT_EMBEDDING_MODEL: EmbeddingModel = EmbeddingModel::BGE_BASE_EN_V1_5;
+pub(crate) const DEFAULT_EMBEDDING_MODEL: EmbeddingModel = EmbeddingModel::BGE_BASE_EN_V1_5;
 
 /// Default [`CloudflareConfig::large_content_threshold`]: 1 MiB, upstream's default.
-pub const DEFAULT_LARGE_CONTENT_THRESHOLD: usize = crate::storage::DEFAULT_LARGE_CONTENT_THRESHOLD;
+pub(crate) const DEFAULT_LARGE_CONTENT_THRESHOLD: usize =
+    crate::storage::DEFAULT_LARGE_CONTENT_THRESHOLD;
 
 /// Largest accepted [`CloudflareConfig::large_content_threshold`]: D1's limit on one bound
 /// value ([`cloudflare_d1::MAX_VALUE_BYTES`]), since content up to the threshold is stored in
 /// the D1 row.
-pub const MAX_LARGE_CONTENT_THRESHOLD: usize = cloudflare_d1::MAX_VALUE_BYTES;
+pub(crate) const MAX_LARGE_CONTENT_THRESHOLD: usize = cloudflare_d1::MAX_VALUE_BYTES;
 
 /// Default retries of a failed call ([`Field::MaxRetries`]).
-pub const DEFAULT_MAX_RETRIES: u32 = cloudflare_http::backoff::DEFAULT_MAX_RETRIES;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = cloudflare_http::backoff::DEFAULT_MAX_RETRIES;
 
 /// Default first retry delay ([`Field::BaseDelay`]).
-pub const DEFAULT_BASE_DELAY: Duration = cloudflare_http::backoff::DEFAULT_INIT_BACKOFF;
+pub(crate) const DEFAULT_BASE_DELAY: Duration = cloudflare_http::backoff::DEFAULT_INIT_BACKOFF;
 
 /// Default API base URL ([`Field::ApiBaseUrl`]): Cloudflare's.
-pub const DEFAULT_API_BASE_URL: &str = cloudflare_http::DEFAULT_BASE_URL;
+pub(crate) const DEFAULT_API_BASE_URL: &str = cloudflare_http::DEFAULT_BASE_URL;
 
 /// Default limit of one attempt ([`Field::RequestTimeout`]).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = cloudflare_http::client::DEFAULT_REQUEST_TIMEOUT;
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration =
+    cloudflare_http::client::DEFAULT_REQUEST_TIMEOUT;
 
 /// Default requests per 5 minutes ([`Field::RateLimit`]): Cloudflare's limit per token.
-pub const DEFAULT_RATE_LIMIT: u32 = cloudflare_http::RATE_LIMIT_REQUESTS;
+pub(crate) const DEFAULT_RATE_LIMIT: u32 = cloudflare_http::RATE_LIMIT_REQUESTS;
 
 /// One Cloudflare setting, in the order of the variable table (and of [`ConfigErrors`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,9 +8,9 @@
 //! call) to the [`Embedder`] contract:
 //! - its model id is the Workers AI id (`@cf/baai/bge-base-en-v1.5`), its dimensions the
 //!   model's, so the store records and compares exactly what produced its vectors;
-//! - texts go out in calls of at most [`cloudflare_ai::MAX_TEXTS_PER_CALL`] (the API does the
-//!   batching), and each text is first cut to [`DEFAULT_MAX_CHARS`] characters: Workers AI's
-//!   BGE models read at most [`cloudflare_ai::MAX_INPUT_TOKENS`] tokens, about 2,000
+//! - texts go out in calls of at most 100 (Workers AI's limit; the API does the
+//!   batching), and each text is first cut to 2,000 characters: Workers AI's
+//!   BGE models read at most 512 tokens, about 2,000
 //!   characters of English, so the cut loses next to nothing and keeps long notes from being
 //!   sent (and maybe refused) whole;
 //! - every vector is L2-normalised (the contract: a dot product is a cosine);
@@ -59,7 +59,7 @@ use memory_embed::{EmbedError, Embedder};
 use memory_embed::{LazyEmbedder, ModelLocation, ModelSpec};
 
 /// Characters of each text sent to Workers AI (see the [module docs](self)).
-pub const DEFAULT_MAX_CHARS: usize = 2_000;
+pub(crate) const DEFAULT_MAX_CHARS: usize = 2_000;
 
 /// An [`Embedder`] over Cloudflare Workers AI (see the [module docs](self)).
 #[derive(Clone)]
@@ -80,7 +80,7 @@ impl fmt::Debug for WorkersAiEmbedder {
 }
 
 impl WorkersAiEmbedder {
-    /// An embedder for `api`'s model, cutting texts at [`DEFAULT_MAX_CHARS`].
+    /// An embedder for `api`'s model, cutting texts at 2,000 characters.
     #[must_use]
     pub fn new(api: Arc<dyn WorkersAiApi>) -> Self {
         let model = api.model().clone();

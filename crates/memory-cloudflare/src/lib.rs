@@ -14,7 +14,7 @@ pub mod config;
 mod connect;
 pub mod embedder;
 mod error_map;
-pub mod namespace;
+mod namespace;
 mod rows;
 pub mod schema;
 mod sql;
@@ -23,5 +23,5 @@ pub mod storage;
 mod testing;
 
 pub use namespace::{InvalidNamespace, Namespace};
-pub use storage::consistency::{self, CloudflareCheck, CloudflareRepair};
+pub use storage::consistency::{CloudflareCheck, CloudflareRepair, HashMismatch, MissingObject};
 pub use storage::{CloudflareStorage, Options, Parts};

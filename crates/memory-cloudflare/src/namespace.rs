@@ -5,9 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Longest namespace, in characters.
-pub const MAX_NAMESPACE_CHARS: usize = 32;
+pub(crate) const MAX_NAMESPACE_CHARS: usize = 32;
 
-/// A tenant name: 1 to [`MAX_NAMESPACE_CHARS`] of `a-z`, `0-9` and `_`.
+/// A tenant name: 1 to 32 characters of `a-z`, `0-9` and `_`.
 ///
 /// With a namespace, the D1 tables carry it as a prefix (`team_a_memories`…), every
 /// Vectorize write and query carries it as the vector namespace, vector ids are hashed

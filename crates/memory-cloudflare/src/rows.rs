@@ -12,10 +12,10 @@ use crate::error_map::bad_row;
 use memory_storage::StorageResult;
 
 /// Characters of a large memory's content kept in its D1 row as a preview.
-pub const PREVIEW_CHARS: usize = 1000;
+pub(crate) const PREVIEW_CHARS: usize = 1000;
 
 /// Characters of the content that are embedded (Workers AI truncates at 512 tokens anyway).
-pub const EMBED_PREFIX_CHARS: usize = 8000;
+pub(crate) const EMBED_PREFIX_CHARS: usize = 8000;
 
 /// The columns every memory read selects from `memories m`, in the order
 /// [`StoredRow::from_row`] reads them by name. `tags_csv` is the `tags` column, or, on a

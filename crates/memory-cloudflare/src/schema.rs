@@ -11,19 +11,19 @@
 //! tenants on one database never share a row, a tag or a UNIQUE constraint.
 
 /// Version of the schema this crate writes, recorded in the meta table.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Meta keys.
-pub mod meta_keys {
+pub(crate) mod meta_keys {
     /// Schema version.
-    pub const SCHEMA_VERSION: &str = "schema_version";
+    pub(crate) const SCHEMA_VERSION: &str = "schema_version";
     /// Embedding model id every vector was made with.
-    pub const EMBEDDING_MODEL: &str = "embedding_model";
+    pub(crate) const EMBEDDING_MODEL: &str = "embedding_model";
     /// Its dimensions.
-    pub const EMBEDDING_DIMENSIONS: &str = "embedding_dimensions";
+    pub(crate) const EMBEDDING_DIMENSIONS: &str = "embedding_dimensions";
     /// This store's random identity, marking the vectors and R2 objects it writes (see
     /// [`crate::CloudflareStorage::store_id`]).
-    pub const STORE_ID: &str = "store_id";
+    pub(crate) const STORE_ID: &str = "store_id";
 }
 
 /// Table names, with the namespace prefix applied.

@@ -13,7 +13,7 @@
 //! * `search`: embed, one Vectorize query (topK 100), one D1 query. When a filter leaves
 //!   fewer than `limit` of the 100 and Vectorize returned a full page, the **exact path**
 //!   runs: D1 lists the vector ids of every matching memory, their vectors are fetched
-//!   with `get_by_ids` in chunks of [`GET_BY_IDS_CHUNK`], ranked locally by cosine, and the
+//!   with `get_by_ids` in chunks of 20, ranked locally by cosine, and the
 //!   top rows are read — so a filtered search always returns the true top `limit`.
 //! * `list`, `count`, `get_by_hash`, tag and time queries, `get_all_tags`: one D1 query
 //!   (plus one R2 GET per large memory returned, in parallel).
@@ -58,30 +58,30 @@ use crate::schema::Tables;
 // only delegates. `check`/`repair` work on this module's private state (`Inner`), so they
 // are a child of it rather than a sibling that imports it back.
 mod admin;
-pub mod consistency;
+pub(crate) mod consistency;
 mod search;
 mod setup;
 mod write;
 
 /// Vectors fetched per `get_by_ids` call on the exact search path (Cloudflare's observed
 /// cap, and the emulator's).
-pub const GET_BY_IDS_CHUNK: usize = 20;
+pub(crate) const GET_BY_IDS_CHUNK: usize = 20;
 
 /// Hashes per D1 query of `get_embeddings` (each query's hashes then go to Vectorize in
 /// `get_by_ids` calls of [`GET_BY_IDS_CHUNK`]).
-pub const GET_EMBEDDINGS_D1_CHUNK: usize = 500;
+pub(crate) const GET_EMBEDDINGS_D1_CHUNK: usize = 500;
 
 /// The topK of every semantic query: the most Vectorize returns without values or metadata.
-pub const QUERY_TOP_K: u32 = 100;
+pub(crate) const QUERY_TOP_K: u32 = 100;
 
 /// Default large-content threshold: 1 MiB (`CLOUDFLARE_LARGE_CONTENT_THRESHOLD`).
-pub const DEFAULT_LARGE_CONTENT_THRESHOLD: usize = 1024 * 1024;
+pub(crate) const DEFAULT_LARGE_CONTENT_THRESHOLD: usize = 1024 * 1024;
 
 /// Memories per D1 batch of a store (each sends `STATEMENTS_PER_MEMORY` statements, six).
-pub const STORE_BATCH_CHUNK: usize = 50;
+pub(crate) const STORE_BATCH_CHUNK: usize = 50;
 
 /// Ids per Vectorize `delete_by_ids` call.
-pub const DELETE_IDS_CHUNK: usize = 1000;
+pub(crate) const DELETE_IDS_CHUNK: usize = 1000;
 
 /// Requests sent at once when many independent calls are needed (R2 reads, vector chunks).
 const PARALLEL_CALLS: usize = 6;
@@ -93,7 +93,7 @@ pub const STORE_ID_METADATA: &str = "store_id";
 /// The metadata key marking a memory whose content was in an R2 object that is missing.
 ///
 /// In lists and searches such a memory comes back with the excerpt its row keeps (the
-/// first [`PREVIEW_CHARS`] characters) as content and this key in its metadata, holding the
+/// first 1,000 characters) as content and this key in its metadata, holding the
 /// R2 key and the hash of the lost content, so one lost object costs one memory, not every
 /// read. After `repair` the memory keeps the excerpt for good, re-keyed under its hash, and
 /// this key records the original hash and length.
@@ -101,7 +101,7 @@ pub const MISSING_CONTENT_METADATA: &str = "content_missing";
 
 /// The vector metadata key set to `true` when some tags were left out of the vector's
 /// metadata to stay under Vectorize's [`MAX_METADATA_BYTES`] (D1 keeps them all).
-pub const TAGS_TRUNCATED_METADATA: &str = "tags_truncated";
+pub(crate) const TAGS_TRUNCATED_METADATA: &str = "tags_truncated";
 
 /// The collaborators of a [`CloudflareStorage`], each behind an object-safe trait.
 #[derive(Clone)]
