@@ -8,12 +8,12 @@
 //!
 //! Where Prism comes from, first found wins: `PRISM_BIN`; the per-user tool cache
 //! (`<cache>/mcp-memory/tools/prism/node_modules/.bin/prism`, filled by
-//! `cargo xtask fetch-prism`); `prism` on `PATH` ([`find_prism`]).
+//! `cargo xtask fetch-prism`); `prism` on `PATH` (`find_prism`).
 //!
 //! Tests that need Prism go inside [`prism_tests!`]: when this crate was built without
 //! Prism and without `CI`, they are compiled `#[ignore]`d, so the test runner reports them
 //! as ignored (never as passed); under `CI` they always run, and a missing Prism fails them.
-//! The build script decides, with the same search ([`find_prism`]'s source file).
+//! The build script decides, with the same search (`find_prism`'s source file).
 
 #![warn(missing_docs)]
 
@@ -34,7 +34,7 @@ use tower::ServiceExt;
 pub const PRISM_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 
 /// The token [`Prism::client`] sends (Prism only checks that one is present).
-pub const PRISM_TOKEN: &str = "prism-test-token-0000";
+pub(crate) const PRISM_TOKEN: &str = "prism-test-token-0000";
 
 /// How long Prism may take to load the spec and listen.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,20 +42,16 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The OpenAPI subset shipped with this crate (a copy of Cloudflare's official spec,
 /// cut to the paths the clients call).
 #[must_use]
-pub fn spec_path() -> PathBuf {
+pub(crate) fn spec_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("spec")
         .join("cloudflare-openapi-subset.json")
 }
 
 /// Where Prism is found: the one search, shared with the build script.
-pub mod locate;
+mod locate;
 
-pub use locate::{PRISM_BIN_ENV, find_prism};
-
-/// Whether the Prism tests of this build run: Prism was found when this crate was built, or
-/// `CI` was set (see [`prism_tests!`]).
-pub const PRISM_TESTS_RUN: bool = cfg!(prism);
+use locate::{PRISM_BIN_ENV, find_prism};
 
 /// Wraps tests that need Prism. Built without Prism (and without `CI`), each is marked
 /// `#[ignore = "Prism is not installed…"]`, so `cargo test` and `cargo nextest` report it as
@@ -101,7 +97,7 @@ macro_rules! prism_tests {
     };
 }
 
-/// A running `prism mock` of [`spec_path`] on a free 127.0.0.1 port; killed on drop.
+/// A running `prism mock` of the spec in `spec/` on a free 127.0.0.1 port; killed on drop.
 #[derive(Debug)]
 pub struct Prism {
     port: u16,
@@ -203,7 +199,7 @@ impl Prism {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A config for the mock: [`PRISM_ACCOUNT_ID`], [`PRISM_TOKEN`], no retries and no rate
+    /// A config for the mock: [`PRISM_ACCOUNT_ID`], a fixed token, no retries and no rate
     /// limit (a violation must show up at once, not after backoff).
     #[must_use]
     pub fn config(&self) -> ClientConfig {

@@ -4,11 +4,13 @@
 // an included file cannot carry inner doc comments.
 
 /// Environment variable naming the Prism executable.
-pub const PRISM_BIN_ENV: &str = "PRISM_BIN";
+pub(crate) const PRISM_BIN_ENV: &str = "PRISM_BIN";
 
 /// Every environment variable the search reads (the build script reruns when one changes):
-/// `PRISM_BIN`, `PATH`, and those the per-user cache directory comes from.
-pub const LOOKUP_ENV: &[&str] = &[
+/// `PRISM_BIN`, `PATH`, and those the per-user cache directory comes from. Read only by the
+/// build script.
+#[allow(dead_code)]
+pub(crate) const LOOKUP_ENV: &[&str] = &[
     PRISM_BIN_ENV,
     "PATH",
     "XDG_CACHE_HOME",
@@ -17,25 +19,25 @@ pub const LOOKUP_ENV: &[&str] = &[
 ];
 
 /// Set (to anything) on CI, where a missing Prism fails the tests instead of skipping them.
-pub const CI_ENV: &str = "CI";
+pub(crate) const CI_ENV: &str = "CI";
 
 /// Whether this runs under CI ([`CI_ENV`] is set).
 #[must_use]
-pub fn under_ci() -> bool {
+pub(crate) fn under_ci() -> bool {
     std::env::var_os(CI_ENV).is_some()
 }
 
 /// The per-user tool cache's Prism root, `<cache>/mcp-memory/tools/prism/` (filled by
 /// `cargo xtask fetch-prism`), whether or not it exists.
 #[must_use]
-pub fn cached_prism_root() -> Option<std::path::PathBuf> {
+pub(crate) fn cached_prism_root() -> Option<std::path::PathBuf> {
     dirs::cache_dir().map(|c| c.join("mcp-memory").join("tools").join("prism"))
 }
 
 /// Where Prism is installed, if anywhere; first found wins: `PRISM_BIN`; the per-user tool
 /// cache (`<cache>/mcp-memory/tools/prism/node_modules/.bin/prism`); `prism` on `PATH`.
 #[must_use]
-pub fn find_prism() -> Option<std::path::PathBuf> {
+pub(crate) fn find_prism() -> Option<std::path::PathBuf> {
     if let Some(path) = std::env::var_os(PRISM_BIN_ENV).filter(|p| !p.is_empty()) {
         return Some(std::path::PathBuf::from(path));
     }
