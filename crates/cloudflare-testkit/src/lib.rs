@@ -101,7 +101,7 @@ macro_rules! prism_tests {
 #[derive(Debug)]
 pub struct Prism {
     port: u16,
-    violations: Arc<Mutex<Vec<String>>>,
+    violations: ViolationLog,
     _child: Child,
 }
 
@@ -187,7 +187,7 @@ impl Prism {
         });
         Self {
             port,
-            violations: Arc::default(),
+            violations: ViolationLog::default(),
             _child: child,
         }
     }
@@ -226,35 +226,20 @@ impl Prism {
     /// A builder for the mock with the violation recorder installed, to add layers.
     #[must_use]
     pub fn builder(&self) -> ClientBuilder {
-        let violations = Arc::clone(&self.violations);
-        ClientBuilder::new(self.config()).with_layer(tower::layer::layer_fn(
-            move |inner: HttpService| Recorder {
-                inner,
-                violations: Arc::clone(&violations),
-            },
-        ))
+        ClientBuilder::new(self.config()).with_layer(self.violations.recorder(None))
     }
 
     /// Every violation recorded so far: `"<operation> <method> <path>: <what>"`.
     #[must_use]
     pub fn violations(&self) -> Vec<String> {
-        self.violations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.violations.violations()
     }
 
     /// # Panics
     ///
     /// If Prism flagged any request, listing each.
     pub fn assert_no_violations(&self) {
-        let violations = self.violations();
-        assert!(
-            violations.is_empty(),
-            "{} request(s) broke Cloudflare's OpenAPI spec:\n{}",
-            violations.len(),
-            violations.join("\n")
-        );
+        self.violations.assert_no_violations();
     }
 }
 
@@ -293,11 +278,82 @@ fn free_port() -> u16 {
         .expect("127.0.0.1 has a free port")
 }
 
-/// Records responses Prism marks as violating the spec.
+/// Calls that skip Prism: the operations the function accepts go through the client's stack.
+pub type Bypass = (Client, fn(Operation) -> bool);
+
+/// Where a test's clients record what Prism flagged: one log shared by every client of the
+/// test (a Prism mock's, or a backend's whose calls go through `prism proxy`).
+#[derive(Debug, Clone, Default)]
+pub struct ViolationLog(Arc<Mutex<Vec<String>>>);
+
+impl ViolationLog {
+    /// A layer for [`ClientBuilder::with_layer`] that records every answer
+    /// [`prism_violation`] flags as `"<operation> <method> <path>: <what>"`. With `bypass`,
+    /// the calls of operations its function accepts go through its client's stack instead
+    /// (calls Prism cannot check).
+    #[must_use]
+    pub fn recorder(&self, bypass: Option<Bypass>) -> RecorderLayer {
+        RecorderLayer {
+            bypass,
+            log: self.clone(),
+        }
+    }
+
+    /// Every violation recorded so far.
+    #[must_use]
+    pub fn violations(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// # Panics
+    ///
+    /// If any answer was flagged, listing each.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "{} answer(s) broke Cloudflare's OpenAPI spec:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+    }
+
+    fn record(&self, entry: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry);
+    }
+}
+
+/// The layer of [`ViolationLog::recorder`].
 #[derive(Clone)]
-struct Recorder {
+pub struct RecorderLayer {
+    bypass: Option<Bypass>,
+    log: ViolationLog,
+}
+
+impl tower::Layer<HttpService> for RecorderLayer {
+    type Service = Recorder;
+
+    fn layer(&self, inner: HttpService) -> Recorder {
+        Recorder {
+            inner,
+            bypass: self.bypass.clone(),
+            log: self.log.clone(),
+        }
+    }
+}
+
+/// The service of [`ViolationLog::recorder`]: records what Prism flagged in each answer.
+#[derive(Clone)]
+pub struct Recorder {
     inner: HttpService,
-    violations: Arc<Mutex<Vec<String>>>,
+    bypass: Option<Bypass>,
+    log: ViolationLog,
 }
 
 impl tower::Service<HttpRequest> for Recorder {
@@ -315,23 +371,21 @@ impl tower::Service<HttpRequest> for Recorder {
     }
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
-        let what = format!(
-            "{} {} {}",
-            Operation::of(&request),
-            request.method(),
-            request.uri()
-        );
-        let inner = self.inner.clone();
-        let violations = Arc::clone(&self.violations);
+        let operation = Operation::of(&request);
+        let what = format!("{operation} {} {}", request.method(), request.uri());
+        let inner = match &self.bypass {
+            Some((direct, bypasses)) if bypasses(operation) => {
+                direct.service(operation.service).stack()
+            }
+            _ => self.inner.clone(),
+        };
+        let log = self.log.clone();
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
             if let Some(found) =
                 prism_violation(response.headers(), response.status(), response.body())
             {
-                violations
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("{what}: {found}"));
+                log.record(format!("{what}: {found}"));
             }
             Ok(response)
         })

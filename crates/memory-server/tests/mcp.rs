@@ -1277,13 +1277,7 @@ async fn with_an_api_key_requests_need_the_bearer() {
     let mut cmd = http_command(&dir.path().join("m.db"), &["--host", "0.0.0.0"]);
     cmd.env("MCP_MEMORY_API_KEY", "s3cret-key");
     let server = start_http(cmd);
-    let port = server
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches("/mcp");
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let url = server.loopback_url();
 
     assert_eq!(raw_post(&url, None).await, 401);
     assert_eq!(raw_post(&url, Some("Bearer wrong")).await, 401);
@@ -1304,13 +1298,7 @@ async fn the_api_key_flag_beats_the_variable() {
     );
     cmd.env("MCP_MEMORY_API_KEY", "env-key");
     let server = start_http(cmd);
-    let port = server
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches("/mcp");
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let url = server.loopback_url();
 
     assert_eq!(raw_post(&url, Some("Bearer env-key")).await, 401);
     assert_eq!(raw_post(&url, Some("Bearer flag-key")).await, 200);

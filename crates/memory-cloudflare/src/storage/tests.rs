@@ -293,12 +293,9 @@ async fn a_failed_d1_write_deletes_the_vector_of_a_memory_that_is_not_live() {
     assert!(err.to_string().contains("nothing was stored"), "{err}");
 }
 
-#[tokio::test]
-async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
-    let existing = Memory::new("same text")
-        .unwrap()
-        .with_tags(Tags::parse("original").unwrap());
-    let post = row_of(&existing, existing.content_hash().as_str());
+/// D1 answering one store batch with `existing` already live (row id 7).
+fn d1_finding_live(existing: &Memory) -> MockD1Api {
+    let post = row_of(existing, existing.content_hash().as_str());
     let mut d1 = MockD1Api::new();
     d1.expect_batch().times(1).returning(move |_| {
         Ok(store_results(
@@ -306,6 +303,15 @@ async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
             post.clone(),
         ))
     });
+    d1
+}
+
+#[tokio::test]
+async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
+    let existing = Memory::new("same text")
+        .unwrap()
+        .with_tags(Tags::parse("original").unwrap());
+    let d1 = d1_finding_live(&existing);
     let upserts = Arc::new(Mutex::new(Vec::<Vec<Vector>>::new()));
     let log = Arc::clone(&upserts);
     let mut index = MockIndexApi::new();
@@ -328,15 +334,8 @@ async fn a_duplicate_puts_the_existing_memorys_metadata_back_on_the_vector() {
 #[tokio::test]
 async fn a_duplicate_is_still_a_duplicate_when_the_vector_upsert_fails() {
     let existing = memory_with_vector("same text");
-    let post = row_of(&existing, existing.content_hash().as_str());
-    let mut d1 = MockD1Api::new();
     // One batch, and no compensating one: the live row was never touched.
-    d1.expect_batch().times(1).returning(move |_| {
-        Ok(store_results(
-            Some(json!({"id": 7, "deleted_at": null})),
-            post.clone(),
-        ))
-    });
+    let d1 = d1_finding_live(&existing);
     let mut index = MockIndexApi::new();
     index
         .expect_upsert()

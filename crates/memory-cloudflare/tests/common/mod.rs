@@ -15,28 +15,23 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cloudflare_ai::{EmbeddingModel, WorkersAiClient};
 use cloudflare_d1::D1Client;
 use cloudflare_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultRule};
 use cloudflare_http::{
-    Accounting, ApiToken, Client, ClientBuilder, ClientConfig, CloudflareError, HttpRequest,
-    HttpResponse, HttpService, Operation, OperationStats,
+    Accounting, ApiToken, Client, ClientBuilder, ClientConfig, Operation, OperationStats,
 };
 use cloudflare_r2::R2Client;
-use cloudflare_testkit::Prism;
+use cloudflare_testkit::{Prism, ViolationLog};
 use cloudflare_vectorize::{IndexClient, VectorizeClient};
 use memory_cloudflare::config::{self, CloudflareConfig};
 use memory_cloudflare::embedder::WorkersAiEmbedder;
 use memory_cloudflare::{CloudflareStorage, Options, Parts};
 use memory_embed::CachedEmbedder;
 use memory_storage::MemoryStorage;
-use tower::ServiceExt;
 
 /// The Workers AI model the tests use: the emulator answers it with all-MiniLM-L6-v2 (384
 /// dimensions), the model the project's tests have locally.
@@ -117,7 +112,7 @@ pub struct TestEnv {
     pub index_name: String,
     /// This test's R2 bucket (fresh name).
     pub bucket: String,
-    violations: Arc<Mutex<Vec<String>>>,
+    violations: ViolationLog,
 }
 
 impl std::fmt::Debug for TestEnv {
@@ -169,19 +164,12 @@ impl TestEnv {
         direct.rate_limit = None;
         direct.request_timeout = Duration::from_secs(30);
         (setup.client)(&mut direct);
-        let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+        let violations = ViolationLog::default();
         let accounting = Accounting::new();
         let build = |config: ClientConfig, bypass: Option<Client>| {
-            let recorder = violations.clone();
             ClientBuilder::new(config)
                 .with_accounting(accounting.clone())
-                .with_layer(tower::layer::layer_fn(move |inner: HttpService| {
-                    ViolationRecorder {
-                        inner,
-                        bypass: bypass.clone(),
-                        violations: recorder.clone(),
-                    }
-                }))
+                .with_layer(violations.recorder(bypass.map(|c| (c, bypasses_prism as fn(_) -> _))))
                 .build()
                 .unwrap_or_else(|e| panic!("building the Cloudflare client: {e}"))
         };
@@ -366,23 +354,14 @@ impl TestEnv {
 
     /// Every exchange Prism flagged (empty when direct).
     pub fn violations(&self) -> Vec<String> {
-        self.violations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.violations.violations()
     }
 
     /// # Panics
     ///
     /// If Prism flagged any request or response, listing each.
     pub fn assert_no_violations(&self) {
-        let v = self.violations();
-        assert!(
-            v.is_empty(),
-            "{} exchange(s) broke Cloudflare's OpenAPI spec:\n{}",
-            v.len(),
-            v.join("\n")
-        );
+        self.violations.assert_no_violations();
     }
 }
 
@@ -424,55 +403,4 @@ impl Counts {
 ///   only, for the same reason).
 pub fn bypasses_prism(operation: Operation) -> bool {
     operation.service == "r2" || operation == Operation::new("vectorize", "get_by_ids")
-}
-
-/// Records every answer Prism's proxy marks as breaking the spec: an `sl-violations` header,
-/// or a 422 / 500 whose body is one of Prism's problem documents
-/// (`https://stoplight.io/prism/errors#…`: a request violation is 422, an upstream response
-/// violation under `--errors` is 500). With a `bypass` client, the calls of
-/// [`bypasses_prism`] go through that client's stack instead.
-#[derive(Clone)]
-struct ViolationRecorder {
-    inner: HttpService,
-    bypass: Option<Client>,
-    violations: Arc<Mutex<Vec<String>>>,
-}
-
-impl tower::Service<HttpRequest> for ViolationRecorder {
-    type Response = HttpResponse;
-    type Error = CloudflareError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, CloudflareError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: HttpRequest) -> Self::Future {
-        let what = format!(
-            "{} {} {}",
-            Operation::of(&request),
-            request.method(),
-            request.uri()
-        );
-        let operation = Operation::of(&request);
-        let inner = match &self.bypass {
-            Some(direct) if bypasses_prism(operation) => direct.service(operation.service).stack(),
-            _ => self.inner.clone(),
-        };
-        let violations = self.violations.clone();
-        Box::pin(async move {
-            let response = inner.oneshot(request).await?;
-            if let Some(found) = cloudflare_testkit::prism_violation(
-                response.headers(),
-                response.status(),
-                response.body(),
-            ) {
-                violations
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("{what}: {found}"));
-            }
-            Ok(response)
-        })
-    }
 }

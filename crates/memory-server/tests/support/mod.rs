@@ -97,6 +97,20 @@ pub struct HttpServer {
     pub url: String,
 }
 
+impl HttpServer {
+    /// The server's `/mcp` URL on 127.0.0.1, also when it listens on every address
+    /// (`--host 0.0.0.0` prints that address).
+    pub fn loopback_url(&self) -> String {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .expect("the printed URL has a port")
+            .trim_end_matches("/mcp");
+        format!("http://127.0.0.1:{port}/mcp")
+    }
+}
+
 impl Drop for HttpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
