@@ -40,7 +40,9 @@
 //! | text-embedding requests per minute, per account | 3000 (bge-large: 1500) | no: 429s are retried by the transport | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
 //! | API requests per token | 1200 per 5 minutes | by the transport's rate limiter | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
 //! | vector dimensions | per model: 384 / 768 / 1024 / 768 | yes: [`AiError::Shape`] | [models](https://developers.cloudflare.com/workers-ai/models/) |
-#![warn(missing_docs)]
+
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod api;
 mod client;

@@ -85,7 +85,8 @@
 //! 2 MB row size of the stored row (only the database knows it) and the 50 MB result size.
 //! Cloudflare documents no limit on the number of statements in a REST batch.
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod client;
 mod error;

@@ -44,7 +44,8 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod ai;
 mod auth;

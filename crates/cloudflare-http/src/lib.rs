@@ -26,7 +26,8 @@
 //! # Ok::<(), cloudflare_http::CloudflareError>(())
 //! ```
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 use std::time::Duration;
 

@@ -57,7 +57,8 @@
 //! | API requests | 1,200 per 5 minutes per token | [`cloudflare_http::RATE_LIMIT_REQUESTS`] | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
 //! | Writes to one key | 1 per second | — | [R2 limits](https://developers.cloudflare.com/r2/platform/limits/) |
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod client;
 mod envelope;

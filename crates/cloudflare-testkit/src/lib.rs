@@ -15,7 +15,8 @@
 //! as ignored (never as passed); under `CI` they always run, and a missing Prism fails them.
 //! The build script decides, with the same search (`find_prism`'s source file).
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -77,7 +77,8 @@
 //!
 //! The API itself: <https://developers.cloudflare.com/api/resources/vectorize/>.
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod client;
 mod error;

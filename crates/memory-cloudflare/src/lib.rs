@@ -8,7 +8,8 @@
 //!   `bert` feature (candle, tokenizers); without it this crate compiles no BERT runtime and
 //!   embeds only through Workers AI. The `mcp-memory` binary enables it.
 
-#![warn(missing_docs)]
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod config;
 mod connect;

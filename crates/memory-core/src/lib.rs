@@ -21,6 +21,9 @@
 //! * [`Timestamp`] — a UTC instant that renders both as epoch seconds and ISO-8601.
 //! * [`parse_time_expression`] — natural-language time expressions ("last week") → [`TimeRange`].
 
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
+
 mod error;
 mod hash;
 pub mod memory;

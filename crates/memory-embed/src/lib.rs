@@ -61,6 +61,9 @@
 //! empty string is a valid text. Texts longer than the model's token limit are truncated (for
 //! MiniLM, 256 tokens: about the first 200 words).
 
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
+
 #[cfg(feature = "bert")]
 mod bert;
 mod cache;

@@ -54,6 +54,9 @@
 //! Each process's vector index follows the others' writes through a change sequence
 //! (see `live_index`), checked with `PRAGMA data_version` before every search.
 
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
+
 mod codec;
 mod conditions;
 mod config;

@@ -57,6 +57,9 @@
 //! * Memories returned by reads do not carry their embedding (`embedding: None`): vectors
 //!   are the backend's business, and results stay small.
 
+// `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use memory_core::{
