@@ -293,7 +293,10 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn workspace_root() -> Result<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `cargo run` sets the variable for this checkout; the compiled-in path is only a
+    // fallback, because two checkouts sharing a target directory share one `xtask` binary.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map(Path::to_path_buf)
