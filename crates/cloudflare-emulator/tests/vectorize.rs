@@ -640,6 +640,24 @@ async fn limits_are_enforced_with_cloudflare_errors() {
     )
     .await
     .error(400, 40007);
+    // delete_by_ids has the same cap (undocumented; observed in production).
+    h.json(
+        Method::POST,
+        &ix(&h, "lim", "/delete_by_ids"),
+        &json!({"ids": some}),
+    )
+    .await
+    .error(400, 40007);
+    assert!(
+        h.json(
+            Method::POST,
+            &ix(&h, "lim", "/delete_by_ids"),
+            &json!({"ids": &some[..20]}),
+        )
+        .await
+        .result()["mutationId"]
+            .is_string()
+    );
     h.json(
         Method::POST,
         &ix(&h, "lim", "/delete_by_ids"),

@@ -23,7 +23,7 @@ use crate::types::{
     GetIndex, GetIndexInfo, IndexDescription, IndexInfo, InsertVectors, ListIndexes,
     ListMetadataIndexes, ListVectors, MetadataIndex, MetadataIndexList, MetadataIndexType,
     Mutation, MutationBatch, QueryResult, QueryVectors, UpsertVectors, Vector, VectorIdPage,
-    validate_ids, validate_index_name,
+    check_id_count, validate_ids, validate_index_name,
 };
 
 /// The name of this crate's service in [`Client::service`].
@@ -250,8 +250,10 @@ impl IndexClient {
     ///
     /// # Errors
     ///
-    /// [`VectorizeError::InvalidId`] or the API's.
+    /// [`VectorizeError::TooManyIds`] for more than [`MAX_IDS_PER_CALL`] ids (nothing is
+    /// sent), [`VectorizeError::InvalidId`] or the API's.
     pub async fn get_by_ids(&self, ids: &[String]) -> Result<Vec<Vector>, VectorizeError> {
+        check_id_count("get_by_ids", ids)?;
         validate_ids(ids)?;
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -270,11 +272,13 @@ impl IndexClient {
     ///
     /// # Errors
     ///
-    /// [`VectorizeError::Empty`] for no ids, [`VectorizeError::InvalidId`] or the API's.
+    /// [`VectorizeError::Empty`] for no ids, [`VectorizeError::TooManyIds`] for more than
+    /// [`MAX_IDS_PER_CALL`] (nothing is sent), [`VectorizeError::InvalidId`] or the API's.
     pub async fn delete_by_ids(&self, ids: &[String]) -> Result<Mutation, VectorizeError> {
         if ids.is_empty() {
             return Err(VectorizeError::Empty { what: "vector ids" });
         }
+        check_id_count("delete_by_ids", ids)?;
         validate_ids(ids)?;
         let body = DeleteByIds { ids: ids.to_vec() };
         let http = idempotent(json_request(

@@ -4,8 +4,9 @@
 use cloudflare_http::CloudflareError;
 
 use crate::{
-    MAX_DIMENSIONS, MAX_FILTER_BYTES, MAX_FILTER_KEY_CHARS, MAX_ID_BYTES, MAX_INDEX_NAME_BYTES,
-    MAX_LIST_COUNT, MAX_METADATA_BYTES, MAX_NAMESPACE_BYTES, MAX_UPSERT_BYTES,
+    MAX_DIMENSIONS, MAX_FILTER_BYTES, MAX_FILTER_KEY_CHARS, MAX_ID_BYTES, MAX_IDS_PER_CALL,
+    MAX_INDEX_NAME_BYTES, MAX_LIST_COUNT, MAX_METADATA_BYTES, MAX_NAMESPACE_BYTES,
+    MAX_UPSERT_BYTES,
 };
 
 /// A failed Vectorize call: a request refused by validation (nothing was sent), an
@@ -48,6 +49,18 @@ pub enum VectorizeError {
         /// The id.
         id: String,
         /// Its length in bytes.
+        actual: usize,
+    },
+
+    /// More ids than one call takes ([`MAX_IDS_PER_CALL`]).
+    #[error(
+        "{operation} was given {actual} ids; Vectorize takes at most {MAX_IDS_PER_CALL} per call \
+         (MAX_IDS_PER_CALL, observed as error 40007): send them in chunks"
+    )]
+    TooManyIds {
+        /// `get_by_ids` or `delete_by_ids`.
+        operation: &'static str,
+        /// How many ids were given.
         actual: usize,
     },
 

@@ -134,6 +134,11 @@ pub(crate) const MAX_VECTORS_PER_UPSERT: usize = 5000;
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.
 pub(crate) const MAX_UPSERT_BYTES: usize = 100 * 1000 * 1000;
 
+/// Most ids in one `get_by_ids` or `delete_by_ids` call. Not in Cloudflare's limits page:
+/// observed in production as `400` with code `40007`, "too many ids in payload; max id count
+/// is 20", for both operations. [`IndexClient`] refuses more before sending; callers chunk.
+pub const MAX_IDS_PER_CALL: usize = 20;
+
 /// Most ids in one list-vectors page (the spec's maximum `count`).
 ///
 /// See <https://developers.cloudflare.com/vectorize/platform/limits/>.

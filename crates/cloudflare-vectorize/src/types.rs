@@ -698,6 +698,20 @@ pub(crate) fn validate_values(
     Ok(())
 }
 
+/// Refuses more ids than one `operation` call takes ([`crate::MAX_IDS_PER_CALL`]).
+pub(crate) fn check_id_count(
+    operation: &'static str,
+    ids: &[String],
+) -> Result<(), VectorizeError> {
+    if ids.len() > crate::MAX_IDS_PER_CALL {
+        return Err(VectorizeError::TooManyIds {
+            operation,
+            actual: ids.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a list of ids for get/delete by ids.
 pub(crate) fn validate_ids(ids: &[String]) -> Result<(), VectorizeError> {
     ids.iter().try_for_each(|id| validate_id(id))
@@ -707,6 +721,21 @@ pub(crate) fn validate_ids(ids: &[String]) -> Result<(), VectorizeError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn twenty_ids_pass_and_twenty_one_are_refused_naming_the_cap() {
+        let ids: Vec<String> = (0..21).map(|i| format!("v{i}")).collect();
+        assert!(check_id_count("get_by_ids", &ids[..20]).is_ok());
+        let err = check_id_count("delete_by_ids", &ids).unwrap_err();
+        assert!(matches!(
+            err,
+            VectorizeError::TooManyIds {
+                operation: "delete_by_ids",
+                actual: 21
+            }
+        ));
+        assert!(err.to_string().contains("at most 20"), "{err}");
+    }
 
     #[test]
     fn create_index_serialises_both_config_shapes() {

@@ -35,7 +35,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use cloudflare_d1::{D1Api, QueryResult, Statement};
 use cloudflare_r2::{DeleteObject, GetObject, R2Api};
-use cloudflare_vectorize::{IndexApi, MAX_METADATA_BYTES, Vector, VectorizeApi};
+use cloudflare_vectorize::{IndexApi, MAX_IDS_PER_CALL, MAX_METADATA_BYTES, Vector, VectorizeApi};
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use memory_core::{ContentHash, Memory, MemoryQueryResult, Tags, Timestamp};
@@ -63,9 +63,9 @@ mod search;
 mod setup;
 mod write;
 
-/// Vectors fetched per `get_by_ids` call on the exact search path (Cloudflare's observed
-/// cap, and the emulator's).
-pub(crate) const GET_BY_IDS_CHUNK: usize = 20;
+/// Vectors fetched per `get_by_ids` call (Cloudflare's observed cap, which the client
+/// enforces).
+pub(crate) const GET_BY_IDS_CHUNK: usize = MAX_IDS_PER_CALL;
 
 /// Hashes per D1 query of `get_embeddings` (each query's hashes then go to Vectorize in
 /// `get_by_ids` calls of [`GET_BY_IDS_CHUNK`]).
@@ -80,8 +80,9 @@ pub(crate) const DEFAULT_LARGE_CONTENT_THRESHOLD: usize = 1024 * 1024;
 /// Memories per D1 batch of a store (each sends `STATEMENTS_PER_MEMORY` statements, six).
 pub(crate) const STORE_BATCH_CHUNK: usize = 50;
 
-/// Ids per Vectorize `delete_by_ids` call.
-pub(crate) const DELETE_IDS_CHUNK: usize = 1000;
+/// Ids per Vectorize `delete_by_ids` call: the same observed cap of 20 (undocumented;
+/// production answers `400`/`40007` to more).
+pub(crate) const DELETE_IDS_CHUNK: usize = MAX_IDS_PER_CALL;
 
 /// Requests sent at once when many independent calls are needed (R2 reads, vector chunks).
 const PARALLEL_CALLS: usize = 6;

@@ -207,6 +207,41 @@ async fn delete_costs_two_calls_and_three_with_content_in_r2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_delete_removes_vectors_in_calls_of_at_most_20_ids() {
+    let env = TestEnv::start(Setup::direct()).await;
+    let store = env.storage().await;
+    let memories: Vec<Memory> = (0..45)
+        .map(|i| memory(&format!("Short-lived note {i}."), &["scratch"]))
+        .collect();
+    store
+        .store_batch(memories)
+        .await
+        .unwrap_or_else(|e| panic!("store_batch: {e}"));
+    env.reset_counts();
+
+    let report = store
+        .delete_by_tag("scratch")
+        .await
+        .unwrap_or_else(|e| panic!("delete_by_tag: {e}"));
+
+    assert_eq!(report, 45);
+    // Cloudflare answers 400/40007 to more than 20 ids (the emulator too): 45 = 20 + 20 + 5.
+    assert_eq!(
+        env.op("vectorize", "delete_by_ids").calls,
+        3,
+        "{}",
+        env.describe_calls()
+    );
+    assert_eq!(
+        store
+            .count(&memory_storage::MemoryFilter::all())
+            .await
+            .unwrap_or_else(|e| panic!("count: {e}")),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_memory_in_r2_costs_one_get_per_large_memory() {
     let env = TestEnv::start(Setup::direct()).await;
     let mut config = env.config();

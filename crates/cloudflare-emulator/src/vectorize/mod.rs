@@ -43,7 +43,8 @@ pub(crate) mod codes {
     pub(crate) const TOO_MANY_VECTORS: u32 = 40005;
     /// Query vector of the wrong dimensions (observed).
     pub(crate) const QUERY_DIMENSIONS: u32 = 40006;
-    /// Too many ids in get_by_ids (observed: "too many ids in payload; max id count is 20").
+    /// Too many ids in get_by_ids or delete_by_ids (observed for both: "too many ids in
+    /// payload; max id count is 20").
     pub(crate) const TOO_MANY_IDS: u32 = 40007;
     /// Vector id empty or longer than 64 bytes (observed for "id too long").
     pub(crate) const INVALID_ID: u32 = 40008;
@@ -91,8 +92,8 @@ pub(crate) const MAX_VECTORS_PER_WRITE: usize = 5000;
 pub(crate) const MAX_UPLOAD_BYTES: usize = 100 * 1000 * 1000;
 /// Largest JSON body of the other operations, in bytes (chosen).
 pub(crate) const MAX_JSON_BYTES: usize = 10 * 1024 * 1024;
-/// Most ids per get_by_ids.
-pub(crate) const MAX_GET_IDS: usize = 20;
+/// Most ids per get_by_ids or delete_by_ids (observed for both; undocumented).
+pub(crate) const MAX_IDS: usize = 20;
 /// Most ids per list page.
 pub(crate) const MAX_LIST_COUNT: usize = 1000;
 /// Most metadata indexes per index.
@@ -806,13 +807,7 @@ async fn get_by_ids(
     body: Body,
 ) -> ApiResult {
     let body = parse_json(&read_body(body, MAX_JSON_BYTES).await?)?;
-    let ids = ids_of(&body)?;
-    if ids.len() > MAX_GET_IDS {
-        return Err(bad(
-            codes::TOO_MANY_IDS,
-            format!("too many ids in payload; max id count is {MAX_GET_IDS}"),
-        ));
-    }
+    let ids = at_most_max_ids(ids_of(&body)?)?;
     let mut inner = s.lock();
     let index = Vectorize::visible(&mut inner, &account, &name)?;
     // The result is the spec's referenced schema, an array (the spec also puts
@@ -843,8 +838,19 @@ async fn delete_by_ids(
     body: Body,
 ) -> ApiResult {
     let body = parse_json(&read_body(body, MAX_JSON_BYTES).await?)?;
-    let ids = ids_of(&body)?;
+    let ids = at_most_max_ids(ids_of(&body)?)?;
     s.mutate(&account, &name, Op::Delete { ids })
+}
+
+/// Cloudflare's answer to more than [`MAX_IDS`] ids in one get or delete by ids.
+fn at_most_max_ids(ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if ids.len() > MAX_IDS {
+        return Err(bad(
+            codes::TOO_MANY_IDS,
+            format!("too many ids in payload; max id count is {MAX_IDS}"),
+        ));
+    }
+    Ok(ids)
 }
 
 async fn list_vectors(

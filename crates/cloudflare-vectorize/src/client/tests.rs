@@ -381,6 +381,25 @@ async fn validation_errors_send_nothing() {
         .unwrap_err();
     assert!(matches!(err, VectorizeError::DimensionMismatch { .. }));
     assert_eq!(index.upsert(&[]).await.unwrap(), MutationBatch::default());
+    // 21 ids: Cloudflare's cap (40007) is checked before anything is sent, for both calls.
+    let ids: Vec<String> = (0..21).map(|i| format!("v{i}")).collect();
+    let err = index.get_by_ids(&ids).await.unwrap_err();
+    assert!(matches!(
+        err,
+        VectorizeError::TooManyIds {
+            operation: "get_by_ids",
+            actual: 21
+        }
+    ));
+    assert!(err.is_validation());
+    let err = index.delete_by_ids(&ids).await.unwrap_err();
+    assert!(matches!(
+        err,
+        VectorizeError::TooManyIds {
+            operation: "delete_by_ids",
+            actual: 21
+        }
+    ));
     assert!(log.lock().unwrap().is_empty());
 }
 
