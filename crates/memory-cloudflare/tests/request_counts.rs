@@ -17,6 +17,14 @@ fn memory(content: &str, tags: &[&str]) -> Memory {
         .with_tags(tags)
 }
 
+/// Live memories in `store`.
+async fn live_count(store: &impl MemoryStorage) -> u64 {
+    store
+        .count(&memory_storage::MemoryFilter::all())
+        .await
+        .unwrap_or_else(|e| panic!("count: {e}"))
+}
+
 fn counts(ai: u64, d1: u64, vectorize: u64, r2: u64) -> Counts {
     Counts {
         ai,
@@ -232,13 +240,7 @@ async fn a_bulk_delete_removes_vectors_in_calls_of_at_most_20_ids() {
         "{}",
         env.describe_calls()
     );
-    assert_eq!(
-        store
-            .count(&memory_storage::MemoryFilter::all())
-            .await
-            .unwrap_or_else(|e| panic!("count: {e}")),
-        0
-    );
+    assert_eq!(live_count(&store).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,13 +328,7 @@ async fn store_batch_embeds_in_calls_of_at_most_100_and_writes_in_few_batches() 
         "one upsert of ≤ 5000 vectors: {}",
         env.describe_calls()
     );
-    assert_eq!(
-        store
-            .count(&memory_storage::MemoryFilter::all())
-            .await
-            .unwrap_or_else(|e| panic!("count: {e}")),
-        250
-    );
+    assert_eq!(live_count(&store).await, 250);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
