@@ -482,9 +482,15 @@ async fn namespaces_on_one_database_index_and_bucket_never_see_each_other() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_finds_and_repair_fixes_missing_and_stray_vectors_and_orphan_objects() {
-    let (store, _emulator) = emulator_storage().await;
+/// Two memories, one of whose vectors is gone, plus a stray vector ("stray") and an
+/// orphan R2 object of this store: the hash whose vector is missing and the orphan's key.
+async fn store_with_one_issue_of_each_kind() -> (
+    CloudflareStorage,
+    cloudflare_emulator::EmulatorHandle,
+    ContentHash,
+    String,
+) {
+    let (store, emulator) = emulator_storage().await;
     let kept = Memory::new("a memory whose vector goes missing").unwrap();
     let kept_hash = kept.content_hash().clone();
     store.store(kept).await.unwrap();
@@ -510,6 +516,12 @@ async fn check_finds_and_repair_fixes_missing_and_stray_vectors_and_orphan_objec
     r2.put_object(PutObject::new(orphan.clone(), b"x".to_vec()))
         .await
         .unwrap();
+    (store, emulator, kept_hash, orphan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_and_repair_fixes_missing_and_stray_vectors_and_orphan_objects() {
+    let (store, _emulator, kept_hash, orphan) = store_with_one_issue_of_each_kind().await;
     let found = store.check().await.unwrap();
     assert_eq!(found.rows_without_vectors, vec![kept_hash.clone()]);
     assert_eq!(found.vectors_without_rows, vec!["stray".to_owned()]);
@@ -576,32 +588,7 @@ async fn store_batch_reports_duplicates_per_memory_and_writes_every_vector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trait_check_and_repair_report_each_issue_in_the_generic_form() {
     use memory_storage::IssueKind;
-    let (store, _emulator) = emulator_storage().await;
-    let kept = Memory::new("a memory whose vector goes missing").unwrap();
-    let kept_hash = kept.content_hash().clone();
-    store.store(kept).await.unwrap();
-    store
-        .store(Memory::new("a healthy memory").unwrap())
-        .await
-        .unwrap();
-    let i = &store.inner;
-    i.delete_vectors("test", vec![kept_hash.as_str().to_owned()])
-        .await
-        .unwrap();
-    // Leftovers of this store: marked with its id (foreign ones are left alone, see
-    // tests/integrity.rs).
-    let ours = json!({ STORE_ID_METADATA: store.store_id().unwrap() });
-    i.upsert(
-        "test",
-        vec![Vector::new("stray", vec![1.0; 384]).with_metadata(ours.as_object().unwrap().clone())],
-    )
-    .await
-    .unwrap();
-    let orphan = format!("{}orphan", i.r2_store_prefix());
-    let r2 = i.parts.r2.clone().unwrap();
-    r2.put_object(PutObject::new(orphan.clone(), b"x".to_vec()))
-        .await
-        .unwrap();
+    let (store, _emulator, kept_hash, orphan) = store_with_one_issue_of_each_kind().await;
 
     let dyn_store: &dyn MemoryStorage = &store;
     let found = dyn_store.check().await.unwrap();
