@@ -2,8 +2,8 @@
 //! served on 127.0.0.1.
 //!
 //! Every request under `/client/v4` passes, in order: the request [counters](crate::counters)
-//! → [fault injection](crate::faults) → [authentication](crate::auth) → the account check →
-//! the [rate limit](crate::rate_limit) → the service routes. A path no route serves is 404
+//! → [fault injection](crate::faults) → [authentication](crate::auth) → the
+//! [rate limit](crate::rate_limit) (per account) → the account check → the service routes. A path no route serves is 404
 //! code 7003 `Could not route to <path>, perhaps your object identifier is invalid?`; a known
 //! path with another method is 405 code 7001 `Method <M> not available for that URI.` (the
 //! live API's answers). The [control endpoints](crate::control) under `/__emulator` bypass
@@ -69,7 +69,11 @@ impl Emulator {
         let faults = FaultHandle::new(config.seed);
         let counters = Counters::new();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let limiter = Arc::new(RateLimiter::new(config.rate_limit, config.rate_window));
+        let limiter = Arc::new(RateLimiter::new(
+            config.rate_limit,
+            config.rate_window,
+            config.account_ids.clone(),
+        ));
 
         let api = Router::new()
             .merge(d1.router())
@@ -85,12 +89,13 @@ impl Emulator {
             // Innermost first: the last layer added runs first.
             .layer(from_fn(method_not_allowed))
             .layer(from_fn_with_state(
-                Arc::clone(&limiter),
-                crate::rate_limit::middleware,
-            ))
-            .layer(from_fn_with_state(
                 Arc::clone(&config),
                 crate::auth::account_middleware,
+            ))
+            // Outside the account check, so its 403 carries the rate limit headers too.
+            .layer(from_fn_with_state(
+                Arc::clone(&limiter),
+                crate::rate_limit::middleware,
             ))
             .layer(from_fn_with_state(
                 Arc::clone(&config),

@@ -271,7 +271,7 @@ async fn rate_limit_blocks_for_the_rest_of_the_window_then_resets() {
 }
 
 #[tokio::test]
-async fn rate_limit_is_per_token_and_zero_turns_it_off() {
+async fn without_an_account_in_the_path_the_budget_is_per_token_and_zero_turns_it_off() {
     let h = Harness::direct(EmulatorConfig {
         tokens: vec!["a".into(), "b".into()],
         rate_limit: 1,
@@ -307,6 +307,94 @@ async fn rate_limit_is_per_token_and_zero_turns_it_off() {
         let reply = unlimited.get(VERIFY).await;
         reply.result();
         assert!(!reply.headers.contains_key("ratelimit"));
+    }
+}
+
+#[tokio::test]
+async fn tokens_of_one_account_share_its_budget_and_another_account_keeps_its_own() {
+    let h = Harness::direct(EmulatorConfig {
+        tokens: vec!["first".into(), "second".into()],
+        account_ids: vec!["acc-one".into(), "acc-two".into()],
+        rate_limit: 4,
+        rate_window: Duration::from_secs(300),
+        ..config()
+    })
+    .await;
+    let send = |token: &'static str, path: String| {
+        let h = &h;
+        async move {
+            h.send_with(Method::GET, &path, None, Bytes::new(), Some(token))
+                .await
+        }
+    };
+    let on = |account: &str| format!("/accounts/{account}/tokens/verify");
+    let remaining = |reply: &common::Reply| {
+        let value = reply.headers["ratelimit"].to_str().unwrap().to_owned();
+        assert_eq!(reply.headers["ratelimit-policy"], "\"default\";q=4;w=300");
+        value
+    };
+    // Two tokens alternate on acc-one: one budget of 4 between them.
+    for (i, token) in ["first", "second", "first", "second"]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = send(token, on("acc-one")).await;
+        reply.result();
+        let left = 3 - i;
+        assert!(
+            remaining(&reply).starts_with(&format!("\"default\";r={left};t=")),
+            "{token}: {}",
+            remaining(&reply)
+        );
+    }
+    for token in ["first", "second"] {
+        let reply = send(token, on("acc-one")).await;
+        reply.error(429, 971);
+        assert!(reply.headers.contains_key("retry-after"));
+        assert!(
+            remaining(&reply).starts_with("\"default\";r=0;t="),
+            "{}",
+            remaining(&reply)
+        );
+    }
+    // acc-two is untouched, whichever token asks; so is the token's own budget for paths
+    // without an account.
+    let reply = send("second", on("acc-two")).await;
+    reply.result();
+    assert!(remaining(&reply).starts_with("\"default\";r=3;t="));
+    let reply = send("first", VERIFY.to_owned()).await;
+    reply.result();
+    assert!(remaining(&reply).starts_with("\"default\";r=3;t="));
+}
+
+#[tokio::test]
+async fn every_authenticated_answer_carries_the_rate_limit_headers() {
+    let h = Harness::direct(EmulatorConfig {
+        rate_limit: 100,
+        rate_window: Duration::from_secs(60),
+        ..config()
+    })
+    .await;
+    let no_route = h.get(&h.path("no/such/thing")).await;
+    no_route.error(404, 7003);
+    let not_allowed = h.send(Method::DELETE, VERIFY, None, Bytes::new()).await;
+    assert_eq!(not_allowed.status, StatusCode::METHOD_NOT_ALLOWED);
+    let bad_sql = h
+        .json(
+            Method::POST,
+            &d1_query(&h.account),
+            &json!({"sql": "NOT SQL"}),
+        )
+        .await;
+    assert!(bad_sql.status.is_client_error(), "{:?}", bad_sql.status);
+    let other_account = h.get("/accounts/someone-else/tokens/verify").await;
+    other_account.error(403, 10000);
+    let ok = h.get(VERIFY).await;
+    ok.result();
+    for reply in [&no_route, &not_allowed, &bad_sql, &other_account, &ok] {
+        let ratelimit = reply.headers["ratelimit"].to_str().unwrap();
+        assert!(ratelimit.starts_with("\"default\";r="), "{ratelimit}");
+        assert_eq!(reply.headers["ratelimit-policy"], "\"default\";q=100;w=60");
     }
 }
 
