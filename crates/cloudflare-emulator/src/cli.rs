@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW};
+use crate::config::{DEFAULT_MUTATION_DELAY, DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW};
 use crate::{Emulator, EmulatorConfig, ModelStandIn};
 
 /// A local emulator of Cloudflare's REST API (D1, Vectorize v2, R2 objects, Workers AI
@@ -29,14 +29,15 @@ pub struct EmulatorArgs {
     /// An account id served (repeatable; default `023e105f4ecef8ad9ca31a8372d0c353`).
     #[arg(long = "account")]
     pub accounts: Vec<String>,
-    /// Requests per window per token before 429 (0 = no limit).
+    /// Requests per window per account, all tokens together, before 429 (0 = no limit).
     #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
     /// The rate limit window, seconds.
     #[arg(long, default_value_t = DEFAULT_RATE_WINDOW.as_secs())]
     pub rate_window: u64,
-    /// How long a Vectorize mutation takes to become visible, milliseconds.
-    #[arg(long, default_value_t = 0)]
+    /// How long a Vectorize mutation takes to become visible, milliseconds (Cloudflare:
+    /// typically a few seconds; 0 = at once).
+    #[arg(long, default_value_t = u64::try_from(DEFAULT_MUTATION_DELAY.as_millis()).unwrap_or(1000))]
     pub mutation_delay: u64,
     /// A Workers AI stand-in, `CF_MODEL=LOCAL_MODEL[@DIR]` (repeatable; default
     /// `@cf/baai/bge-small-en-v1.5=sentence-transformers/all-MiniLM-L6-v2`).
@@ -132,7 +133,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         println!("rate limit: off");
     } else {
         println!(
-            "rate limit: {} requests per {} s per token",
+            "rate limit: {} requests per {} s per account (all tokens together)",
             config.rate_limit,
             config.rate_window.as_secs()
         );
@@ -226,6 +227,9 @@ mod tests {
         let config = Args::parse_from(["cloudflare-emulator"]).inner.config();
         assert_eq!(config.tokens, EmulatorConfig::default().tokens);
         assert_eq!(config.rate_limit, DEFAULT_RATE_LIMIT);
+        // Strict by default: writes are not visible at once, as on Cloudflare.
+        assert_eq!(config.mutation_delay, DEFAULT_MUTATION_DELAY);
+        assert!(!config.mutation_delay.is_zero());
     }
 
     #[test]

@@ -7,11 +7,16 @@ use std::time::Duration;
 pub(crate) const DEFAULT_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 /// The token the emulator accepts by default.
 pub(crate) const DEFAULT_TOKEN: &str = "emulator-token";
-/// Cloudflare's API limit: requests per [`DEFAULT_RATE_WINDOW`] per token.
+/// Cloudflare's API limit: requests per [`DEFAULT_RATE_WINDOW`] per user (account).
 /// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
 pub(crate) const DEFAULT_RATE_LIMIT: u32 = 1200;
 /// The window of [`DEFAULT_RATE_LIMIT`].
 pub(crate) const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(300);
+/// How long a Vectorize mutation stays invisible by default. Cloudflare: writes become
+/// visible "typically within a few seconds" (minutes have been observed under heavy load).
+/// One second keeps test suites quick while every read that follows a write in the same
+/// breath still misses it, as it would on Cloudflare; 0 turns the delay off.
+pub const DEFAULT_MUTATION_DELAY: Duration = Duration::from_secs(1);
 
 /// Which local embedding model stands in for a Workers AI model id. The emulator says so
 /// at start and in the `cf-emulator-stand-in` response header; the vectors are the local
@@ -51,11 +56,13 @@ pub struct EmulatorConfig {
     pub tokens: Vec<String>,
     /// Where D1 databases, Vectorize indexes and R2 objects persist; `None` = in memory.
     pub data_dir: Option<PathBuf>,
-    /// Requests per `rate_window` per token before 429.
+    /// Requests per `rate_window` per account (all tokens together; per token for paths
+    /// naming no served account) before 429; 0 = no limit.
     pub rate_limit: u32,
     /// The rate limit window.
     pub rate_window: Duration,
-    /// How long a Vectorize mutation takes to become visible (eventual consistency).
+    /// How long a Vectorize mutation takes to become visible (eventual consistency;
+    /// default [`DEFAULT_MUTATION_DELAY`], `Duration::ZERO` = at once).
     pub mutation_delay: Duration,
     /// Workers AI stand-ins.
     pub models: Vec<ModelStandIn>,
@@ -71,7 +78,7 @@ impl Default for EmulatorConfig {
             data_dir: None,
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_window: DEFAULT_RATE_WINDOW,
-            mutation_delay: Duration::ZERO,
+            mutation_delay: DEFAULT_MUTATION_DELAY,
             models: vec![ModelStandIn::default_small()],
             seed: 0,
         }

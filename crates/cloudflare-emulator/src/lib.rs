@@ -61,7 +61,7 @@ mod rate_limit;
 mod server;
 mod vectorize;
 
-pub use config::{EmulatorConfig, ModelStandIn};
+pub use config::{DEFAULT_MUTATION_DELAY, EmulatorConfig, ModelStandIn};
 pub use counters::{Counters, CountersSnapshot};
 pub use envelope::ApiError;
 pub use faults::{ActiveRule, Fault, FaultHandle, FaultRule, InvalidFault};

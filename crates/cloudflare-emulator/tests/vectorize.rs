@@ -149,7 +149,7 @@ async fn index_lifecycle(h: Harness) -> Harness {
     h
 }
 
-both!(indexes_are_created_listed_read_and_deleted: index_lifecycle on EmulatorConfig::default);
+both!(indexes_are_created_listed_read_and_deleted: index_lifecycle on immediate);
 
 async fn vectors(h: Harness) -> Harness {
     create(&h, "vec", 2, "cosine").await;
@@ -266,7 +266,7 @@ async fn vectors(h: Harness) -> Harness {
     h
 }
 
-both!(vectors_are_written_queried_read_listed_and_deleted: vectors on EmulatorConfig::default);
+both!(vectors_are_written_queried_read_listed_and_deleted: vectors on immediate);
 
 async fn metrics(h: Harness) -> Harness {
     create(&h, "euc", 2, "euclidean").await;
@@ -288,7 +288,7 @@ async fn metrics(h: Harness) -> Harness {
     h
 }
 
-both!(scores_follow_each_metric: metrics on EmulatorConfig::default);
+both!(scores_follow_each_metric: metrics on immediate);
 
 async fn filters(h: Harness) -> Harness {
     create(&h, "flt", 2, "cosine").await;
@@ -404,7 +404,16 @@ async fn filters(h: Harness) -> Harness {
     h
 }
 
-both!(filters_apply_to_indexed_metadata_only: filters on EmulatorConfig::default);
+both!(filters_apply_to_indexed_metadata_only: filters on immediate);
+
+/// Mutations visible at once: for the tests of everything but visibility (the default
+/// config delays them by [`cloudflare_emulator::DEFAULT_MUTATION_DELAY`], as Cloudflare does).
+fn immediate() -> EmulatorConfig {
+    EmulatorConfig {
+        mutation_delay: Duration::ZERO,
+        ..EmulatorConfig::default()
+    }
+}
 
 fn delayed() -> EmulatorConfig {
     EmulatorConfig {
@@ -442,7 +451,7 @@ both!(mutations_become_visible_after_the_delay: eventual on delayed);
 /// Requests outside the spec's or Cloudflare's limits: direct only (Prism refuses some).
 #[tokio::test]
 async fn limits_are_enforced_with_cloudflare_errors() {
-    let h = Harness::direct(EmulatorConfig::default()).await;
+    let h = Harness::direct(immediate()).await;
     let idx = h.path("vectorize/v2/indexes");
     for (body, code) in [
         (
@@ -712,7 +721,7 @@ async fn limits_are_enforced_with_cloudflare_errors() {
 
 #[tokio::test]
 async fn multipart_uploads_are_accepted_like_the_docs_python_example() {
-    let h = Harness::direct(EmulatorConfig::default()).await;
+    let h = Harness::direct(immediate()).await;
     create(&h, "mp", 2, "cosine").await;
     let body = "--XyZ\r\nContent-Disposition: form-data; name=\"vectors\"; filename=\"v.ndjson\"\r\nContent-Type: application/octet-stream\r\n\r\n{\"id\":\"a\",\"values\":[1,0]}\n{\"id\":\"b\",\"values\":[0,1]}\n\r\n--XyZ--\r\n";
     h.send(
@@ -734,7 +743,7 @@ async fn state_survives_a_restart_with_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let config = || EmulatorConfig {
         data_dir: Some(dir.path().to_path_buf()),
-        ..EmulatorConfig::default()
+        ..immediate()
     };
     {
         let h = Harness::direct(config()).await;
@@ -814,7 +823,7 @@ async fn pending_mutations_survive_a_restart() {
 async fn a_query_over_10k_vectors_of_384_dimensions_ranks_exactly() {
     // Speed is measured by `cargo bench -p cloudflare-emulator --bench emulator`; here the
     // 10k-vector index must return the exact top 10, best first.
-    let h = Harness::direct(EmulatorConfig::default()).await;
+    let h = Harness::direct(immediate()).await;
     create(&h, "big", 384, "cosine").await;
     for batch in 0..2 {
         let lines: Vec<Value> = (0..5000)
