@@ -100,6 +100,24 @@ impl BertEmbedder {
     /// [`EmbedError::InvalidTokenizer`] or [`EmbedError::InvalidWeights`] naming the bad file,
     /// [`EmbedError::ModelMismatch`] when the files are another model than `model_id`.
     pub fn load(dir: impl AsRef<Path>, model_id: &str) -> Result<Self, EmbedError> {
+        Self::load_with_pooling(dir, model_id, None)
+    }
+
+    /// [`load`](Self::load), pooling with `pooling` when given instead of what the directory
+    /// or the registry says.
+    ///
+    /// Why: the same weights may be served with another pooling than their authors'. Cloudflare
+    /// Workers AI runs the BGE models (published with `cls`) with `mean` pooling unless asked
+    /// otherwise, so a local stand-in for Workers AI must pool the same way to produce
+    /// comparable vectors.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_with_pooling(
+        dir: impl AsRef<Path>,
+        model_id: &str,
+        pooling: Option<Pooling>,
+    ) -> Result<Self, EmbedError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(EmbedError::ModelNotFound {
@@ -130,7 +148,9 @@ impl BertEmbedder {
             });
         }
 
-        let pooling = spec::read_pooling(&dir.join(files::POOLING))?
+        let declared = spec::read_pooling(&dir.join(files::POOLING))?;
+        let pooling = pooling
+            .or(declared)
             .or(known.map(|s| s.pooling))
             .unwrap_or(Pooling::Mean);
         let max_tokens = spec::read_max_seq_length(&dir.join(files::SENTENCE_BERT))?
@@ -189,8 +209,20 @@ impl BertEmbedder {
         dir: impl Into<PathBuf>,
         model_id: impl Into<String>,
     ) -> Result<Self, EmbedError> {
+        Self::load_async_with_pooling(dir, model_id, None).await
+    }
+
+    /// [`load_with_pooling`](Self::load_with_pooling) on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// As [`load_async`](Self::load_async).
+    pub async fn load_async_with_pooling(
+        dir: impl Into<PathBuf>,
+        model_id: impl Into<String>,
+        pooling: Option<Pooling>,
+    ) -> Result<Self, EmbedError> {
         let (dir, model_id) = (dir.into(), model_id.into());
-        tokio::task::spawn_blocking(move || Self::load(dir, &model_id))
+        tokio::task::spawn_blocking(move || Self::load_with_pooling(dir, &model_id, pooling))
             .await
             .map_err(|e| EmbedError::TaskFailed {
                 reason: e.to_string(),
@@ -240,6 +272,14 @@ impl BertEmbedder {
     /// The directory the model was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The model's tokenizer without truncation, to count or cut texts by tokens.
+    ///
+    /// # Errors
+    /// [`EmbedError::Tokenize`] if the tokenizer refuses to drop its truncation.
+    pub fn token_counter(&self) -> Result<crate::TokenCounter, EmbedError> {
+        crate::TokenCounter::from_tokenizer(self.runner.tokenizer.clone())
     }
 
     /// [`Embedder::embed`] on the calling thread. For benchmarks and synchronous callers;
@@ -503,6 +543,24 @@ mod tests {
             (m.model_id(), m.dimensions(), m.pooling(), m.max_tokens()),
             (DEFAULT_MODEL_ID, 384, Pooling::Mean, 256)
         );
+    }
+
+    #[tokio::test]
+    async fn a_pooling_override_beats_the_directory_and_the_registry() {
+        let (_gate, m) = shared_minilm().await;
+        let cls = BertEmbedder::load_async_with_pooling(
+            m.dir().to_path_buf(),
+            DEFAULT_MODEL_ID,
+            Some(Pooling::Cls),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cls.pooling(), Pooling::Cls);
+        let (mean, first) = (embed_one(m, CAT).await, embed_one(&cls, CAT).await);
+        assert!(cosine(&mean, &first) < 0.99, "cls and mean pooling differ");
+        let counter = cls.token_counter().unwrap();
+        // The model truncates at 256 tokens; its counter does not.
+        assert_eq!(counter.count(&"word ".repeat(300)).unwrap(), 302);
     }
 
     #[tokio::test]

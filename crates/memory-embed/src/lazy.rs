@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 #[cfg(not(feature = "hub"))]
 use crate::ModelLocation;
-use crate::{BertEmbedder, EmbedError, Embedder, ModelSpec};
+use crate::{BertEmbedder, EmbedError, Embedder, ModelSpec, Pooling};
 
 /// A [`BertEmbedder`] for a model of the registry, loaded when first asked to embed.
 ///
@@ -32,6 +32,7 @@ use crate::{BertEmbedder, EmbedError, Embedder, ModelSpec};
 pub struct LazyEmbedder {
     spec: &'static ModelSpec,
     dir: Option<PathBuf>,
+    pooling: Option<Pooling>,
     model: OnceCell<BertEmbedder>,
 }
 
@@ -59,8 +60,27 @@ impl LazyEmbedder {
         Ok(Self {
             spec,
             dir,
+            pooling: None,
             model: OnceCell::new(),
         })
+    }
+
+    /// Pools with `pooling` instead of what the model's files or the registry say (see
+    /// [`BertEmbedder::load_with_pooling`]: Workers AI runs BGE with `mean`).
+    #[must_use]
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = Some(pooling);
+        self
+    }
+
+    /// The pooling forced by [`with_pooling`](Self::with_pooling), if any.
+    pub fn pooling_override(&self) -> Option<Pooling> {
+        self.pooling
+    }
+
+    /// The model directory given to [`new`](Self::new), if any.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
     }
 
     /// Whether the weights are in memory yet.
@@ -79,7 +99,7 @@ impl LazyEmbedder {
                     Some(d) => d.clone(),
                     None => locate(self.spec.id).await?,
                 };
-                BertEmbedder::load_async(dir, self.spec.id).await
+                BertEmbedder::load_async_with_pooling(dir, self.spec.id, self.pooling).await
             })
             .await
     }

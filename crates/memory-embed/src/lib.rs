@@ -23,6 +23,8 @@
 //! - `bert` (feature `bert`): the candle BERT runner (`BertEmbedder`).
 //! - `cache`: the LRU decorator ([`CachedEmbedder`]).
 //! - `lazy` (feature `bert`): a registry model loaded on first use (`LazyEmbedder`).
+//! - `tokens` (feature `bert`): a model's tokenizer for counting and cutting texts by tokens
+//!   (`TokenCounter`).
 //! - `hub` (feature `hub`): downloading models for users with internet access.
 //!
 //! # Features
@@ -74,6 +76,8 @@ mod hub;
 mod lazy;
 mod location;
 pub mod spec;
+#[cfg(feature = "bert")]
+mod tokens;
 
 use std::sync::Arc;
 
@@ -87,6 +91,8 @@ pub use error::EmbedError;
 pub use lazy::LazyEmbedder;
 pub use location::{LocationSource, ModelLocation};
 pub use spec::{DEFAULT_MODEL_ID, ModelSpec, Pooling};
+#[cfg(feature = "bert")]
+pub use tokens::TokenCounter;
 
 /// Turns texts into vectors.
 ///

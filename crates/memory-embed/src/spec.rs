@@ -68,7 +68,11 @@ pub struct ModelSpec {
     pub id: &'static str,
     /// Vector length.
     pub dimensions: usize,
-    /// Pooling used when the model directory has no `1_Pooling/config.json`.
+    /// Pooling used when the model directory has no `1_Pooling/config.json` (the authors'
+    /// choice). A caller may pool otherwise with the same weights
+    /// (`BertEmbedder::load_with_pooling`, `LazyEmbedder::with_pooling`): Cloudflare Workers
+    /// AI runs the BGE models with `mean` by default, so a local equivalent of Workers AI
+    /// loads them with mean pooling.
     pub pooling: Pooling,
     /// Tokens kept per text (longer texts are truncated), as trained.
     pub max_tokens: usize,
