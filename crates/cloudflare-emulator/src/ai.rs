@@ -26,8 +26,26 @@
 //! - the stand-in's weights absent or unloadable → 503 / 3099
 //!   (an emulator-only code) naming `cargo xtask fetch-model` and `MCP_MEMORY_MODEL_DIR`.
 //!
-//! Texts longer than the stand-in's token limit are truncated by it (MiniLM keeps 256
-//! tokens, the BGE models 512); Cloudflare documents 512 input tokens for its BGE models.
+//! - a text of more than the model's input tokens → 400 / 5006 naming the text, its
+//!   count and the limit (see below).
+//!
+//! # Input tokens
+//!
+//! Cloudflare documents "Max input tokens: 512" for `@cf/baai/bge-small-en-v1.5`, `-base-`
+//! and `-large-` (each model's page,
+//! <https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/>) but not what
+//! happens to a longer text. What is public points to a refusal rather than a silent cut:
+//! users report errors for long texts in batches well under 100 texts
+//! (cloudflare/cloudflare-docs#11316), and the schema of `@cf/baai/bge-m3` has a
+//! `truncate_inputs` flag ("When provided with too long context should the model error
+//! out or truncate the context to fit?"), so refusing is the behaviour a caller must be
+//! ready for. The emulator is strict by choice, whatever Cloudflare does in a given
+//! month: a text of more than 512 tokens for those three ids is refused with 400 / 5006,
+//! so a client that would send one is caught in tests. The tokens are counted, `[CLS]` and
+//! `[SEP]` included, with the stand-in's tokenizer, untruncated: right for the default
+//! stand-in, all-MiniLM-L6-v2, whose WordPiece vocabulary (bert-base-uncased's) is the BGE
+//! models' own. Other model ids are not limited. Texts within the limit but longer than
+//! the stand-in's own window are truncated by it (MiniLM keeps 256 tokens).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,7 +58,9 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use memory_embed::{BertEmbedder, EmbedError, Embedder, ModelLocation, ModelSpec, Pooling};
+use memory_embed::{
+    BertEmbedder, EmbedError, Embedder, ModelLocation, ModelSpec, Pooling, TokenCounter,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -55,6 +75,23 @@ pub(crate) const MAX_TEXTS: usize = 100;
 /// "Request is too large"; the emulator uses the Workers request body limit of the Free
 /// and Pro plans, 100 MB.
 pub const MAX_REQUEST_BYTES: u64 = 100_000_000;
+
+/// Input tokens, `[CLS]` and `[SEP]` included, of the Workers AI models whose pages say
+/// "Max input tokens: 512" (see the [module docs](self#input-tokens)).
+pub(crate) const BGE_MAX_INPUT_TOKENS: usize = 512;
+
+/// The most input tokens `cloudflare_model` accepts, when the emulator enforces a limit:
+/// the BGE English models' documented 512; `None` (no limit) for any other id.
+fn max_input_tokens(cloudflare_model: &str) -> Option<usize> {
+    const LIMITED: [&str; 3] = [
+        "@cf/baai/bge-small-en-v1.5",
+        "@cf/baai/bge-base-en-v1.5",
+        "@cf/baai/bge-large-en-v1.5",
+    ];
+    LIMITED
+        .contains(&cloudflare_model)
+        .then_some(BGE_MAX_INPUT_TOKENS)
+}
 
 /// Workers AI error codes, and the emulator's own.
 mod codes {
@@ -80,6 +117,8 @@ const RUN: &str = "/client/v4/accounts/{account_id}/ai/run/{*model_name}";
 struct StandIn {
     config: ModelStandIn,
     model: OnceCell<BertEmbedder>,
+    /// The model's tokenizer, untruncated, to enforce [`max_input_tokens`].
+    counter: OnceCell<TokenCounter>,
 }
 
 impl StandIn {
@@ -95,6 +134,28 @@ impl StandIn {
             })
             .await
     }
+
+    /// The loaded model's tokenizer without truncation (made once: it copies the vocabulary).
+    async fn counter(&self, model: &BertEmbedder) -> Result<&TokenCounter, EmbedError> {
+        self.counter
+            .get_or_try_init(|| async { model.token_counter() })
+            .await
+    }
+}
+
+/// The first text of `texts` with more than `max` tokens: its index and count.
+fn first_too_long(
+    counter: &TokenCounter,
+    texts: &[String],
+    max: usize,
+) -> Result<Option<(usize, usize)>, EmbedError> {
+    for (i, text) in texts.iter().enumerate() {
+        let n = counter.count(text)?;
+        if n > max {
+            return Ok(Some((i, n)));
+        }
+    }
+    Ok(None)
 }
 
 /// The Workers AI service's state: the stand-ins.
@@ -137,6 +198,7 @@ impl Ai {
                 .map(|m| StandIn {
                     config: m.clone(),
                     model: OnceCell::new(),
+                    counter: OnceCell::new(),
                 })
                 .collect(),
         }))
@@ -414,6 +476,22 @@ async fn run(
              vectors; send \"pooling\": \"{pooling}\" (or configure a stand-in with '{}' pooling)",
             request.pooling, request.pooling
         ))));
+    }
+    if let Some(max) = max_input_tokens(&model) {
+        let failed = |e: EmbedError| {
+            tag(AiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::STAND_IN_UNAVAILABLE,
+                format!("The emulator could not count tokens with {local}'s tokenizer: {e}"),
+            ))
+        };
+        let counter = stand_in.counter(embedder).await.map_err(failed)?;
+        if let Some((i, n)) = first_too_long(counter, &request.texts, max).map_err(failed)? {
+            return Err(tag(AiError::bad_input(format!(
+                "text {i} has {n} tokens, more than the {max} input tokens of {model}; \
+                 shorten it (the emulator refuses rather than truncates, see its docs)"
+            ))));
+        }
     }
     let vectors = embedder.embed(&request.texts).await.map_err(|e| {
         tag(AiError::new(

@@ -220,3 +220,26 @@ async fn bodies_over_the_request_limit_are_413() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"code\":3006"), "{answer}");
 }
+
+/// Workers AI's BGE models read at most 512 input tokens; the emulator refuses more with
+/// 400 / 5006 (its documented strict choice), counting `[CLS]` and `[SEP]`.
+#[tokio::test]
+async fn texts_over_512_tokens_are_refused_for_bge_models() {
+    let h = Harness::direct(config()).await;
+    // One token per CJK ideograph, plus [CLS] and [SEP]: 510 fit, 511 do not.
+    let fits = "记".repeat(510);
+    let over = "记".repeat(511);
+    assert_eq!(
+        run(&h, SMALL, &json!({ "text": fits })).await.result()["shape"],
+        json!([1, 384])
+    );
+    let reply = run(&h, SMALL, &json!({ "text": ["short", over] })).await;
+    let message = reply.error(400, 5006);
+    assert!(
+        message.contains("text 1") && message.contains("513 tokens") && message.contains("512"),
+        "{message}"
+    );
+    run(&h, BASE, &json!({ "text": "word ".repeat(600) }))
+        .await
+        .error(400, 5006);
+}
