@@ -3,9 +3,10 @@
 //! | task | what it does |
 //! |---|---|
 //! | `ci` | everything CI checks: fmt, clippy `-D warnings`, cargo-deny (licenses, bans, sources), the tests |
-//! | `test` | fetches the test model and Prism if missing, then runs the whole test suite |
+//! | `test` | fetches the test model, Prism and the Python compat environment if missing, then runs the whole test suite |
 //! | `fetch-model` | puts the all-MiniLM-L6-v2 model files into the per-user model cache |
 //! | `fetch-prism` | installs Prism (OpenAPI mock/validating proxy, from npm) into the per-user tool cache |
+//! | `fetch-python` | a venv in the per-user tool cache with the pinned Python `mcp-memory-service` (the compat test's) |
 //! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
 //! | `bench` | runs the criterion suites and start-up/memory measurements, writes `docs/BENCHMARKS.md` |
 //! | `emulator` | runs the local Cloudflare API emulator (`cloudflare-emulator --help` for options) |
@@ -24,6 +25,7 @@ mod bench;
 mod fuzz;
 mod model;
 mod prism;
+mod python;
 mod soak;
 
 #[derive(Parser)]
@@ -40,7 +42,7 @@ struct Cli {
 enum Task {
     /// fmt check, clippy -D warnings, cargo deny (licenses, bans, sources), then the tests.
     Ci,
-    /// Fetch the test model if missing, then run all tests (nextest when installed, plus doc tests).
+    /// Fetch the test model, Prism and the Python compat environment if missing, then run all tests (nextest when installed, plus doc tests).
     Test {
         /// Extra arguments for the test runner (e.g. a filter).
         #[arg(trailing_var_arg = true)]
@@ -55,6 +57,13 @@ enum Task {
     /// Install Prism (the OpenAPI mock and validating proxy of the Cloudflare conformance tests).
     FetchPrism {
         /// Install again even if present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the virtual environment with the pinned Python `mcp-memory-service` that the
+    /// compatibility test (memory-cloudflare's `python_compat`) runs against the emulator.
+    FetchPython {
+        /// Create it again even if it is complete.
         #[arg(long)]
         force: bool,
     },
@@ -106,6 +115,7 @@ fn main() -> Result<()> {
         Task::FetchPrism { force } => prism::fetch(force).map(|bin| {
             eprintln!("==> prism: {}", bin.display());
         }),
+        Task::FetchPython { force } => python::fetch(force).map(|_| ()),
         Task::Deny => deny(),
         Task::Emulator { args } => {
             let mut cmd = cargo();
@@ -205,6 +215,8 @@ fn test(args: &[String]) -> Result<()> {
     eprintln!("==> test model: {}", model_dir.display());
     let prism = prism::fetch(false)?;
     eprintln!("==> prism: {}", prism.display());
+    let python = python::fetch(false)?;
+    eprintln!("==> python compat environment: {}", python.display());
     if has_nextest() {
         // Doc tests first, so nextest's summary is the run's closing line.
         step("cargo test --doc", {
