@@ -10,7 +10,7 @@
 //! | [`AccountingLayer`] | calls, failures, attempts, latency per [`Operation`] | all services |
 //! | [`RetryPolicy`] | 408/429/5xx/transport retries, `retry-after`, budget | per call |
 //! | [`BreakerLayer`] | fail fast while the service is unhealthy | one per service |
-//! | [`RateLimitLayer`] | Cloudflare's per-token budget, waiting | all services |
+//! | [`RateLimitLayer`] | a token bucket, and the account's budget from `ratelimit` headers: waiting | all services |
 //! | [`TimeoutLayer`] | one attempt's deadline | — |
 //! | [`AuthLayer`], [`BaseUriLayer`] | `Authorization`, base URL | — |
 //! | [`trace_layer`] (tower-http) | a span per attempt, status, latency | — |
@@ -46,7 +46,9 @@ use crate::middleware::accounting::{Accounting, AccountingLayer};
 use crate::middleware::auth::{AuthLayer, InvalidToken};
 use crate::middleware::base_uri::{BaseUriLayer, InvalidBaseUrl};
 use crate::middleware::breaker::{BreakerConfig, BreakerHandle, BreakerLayer};
-use crate::middleware::rate_limit::{RateLimitConfig, RateLimitLayer, TokenBucket};
+use crate::middleware::rate_limit::{
+    AccountBudget, CallDeadline, RateLimitConfig, RateLimitLayer, TokenBucket, deadline_after,
+};
 use crate::middleware::retry::RetryPolicy;
 use crate::middleware::timeout::TimeoutLayer;
 use crate::middleware::trace::trace_layer;
@@ -109,8 +111,10 @@ pub struct ClientConfig {
     /// The circuit breaker every service gets (its name is replaced by the service's),
     /// or `None` for no breaker.
     pub breaker: Option<BreakerConfig>,
-    /// The token's request budget shared by all services ([`RateLimitConfig::default`]:
-    /// Cloudflare's 1200 per 5 minutes), or `None` for no limit.
+    /// The token bucket shared by all services ([`RateLimitConfig::default`]: Cloudflare's
+    /// 1200 per 5 minutes), or `None` for none. Either way the client also paces itself by
+    /// the `ratelimit` headers Cloudflare sends ([`AccountBudget`]), which count every
+    /// consumer of the account.
     pub rate_limit: Option<RateLimitConfig>,
     /// Root certificates ([`RootStore::Webpki`]).
     pub root_store: RootStore,
@@ -264,6 +268,7 @@ impl ClientBuilder {
                 retry: config.retry,
                 breaker: config.breaker,
                 bucket: config.rate_limit.map(TokenBucket::new),
+                budget: AccountBudget::new(),
                 accounting,
                 layers,
                 services: Mutex::new(HashMap::new()),
@@ -358,6 +363,7 @@ struct Shared {
     retry: RetryConfig,
     breaker: Option<BreakerConfig>,
     bucket: Option<TokenBucket>,
+    budget: AccountBudget,
     accounting: Accounting,
     layers: Vec<SharedLayer>,
     services: Mutex<HashMap<&'static str, ServiceClient>>,
@@ -440,6 +446,13 @@ impl Client {
         self.shared.bucket.as_ref()
     }
 
+    /// The account's request budget as Cloudflare last reported it, shared by all services
+    /// and clones of this client.
+    #[must_use]
+    pub fn account_budget(&self) -> &AccountBudget {
+        &self.shared.budget
+    }
+
     /// Sends `request` as [`Operation::UNNAMED`] through the `"api"` service's stack and
     /// decodes the envelope.
     ///
@@ -458,9 +471,14 @@ impl Client {
     fn build_service(&self, name: &'static str) -> ServiceClient {
         let shared = &self.shared;
         let mut stack = shared.transport.clone();
-        if let Some(bucket) = &shared.bucket {
-            stack = BoxCloneSyncService::new(RateLimitLayer::new(bucket.clone()).layer(stack));
-        }
+        stack = BoxCloneSyncService::new(
+            RateLimitLayer::new(
+                shared.bucket.clone(),
+                shared.budget.clone(),
+                shared.retry.total_budget,
+            )
+            .layer(stack),
+        );
         let breaker = shared.breaker.map(|config| {
             let layer = BreakerLayer::new(config.for_service(name));
             let handle = layer.handle();
@@ -482,6 +500,7 @@ impl Client {
             account_id: shared.account_id.clone(),
             stack,
             breaker,
+            total_budget: shared.retry.total_budget,
         }
     }
 }
@@ -503,6 +522,8 @@ pub struct ServiceClient {
     account_id: String,
     stack: HttpService,
     breaker: Option<BreakerHandle>,
+    /// The retry budget: how long one call may take, waits included.
+    total_budget: Duration,
 }
 
 impl fmt::Debug for ServiceClient {
@@ -546,15 +567,18 @@ impl ServiceClient {
     /// # Errors
     ///
     /// [`CloudflareError::Transport`], [`CloudflareError::Timeout`] or
-    /// [`CloudflareError::CircuitOpen`] when no response came.
+    /// [`CloudflareError::CircuitOpen`] when no response came;
+    /// [`CloudflareError::RateLimited`] when the account's budget is spent for longer than
+    /// the retry budget.
     pub async fn send(
         &self,
         operation: &'static str,
         mut request: HttpRequest,
     ) -> Result<HttpResponse, CloudflareError> {
-        request
-            .extensions_mut()
-            .insert(Operation::new(self.name, operation));
+        let deadline = deadline_after(tokio::time::Instant::now(), self.total_budget);
+        let extensions = request.extensions_mut();
+        extensions.insert(Operation::new(self.name, operation));
+        extensions.insert(CallDeadline(deadline));
         self.stack.clone().oneshot(request).await
     }
 

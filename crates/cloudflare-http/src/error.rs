@@ -110,6 +110,29 @@ pub enum CloudflareError {
         retry_in: Duration,
     },
 
+    /// Cloudflare's account-wide request budget is spent (a 429 said so, or its `ratelimit`
+    /// header left nothing) and the wait for the reset is longer than the call's retry
+    /// budget, so the call gave up at once.
+    ///
+    /// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
+    #[error(
+        "Cloudflare's account-wide API budget is spent{}; try again in {} s (after {}): \
+         {} requests per {} s are shared by every token and the dashboard of the account",
+        list(.errors),
+        ceil_secs(*.retry_after),
+        httpdate::fmt_http_date(*.until),
+        crate::RATE_LIMIT_REQUESTS,
+        crate::RATE_LIMIT_WINDOW.as_secs()
+    )]
+    RateLimited {
+        /// Time until the budget's window resets.
+        retry_after: Duration,
+        /// When it resets (the wall-clock instant of `retry_after`).
+        until: SystemTime,
+        /// The 429's envelope `errors` (empty when the client refused without sending).
+        errors: Vec<ApiMessage>,
+    },
+
     /// The request could not be built (an invalid path or body); nothing was sent.
     #[error("the Cloudflare request could not be built: {reason}; nothing was sent")]
     InvalidRequest {
@@ -138,6 +161,7 @@ impl CloudflareError {
             Self::Transport { .. }
             | Self::Timeout { .. }
             | Self::CircuitOpen { .. }
+            | Self::RateLimited { .. }
             | Self::InvalidRequest { .. } => None,
         }
     }
@@ -146,7 +170,9 @@ impl CloudflareError {
     #[must_use]
     pub fn errors(&self) -> &[ApiMessage] {
         match self {
-            Self::Api { errors, .. } | Self::Unsuccessful { errors, .. } => errors,
+            Self::Api { errors, .. }
+            | Self::Unsuccessful { errors, .. }
+            | Self::RateLimited { errors, .. } => errors,
             _ => &[],
         }
     }
@@ -156,16 +182,18 @@ impl CloudflareError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } | Self::Decode { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
 
     /// Whether the same request may succeed if sent again:
-    /// 408, 429, 5xx, transport errors and timeouts.
+    /// 408, 429, 5xx, transport errors, timeouts, and a spent budget (after
+    /// [`Self::retry_after`]).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::RateLimited { .. } => true,
             Self::Unsuccessful { .. } | Self::CircuitOpen { .. } | Self::InvalidRequest { .. } => {
                 false
             }
@@ -175,14 +203,16 @@ impl CloudflareError {
 
     /// Whether this failure is a sign that Cloudflare (or the path to it) is unhealthy,
     /// so a circuit breaker should count it: 429, 5xx, transport errors and timeouts.
-    /// Other 4xx are the caller's fault and never count.
+    /// Other 4xx are the caller's fault and never count, nor does a call the rate limiter
+    /// refused without sending ([`Self::RateLimited`]).
     #[must_use]
     pub fn counts_for_breaker(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Unsuccessful { .. } | Self::CircuitOpen { .. } | Self::InvalidRequest { .. } => {
-                false
-            }
+            Self::Unsuccessful { .. }
+            | Self::CircuitOpen { .. }
+            | Self::RateLimited { .. }
+            | Self::InvalidRequest { .. } => false,
             Self::Api { status, .. } | Self::Decode { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
@@ -214,12 +244,14 @@ fn hint(status: &StatusCode, errors: &[ApiMessage], retry_after: &Option<Duratio
         _ if auth_code => "check CLOUDFLARE_API_TOKEN and its permissions".to_owned(),
         StatusCode::TOO_MANY_REQUESTS => match retry_after {
             Some(wait) => format!(
-                "rate limited by Cloudflare ({} requests per {} s per token); retry after {wait:?}",
+                "rate limited by Cloudflare ({} requests per {} s per account, across its tokens); \
+                 retry after {wait:?}",
                 crate::RATE_LIMIT_REQUESTS,
                 crate::RATE_LIMIT_WINDOW.as_secs()
             ),
             None => format!(
-                "rate limited by Cloudflare ({} requests per {} s per token); slow down and retry later",
+                "rate limited by Cloudflare ({} requests per {} s per account, across its tokens); \
+                 slow down and retry later",
                 crate::RATE_LIMIT_REQUESTS,
                 crate::RATE_LIMIT_WINDOW.as_secs()
             ),
@@ -252,6 +284,23 @@ fn decode_hint(status: &StatusCode, retry_after: &Option<Duration>) -> String {
          report it with the body above"
             .to_owned()
     }
+}
+
+/// Whole seconds of `d`, rounded up (a wait of 0.2 s says 1 s, never 0 s).
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The envelope's `errors` of a response body, or none when it is not an envelope.
+pub(crate) fn envelope_errors(body: &[u8]) -> Vec<ApiMessage> {
+    #[derive(Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<ApiMessage>,
+    }
+    serde_json::from_slice::<Errors>(body)
+        .map(|e| e.errors)
+        .unwrap_or_default()
 }
 
 /// First [`BODY_EXCERPT_CHARS`] characters of `body` (lossy UTF-8), with `…` if cut.

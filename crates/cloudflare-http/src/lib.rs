@@ -38,6 +38,7 @@ pub mod error;
 mod idempotency;
 pub mod middleware;
 mod operation;
+mod ratelimit_header;
 mod request;
 mod secret;
 
@@ -53,7 +54,10 @@ pub use middleware::accounting::{Accounting, OperationStats};
 pub use middleware::auth::InvalidToken;
 pub use middleware::base_uri::InvalidBaseUrl;
 pub use middleware::breaker::{BreakerConfig, BreakerHandle, BreakerState, InvalidBreaker};
-pub use middleware::rate_limit::{InvalidRateLimit, RateLimitConfig, TokenBucket};
+pub use middleware::rate_limit::{
+    AccountBudget, BudgetSnapshot, InvalidRateLimit, PACING_RESERVE_PERCENT, RateLimitConfig,
+    TokenBucket,
+};
 pub use operation::Operation;
 pub use request::{
     body_request, check_status, empty_request, encode_segment, idempotent, json_request,
@@ -66,7 +70,8 @@ pub use secret::ApiToken;
 /// See <https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/>.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 
-/// Requests allowed per [`RATE_LIMIT_WINDOW`] per API token.
+/// Requests allowed per [`RATE_LIMIT_WINDOW`] per user: across all the user's API tokens
+/// and the dashboard, so other consumers of the account spend it too.
 ///
 /// See <https://developers.cloudflare.com/fundamentals/api/reference/limits/>.
 pub const RATE_LIMIT_REQUESTS: u32 = 1200;

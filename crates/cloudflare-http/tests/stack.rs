@@ -22,6 +22,8 @@ const TOKEN: &str = "stack-test-secret-5b4a";
 #[derive(Clone)]
 enum Reply {
     Status(u16, Option<&'static str>),
+    /// A status with extra headers.
+    Headers(u16, &'static [(&'static str, &'static str)]),
     Refused,
 }
 
@@ -59,8 +61,14 @@ impl Script {
                     .unwrap()
                     .pop_front()
                     .unwrap_or(Reply::Status(200, None));
+                let (reply, extra) = match reply {
+                    Reply::Headers(code, headers) => (Reply::Status(code, None), headers),
+                    other => (other, &[][..]),
+                };
                 match reply {
-                    Reply::Refused => Err(CloudflareError::transport("connection refused")),
+                    Reply::Refused | Reply::Headers(..) => {
+                        Err(CloudflareError::transport("connection refused"))
+                    }
                     Reply::Status(code, retry_after) => {
                         let body = if code < 300 {
                             r#"{"success":true,"errors":[],"messages":[],"result":{"ok":true}}"#
@@ -70,6 +78,9 @@ impl Script {
                         let mut response = http::Response::builder().status(code);
                         if let Some(secs) = retry_after {
                             response = response.header(http::header::RETRY_AFTER, secs);
+                        }
+                        for (name, value) in extra {
+                            response = response.header(*name, *value);
                         }
                         Ok::<HttpResponse, CloudflareError>(
                             response.body(Bytes::from_static(body.as_bytes())).unwrap(),
@@ -273,6 +284,87 @@ async fn the_rate_limiter_spaces_a_burst_across_services() {
     for gap in &gaps[1..] {
         assert_eq!(*gap, Duration::from_millis(100), "{gaps:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_answered_429_is_sent_again_after_retry_after() {
+    let script = Script::new([Reply::Status(429, Some("2"))]);
+    let client = client(config(), &script);
+    let env = client
+        .service("d1")
+        .send_json::<serde_json::Value>("query", post())
+        .await
+        .unwrap();
+    assert_eq!(env.result["ok"], true);
+    assert_eq!(script.gaps(), [Duration::from_secs(2)]);
+    let stats = client.accounting().get(Operation::new("d1", "query"));
+    assert_eq!((stats.calls, stats.attempts, stats.failures), (1, 2, 0));
+}
+
+/// The account's budget is spent for 200 s (another consumer of the account spent it).
+const BLOCKED: &[(&str, &str)] = &[
+    ("retry-after", "200"),
+    ("ratelimit", "\"default\";r=0;t=200"),
+    ("ratelimit-policy", "\"default\";q=1200;w=300"),
+];
+
+#[tokio::test(start_paused = true)]
+async fn a_spent_account_budget_holds_every_service_until_the_reset() {
+    let script = Script::new([Reply::Headers(429, BLOCKED)]);
+    let client = client(config(), &script);
+    let d1 = client.service("d1");
+    let vectorize = client.service("vectorize");
+    let started = Instant::now();
+    let post =
+        tokio::spawn(async move { d1.send_json::<serde_json::Value>("query", post()).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let budget = client.account_budget().snapshot().unwrap();
+    assert_eq!((budget.remaining, budget.quota), (0, Some(1200)));
+    // Another service waits for the same reset instead of spending a request on a 429.
+    vectorize
+        .send_json::<serde_json::Value>("list", get())
+        .await
+        .unwrap();
+    post.await.unwrap().unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(200));
+    assert_eq!(
+        script.count(),
+        3,
+        "the 429, then one request per call at the reset"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_beyond_the_retry_budget_fails_at_once_saying_when() {
+    let mut config = config();
+    config.retry.total_budget = Duration::from_secs(60);
+    let script = Script::new([Reply::Headers(429, BLOCKED)]);
+    let client = client(config, &script);
+    let started = Instant::now();
+    let err = client
+        .service("d1")
+        .send_json::<serde_json::Value>("query", post())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CloudflareError::RateLimited { retry_after, .. } if *retry_after == Duration::from_secs(200)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("try again in 200 s"), "{err}");
+    // The other services of the account know it too: they fail without sending.
+    let err = client
+        .service("vectorize")
+        .send_json::<serde_json::Value>("list", get())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CloudflareError::RateLimited { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("try again in 200 s"), "{err}");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(script.count(), 1);
+    assert!(err.is_retryable() && !err.counts_for_breaker());
 }
 
 /// Runs futures concurrently and waits for all of them.

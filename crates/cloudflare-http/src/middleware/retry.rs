@@ -3,12 +3,16 @@
 //! Retries 408, 429, 5xx, transport errors and timeouts; waits `retry-after` when the
 //! response has one, else a decorrelated-jitter backoff ([`crate::BackoffConfig`]); stops after
 //! [`RetryConfig::max_retries`] retries or when the next wait would exceed
-//! [`RetryConfig::total_budget`]; never retries a request [`is_idempotent`] rejects.
+//! [`RetryConfig::total_budget`]. A request [`is_idempotent`] rejects is retried only after
+//! a 429: Cloudflare refuses it before doing anything, so sending it again cannot apply it
+//! twice (<https://developers.cloudflare.com/fundamentals/api/reference/limits/>). A 429 whose
+//! `retry-after` outlasts the budget becomes [`CloudflareError::RateLimited`], saying when to
+//! try again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{Instant, Sleep};
@@ -17,7 +21,7 @@ use crate::backoff::RetryConfig;
 // The status rule lives with the error's classification (`CloudflareError::is_retryable`),
 // so that `error` never has to import this layer; re-exported here where retrying uses it.
 pub(crate) use crate::error::is_retryable_status;
-use crate::error::{CloudflareError, retry_after_from_headers};
+use crate::error::{CloudflareError, envelope_errors, retry_after_from_headers};
 use crate::idempotency::is_idempotent;
 use crate::operation::Attempt;
 
@@ -82,6 +86,7 @@ impl<R, B, ResB> tower::retry::Policy<Request<B>, Response<ResB>, CloudflareErro
 where
     R: Rng,
     B: Clone,
+    ResB: AsRef<[u8]>,
 {
     type Future = Sleep;
 
@@ -90,12 +95,18 @@ where
         request: &mut Request<B>,
         result: &mut Result<Response<ResB>, CloudflareError>,
     ) -> Option<Sleep> {
-        let retry_after = match result {
-            Ok(response) if is_retryable_status(response.status()) => {
-                retry_after_from_headers(response.headers(), SystemTime::now())
-            }
+        let idempotent = is_idempotent(request);
+        let (retry_after, too_many) = match result {
+            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => (
+                retry_after_from_headers(response.headers(), SystemTime::now()),
+                true,
+            ),
+            Ok(response) if idempotent && is_retryable_status(response.status()) => (
+                retry_after_from_headers(response.headers(), SystemTime::now()),
+                false,
+            ),
             Ok(_) => return None,
-            Err(e) if e.is_retryable() => e.retry_after(),
+            Err(e) if idempotent && e.is_retryable() => (e.retry_after(), false),
             Err(_) => return None,
         };
         if self.retries >= self.config.max_retries {
@@ -104,6 +115,14 @@ where
         let started = *self.started.get_or_insert_with(Instant::now);
         let delay = retry_after.unwrap_or_else(|| self.next_backoff());
         if started.elapsed().saturating_add(delay) > self.config.total_budget {
+            if let (true, Some(wait), Ok(response)) = (too_many, retry_after, &*result) {
+                // Waiting out the 429 would outlast the call: say when the budget is back.
+                *result = Err(CloudflareError::RateLimited {
+                    retry_after: wait,
+                    until: SystemTime::now() + wait,
+                    errors: envelope_errors(response.body().as_ref()),
+                });
+            }
             return None;
         }
         self.retries += 1;
@@ -114,9 +133,8 @@ where
     }
 
     fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
-        if !is_idempotent(request) {
-            return None;
-        }
+        // Every request is kept, even a POST: a 429 may be retried whatever the method
+        // (`retry` checks idempotency for everything else). Bodies are `Bytes`: cheap.
         // Tower calls this on the service's own policy before each new call (never retried,
         // so `retries == 0`), then clones the policy into the call: stamp the call's start.
         if self.retries == 0 {
@@ -267,22 +285,63 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retry_after_beyond_the_budget_gives_up_at_once() {
+    async fn retry_after_beyond_the_budget_gives_up_at_once_saying_when() {
         let (calls, svc) = scripted(vec![
             || {
                 Ok(Response::builder()
                     .status(429)
                     .header(http::header::RETRY_AFTER, "400")
-                    .body(String::new())
+                    .body(
+                        r#"{"success":false,"errors":[{"code":971,"message":"Please wait"}]}"#
+                            .into(),
+                    )
                     .unwrap())
             },
             || status(200),
         ]);
         let start = Instant::now();
-        let response = Retry::new(policy(), svc).oneshot(get()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let err = Retry::new(policy(), svc).oneshot(post()).await.unwrap_err();
+        match &err {
+            CloudflareError::RateLimited {
+                retry_after,
+                errors,
+                ..
+            } => {
+                assert_eq!(*retry_after, Duration::from_secs(400));
+                assert_eq!(errors[0].code, 971);
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        assert!(err.to_string().contains("try again in 400 s"), "{err}");
+        assert!(err.to_string().contains("code 971: Please wait"), "{err}");
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_retried_even_for_a_post_but_a_5xx_is_not() {
+        let (calls, svc) = scripted(vec![rate_limited_3s, || status(200)]);
+        let start = Instant::now();
+        let response = Retry::new(policy(), svc).oneshot(post()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        for reply in [|| status(500), || status(503), || status(408)] {
+            let (calls, svc) = scripted(vec![reply, || status(200)]);
+            let response = Retry::new(policy(), svc).oneshot(post()).await.unwrap();
+            assert_ne!(response.status(), StatusCode::OK);
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        }
+        let (calls, svc) = scripted(vec![|| Err(CloudflareError::transport("reset")), || {
+            status(200)
+        }]);
+        Retry::new(policy(), svc).oneshot(post()).await.unwrap_err();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a POST that may have landed is not resent"
+        );
     }
 
     #[tokio::test(start_paused = true)]
