@@ -51,7 +51,8 @@ pub trait R2Api: Send + Sync {
 
 /// Lists every object `request` matches by following the cursor from page to page with
 /// `api`'s single-page [`R2Api::list_objects`], until a page has no next cursor (absent
-/// or empty).
+/// or empty). A request without `per_page` asks for [`MAX_PER_PAGE`] (1,000) objects a
+/// page.
 ///
 /// # Errors
 ///
@@ -61,6 +62,9 @@ pub async fn list_all_pages<A: R2Api + ?Sized>(
     api: &A,
     mut request: ListObjects,
 ) -> Result<Vec<ObjectInfo>, R2Error> {
+    // The API's default page is 20 objects: 50 times the requests of full pages, each
+    // spending the account's budget.
+    request.per_page.get_or_insert(MAX_PER_PAGE);
     let mut objects = Vec::new();
     let mut pages = 0;
     loop {

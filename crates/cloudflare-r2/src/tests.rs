@@ -539,6 +539,26 @@ async fn pager_follows_cursors_across_three_pages() {
 }
 
 #[tokio::test]
+async fn pager_asks_for_pages_of_1000_unless_told_otherwise() {
+    let mut api = MockR2Api::new();
+    api.expect_list_objects()
+        .with(eq(ListObjects::new().prefix("n/").per_page(1000)))
+        .times(1)
+        .return_once(|_| Ok(page(&["a"], None)));
+    api.expect_list_objects()
+        .with(eq(ListObjects::new().per_page(7)))
+        .times(1)
+        .return_once(|_| Ok(page(&["b"], None)));
+    list_all_pages(&api, ListObjects::new().prefix("n/"))
+        .await
+        .unwrap();
+    list_all_pages(&api, ListObjects::new().per_page(7))
+        .await
+        .unwrap();
+    assert_eq!(MAX_PER_PAGE, 1000);
+}
+
+#[tokio::test]
 async fn pager_stops_on_an_empty_cursor() {
     let mut api = MockR2Api::new();
     api.expect_list_objects()
