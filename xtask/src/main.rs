@@ -215,8 +215,15 @@ fn test(args: &[String]) -> Result<()> {
     eprintln!("==> test model: {}", model_dir.display());
     let prism = prism::fetch(false)?;
     eprintln!("==> prism: {}", prism.display());
-    let python = python::fetch(false)?;
-    eprintln!("==> python compat environment: {}", python.display());
+    // The compat test fails under CI without it, and says SKIPPED elsewhere: a machine
+    // without Python's venv module still runs every other test.
+    match python::fetch(false) {
+        Ok(python) => eprintln!("==> python compat environment: {}", python.display()),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("==> no python compat environment ({e:#}); python_compat will be SKIPPED");
+        }
+        Err(e) => return Err(e),
+    }
     if has_nextest() {
         // Doc tests first, so nextest's summary is the run's closing line.
         step("cargo test --doc", {
