@@ -147,6 +147,10 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.model_id()
     }
 
+    fn report(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.inner.report()
+    }
+
     fn dimensions(&self) -> usize {
         self.inner.dimensions()
     }

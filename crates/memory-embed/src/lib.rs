@@ -107,12 +107,22 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     fn dimensions(&self) -> usize;
     /// One vector per text, in order, each L2-normalised. See the crate docs for the contract.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// What this embedder reports about its own work, as entries of a JSON object that a
+    /// store adds to its statistics (e.g. a fallback's count of texts embedded locally, by
+    /// reason); none by default. Decorators (`Arc`, `Box`, [`CachedEmbedder`]) forward it.
+    fn report(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 #[async_trait]
 impl<T: Embedder + ?Sized> Embedder for Arc<T> {
     fn model_id(&self) -> &str {
         (**self).model_id()
+    }
+
+    fn report(&self) -> serde_json::Map<String, serde_json::Value> {
+        (**self).report()
     }
 
     fn dimensions(&self) -> usize {
@@ -128,6 +138,10 @@ impl<T: Embedder + ?Sized> Embedder for Arc<T> {
 impl<T: Embedder + ?Sized> Embedder for Box<T> {
     fn model_id(&self) -> &str {
         (**self).model_id()
+    }
+
+    fn report(&self) -> serde_json::Map<String, serde_json::Value> {
+        (**self).report()
     }
 
     fn dimensions(&self) -> usize {
