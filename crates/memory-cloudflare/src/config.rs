@@ -4,7 +4,7 @@
 //! This crate reads no environment: the `mcp-memory` binary resolves each setting (variable,
 //! then configuration file, then the default below) and hands the values over as
 //! [`CloudflareSettings`]. Upstream MCP Memory Service's variables keep their names and
-//! meaning, so an existing upstream configuration works unchanged; four of ours are added.
+//! meaning, so an existing upstream configuration works unchanged; six of ours are added.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -21,6 +21,8 @@
 //! | `CLOUDFLARE_NAMESPACE` (ours) | isolates several stores in one account: `[a-z0-9_]{1,32}` | none |
 //! | `CLOUDFLARE_REQUEST_TIMEOUT` (ours) | limit of one attempt, seconds | 40 |
 //! | `CLOUDFLARE_RATE_LIMIT` (ours) | requests per 5 minutes for this process; `0` = no limit | 1200 |
+//! | `CLOUDFLARE_EMBEDDING_FALLBACK` (ours) | `local`: embed locally when Workers AI fails (refused at start for a model without local weights); `off`: never | `local` when the weights are found, else `off` |
+//! | `CLOUDFLARE_EMBEDDING_FALLBACK_DIR` (ours) | directory holding the local model's files | the per-user model cache |
 //!
 //! Checking never stops at the first problem: [`CloudflareSettings::into_config`] checks
 //! every value and returns [`ConfigErrors`], which lists each missing or malformed one as a
@@ -48,6 +50,7 @@
 //! ```
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::namespace::Namespace;
@@ -82,6 +85,30 @@ pub const NAMESPACE_ENV: &str = "CLOUDFLARE_NAMESPACE";
 pub const REQUEST_TIMEOUT_ENV: &str = "CLOUDFLARE_REQUEST_TIMEOUT";
 /// `CLOUDFLARE_RATE_LIMIT`: requests per 5 minutes this process may send (`0` = no limit).
 pub const RATE_LIMIT_ENV: &str = "CLOUDFLARE_RATE_LIMIT";
+/// `CLOUDFLARE_EMBEDDING_FALLBACK`: `local` or `off` ([`EmbeddingFallback`]).
+pub const EMBEDDING_FALLBACK_ENV: &str = "CLOUDFLARE_EMBEDDING_FALLBACK";
+/// `CLOUDFLARE_EMBEDDING_FALLBACK_DIR`: the directory of the local fallback model's files.
+pub const EMBEDDING_FALLBACK_DIR_ENV: &str = "CLOUDFLARE_EMBEDDING_FALLBACK_DIR";
+
+/// Whether the backend embeds locally when Workers AI fails ([`EMBEDDING_FALLBACK_ENV`]);
+/// see `embedder` for when a local model is equivalent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbeddingFallback {
+    /// Not set: the fallback is on when the local equivalent's weights are found, and off
+    /// (with a log line saying why) otherwise.
+    #[default]
+    Auto,
+    /// `local`: required; the store refuses to start when the model has no local
+    /// equivalent or its weights are missing.
+    Local,
+    /// `off`: Workers AI only.
+    Off,
+}
+
+impl EmbeddingFallback {
+    /// The accepted values, for messages.
+    pub const ACCEPTED: &'static str = "local or off";
+}
 
 /// Default [`CloudflareConfig::embedding_model`]: upstream's default,
 /// `@cf/baai/bge-base-en-v1.5` (768 dimensions).
@@ -141,11 +168,15 @@ pub enum Field {
     RequestTimeout,
     /// [`RATE_LIMIT_ENV`]: requests per 5 minutes.
     RateLimit,
+    /// [`EMBEDDING_FALLBACK_ENV`]: `local` or `off`.
+    EmbeddingFallback,
+    /// [`EMBEDDING_FALLBACK_DIR_ENV`]: the local fallback model's directory.
+    EmbeddingFallbackDir,
 }
 
 impl Field {
     /// Every field, in table order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::ApiToken,
         Self::AccountId,
         Self::VectorizeIndex,
@@ -159,6 +190,8 @@ impl Field {
         Self::Namespace,
         Self::RequestTimeout,
         Self::RateLimit,
+        Self::EmbeddingFallback,
+        Self::EmbeddingFallbackDir,
     ];
 
     /// The environment variable that names this setting, e.g. `CLOUDFLARE_ACCOUNT_ID`.
@@ -178,6 +211,8 @@ impl Field {
             Self::Namespace => NAMESPACE_ENV,
             Self::RequestTimeout => REQUEST_TIMEOUT_ENV,
             Self::RateLimit => RATE_LIMIT_ENV,
+            Self::EmbeddingFallback => EMBEDDING_FALLBACK_ENV,
+            Self::EmbeddingFallbackDir => EMBEDDING_FALLBACK_DIR_ENV,
         }
     }
 
@@ -210,7 +245,9 @@ impl Field {
             | Self::VectorizeIndex
             | Self::D1DatabaseId
             | Self::R2Bucket
-            | Self::Namespace => return None,
+            | Self::Namespace
+            | Self::EmbeddingFallback
+            | Self::EmbeddingFallbackDir => return None,
         })
     }
 }
@@ -321,6 +358,10 @@ pub struct CloudflareSettings {
     pub request_timeout: Option<String>,
     /// [`Field::RateLimit`], requests per 5 minutes.
     pub rate_limit: Option<String>,
+    /// [`Field::EmbeddingFallback`].
+    pub embedding_fallback: Option<String>,
+    /// [`Field::EmbeddingFallbackDir`].
+    pub embedding_fallback_dir: Option<String>,
 }
 
 impl CloudflareSettings {
@@ -344,6 +385,8 @@ impl CloudflareSettings {
             Field::Namespace => &mut self.namespace,
             Field::RequestTimeout => &mut self.request_timeout,
             Field::RateLimit => &mut self.rate_limit,
+            Field::EmbeddingFallback => &mut self.embedding_fallback,
+            Field::EmbeddingFallbackDir => &mut self.embedding_fallback_dir,
         };
         *slot = Some(value);
     }
@@ -377,6 +420,8 @@ impl CloudflareSettings {
             Field::Namespace => self.namespace.as_deref(),
             Field::RequestTimeout => self.request_timeout.as_deref(),
             Field::RateLimit => self.rate_limit.as_deref(),
+            Field::EmbeddingFallback => self.embedding_fallback.as_deref(),
+            Field::EmbeddingFallbackDir => self.embedding_fallback_dir.as_deref(),
         };
         value
             .map(str::trim)
@@ -612,6 +657,26 @@ impl CloudflareSettings {
             },
         };
 
+        let embedding_fallback = match read(Field::EmbeddingFallback) {
+            None => EmbeddingFallback::Auto,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "local" => EmbeddingFallback::Local,
+                "off" => EmbeddingFallback::Off,
+                _ => {
+                    problem(
+                        Field::EmbeddingFallback,
+                        format!(
+                            "{v:?} is not a fallback mode: expected {}; unset it to fall back \
+                             locally when the model's weights are found",
+                            EmbeddingFallback::ACCEPTED
+                        ),
+                    );
+                    EmbeddingFallback::Auto
+                }
+            },
+        };
+        let embedding_fallback_dir = read(Field::EmbeddingFallbackDir).map(PathBuf::from);
+
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
@@ -650,6 +715,8 @@ impl CloudflareSettings {
             embedding_model,
             large_content_threshold,
             namespace,
+            embedding_fallback,
+            embedding_fallback_dir,
         })
     }
 }
@@ -674,6 +741,10 @@ pub struct CloudflareConfig {
     pub large_content_threshold: usize,
     /// The namespace, if any.
     pub namespace: Option<Namespace>,
+    /// Whether to embed locally when Workers AI fails.
+    pub embedding_fallback: EmbeddingFallback,
+    /// Where the local fallback model's files are; `None` = the per-user model cache.
+    pub embedding_fallback_dir: Option<PathBuf>,
 }
 
 impl CloudflareConfig {

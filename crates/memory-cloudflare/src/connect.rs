@@ -9,12 +9,20 @@
 //!   so `initialize` can create the index if it is missing;
 //! - R2: an [`R2Client`] for `CLOUDFLARE_R2_BUCKET`, if set;
 //! - embeddings: a [`WorkersAiEmbedder`] for `CLOUDFLARE_EMBEDDING_MODEL` behind an LRU
-//!   [`CachedEmbedder`] (repeated queries and re-stores cost no call). No local fallback is
-//!   attached: see [`crate::embedder`] for when one would be equivalent.
+//!   [`CachedEmbedder`] (repeated queries and re-stores cost no call). With feature
+//!   `local-embedding` it cuts BGE texts by counted tokens when a tokenizer of their
+//!   vocabulary is found (the fallback model's own, else all-MiniLM-L6-v2's in the per-user
+//!   cache), and is wrapped in `WorkersAiWithFallback` per `CLOUDFLARE_EMBEDDING_FALLBACK`:
+//!   unset, the local equivalent takes over when Workers AI fails if its weights are found
+//!   (in `CLOUDFLARE_EMBEDDING_FALLBACK_DIR`, else the per-user cache), and the fallback is
+//!   off otherwise; `local` requires them (`connect` fails naming what is missing); `off`
+//!   never falls back. See [`crate::embedder`] for when a local model is equivalent.
 //!
 //! `connect` sends nothing; call [`MemoryStorage::initialize`](memory_storage::MemoryStorage::initialize)
 //! before use (it creates the tables and the index, and checks the recorded model).
 
+#[cfg(feature = "local-embedding")]
+use std::path::Path;
 use std::sync::Arc;
 
 use cloudflare_ai::WorkersAiClient;
@@ -26,7 +34,8 @@ use memory_embed::{CachedEmbedder, Embedder};
 use memory_storage::{StorageError, StorageResult};
 
 use crate::config::{
-    API_BASE_URL_ENV, CloudflareConfig, EMBEDDING_MODEL_ENV, R2_BUCKET_ENV, TOKEN_ENV,
+    API_BASE_URL_ENV, CloudflareConfig, EMBEDDING_FALLBACK_ENV, EMBEDDING_MODEL_ENV,
+    EmbeddingFallback, R2_BUCKET_ENV, TOKEN_ENV,
 };
 use crate::embedder::WorkersAiEmbedder;
 use crate::storage::{CloudflareStorage, Options, Parts};
@@ -99,8 +108,7 @@ impl CloudflareStorage {
             .index(config.vectorize_index.clone())
             .with_dimensions(dimensions);
         let ai = WorkersAiClient::new(client).with_model(model);
-        let embedder: Arc<dyn Embedder> =
-            Arc::new(CachedEmbedder::new(WorkersAiEmbedder::new(Arc::new(ai))));
+        let embedder = workers_ai_embedder(config, WorkersAiEmbedder::new(Arc::new(ai)))?;
         let parts = Parts {
             d1: Arc::new(D1Client::new(client, config.d1_database_id.clone())),
             vectorize: Arc::new(index),
@@ -116,6 +124,107 @@ impl CloudflareStorage {
         };
         Self::from_parts(parts, options)
     }
+}
+
+/// The files a local model needs (`memory-embed`'s required set).
+#[cfg(feature = "local-embedding")]
+const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// Workers AI behind the cache, with the token cut and the local fallback `config` asks for
+/// (see the [module docs](self)).
+#[cfg(feature = "local-embedding")]
+fn workers_ai_embedder(
+    config: &CloudflareConfig,
+    workers_ai: WorkersAiEmbedder,
+) -> StorageResult<Arc<dyn Embedder>> {
+    use memory_embed::{DEFAULT_MODEL_ID, ModelLocation, TokenCounter};
+
+    use crate::embedder::{WorkersAiWithFallback, fallback_embedder_in};
+
+    let model = &config.embedding_model;
+    // The backend sends no `pooling`, so Workers AI pools with mean; the local model must too.
+    let local = match config.embedding_fallback {
+        EmbeddingFallback::Off => Err(format!("{EMBEDDING_FALLBACK_ENV}=off")),
+        EmbeddingFallback::Auto | EmbeddingFallback::Local => fallback_embedder_in(
+            model,
+            cloudflare_ai::Pooling::Mean,
+            config.embedding_fallback_dir.clone(),
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|local| {
+            let dir = local
+                .local()
+                .dir()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            match MODEL_FILES.iter().find(|f| !dir.join(f).is_file()) {
+                None => Ok(local),
+                Some(missing) => Err(format!(
+                    "the local model's {missing} is not in {}",
+                    dir.display()
+                )),
+            }
+        }),
+    };
+    // The tokenizer of the BGE model itself if present, else MiniLM's: the same vocabulary.
+    let tokenizer_dirs = local
+        .as_ref()
+        .ok()
+        .and_then(|l| l.local().dir().map(Path::to_path_buf))
+        .into_iter()
+        .chain(ModelLocation::resolve(DEFAULT_MODEL_ID).ok().map(|l| l.dir));
+    let counter = tokenizer_dirs
+        .filter(|dir| dir.join("tokenizer.json").is_file())
+        .find_map(|dir| TokenCounter::from_dir(&dir).ok());
+    let workers_ai = match counter {
+        Some(counter) => workers_ai.with_token_counter(counter),
+        None => workers_ai,
+    };
+    let embedder = match (config.embedding_fallback, local) {
+        (_, Ok(local)) => {
+            tracing::info!(
+                model = model.id(),
+                local_model = local.local().model_id(),
+                "local embedding fallback on: the same weights embed locally when Workers AI fails"
+            );
+            WorkersAiWithFallback::new(workers_ai, local)
+        }
+        (EmbeddingFallback::Local, Err(why)) => {
+            return Err(StorageError::invalid(
+                "embedding_fallback",
+                format!(
+                    "{EMBEDDING_FALLBACK_ENV}=local but {why}; put the model's files in \
+                     CLOUDFLARE_EMBEDDING_FALLBACK_DIR (or the per-user model cache), or set \
+                     {EMBEDDING_FALLBACK_ENV}=off"
+                ),
+            ));
+        }
+        (_, Err(why)) => {
+            tracing::info!(model = model.id(), why = %why, "local embedding fallback off");
+            WorkersAiWithFallback::off(workers_ai, why)
+        }
+    };
+    Ok(Arc::new(CachedEmbedder::new(embedder)))
+}
+
+/// Workers AI behind the cache; this build cannot embed locally, so an explicit
+/// `CLOUDFLARE_EMBEDDING_FALLBACK=local` is refused.
+#[cfg(not(feature = "local-embedding"))]
+fn workers_ai_embedder(
+    config: &CloudflareConfig,
+    workers_ai: WorkersAiEmbedder,
+) -> StorageResult<Arc<dyn Embedder>> {
+    if config.embedding_fallback == EmbeddingFallback::Local {
+        return Err(StorageError::invalid(
+            "embedding_fallback",
+            format!(
+                "{EMBEDDING_FALLBACK_ENV}=local but this build cannot embed locally \
+                 (memory-cloudflare without its local-embedding feature); set it to off or \
+                 unset it"
+            ),
+        ));
+    }
+    Ok(Arc::new(CachedEmbedder::new(workers_ai)))
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@
 //! - its model id is the Workers AI id (`@cf/baai/bge-base-en-v1.5`), its dimensions the
 //!   model's, so the store records and compares exactly what produced its vectors;
 //! - texts go out in calls of at most 100 (Workers AI's limit; the API does the
-//!   batching), and each text is first cut to 2,000 characters: Workers AI's
-//!   BGE models read at most 512 tokens, about 2,000
-//!   characters of English, so the cut loses next to nothing and keeps long notes from being
-//!   sent (and maybe refused) whole;
+//!   batching), and each text is first cut to what the model reads: for the BGE English
+//!   models, 512 tokens, counted with a local tokenizer of the same vocabulary when one is
+//!   given ([`WorkersAiEmbedder::with_token_counter`], feature `local-embedding`), else by a
+//!   character budget that can never exceed them (at most 510 characters, fewer for scripts
+//!   whose characters become several tokens; the proof is in `cut`'s docs); for other
+//!   models, 2,000 characters. A longer text would be refused (or silently cut) by Workers
+//!   AI; the cut keeps its beginning, which is what the model would have read anyway;
 //! - every vector is L2-normalised (the contract: a dot product is a cosine);
 //! - errors become [`EmbedError`]s that say what to do: `EmbedError` has no variant for a
 //!   remote service, so API failures map to [`EmbedError::Other`] (the closest, documented
@@ -36,9 +39,10 @@
 //! 1. the Workers AI model is one whose weights the local registry knows under the same
 //!    name (`@cf/baai/bge-small-en-v1.5` ↔ `BAAI/bge-small-en-v1.5`, likewise base and
 //!    large; `@cf/google/embeddinggemma-300m` has no local equivalent),
-//! 2. the pooling sent to Workers AI is the local model's (the BGE models pool with `cls`;
-//!    Workers AI defaults to `mean`, which upstream uses, so with the default settings there
-//!    is no equivalent), and
+//! 2. the local model pools as Workers AI is asked to: the BGE models' authors pool with
+//!    `cls`, but Workers AI defaults to `mean` (which upstream uses, and the backend sends),
+//!    so the local model is loaded with that pooling
+//!    ([`LazyEmbedder::with_pooling`]) whatever its files say, and
 //! 3. the weights are in the per-user model cache (`cargo xtask fetch-model` puts them
 //!    there), or in a directory given explicitly (`fallback_embedder_in`).
 //!    `MCP_MEMORY_MODEL_DIR` is deliberately not consulted: it usually names the embedded
@@ -52,13 +56,21 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod cut;
+#[cfg(feature = "local-embedding")]
+mod fallback;
+
+#[cfg(feature = "local-embedding")]
+pub use fallback::{FallbackReason, REPORT_KEY, WorkersAiWithFallback};
+
 use async_trait::async_trait;
 use cloudflare_ai::{AiError, EmbeddingModel, ShapeMismatch, WorkersAiApi};
 use memory_embed::{EmbedError, Embedder};
 #[cfg(feature = "local-embedding")]
 use memory_embed::{LazyEmbedder, ModelLocation, ModelSpec};
 
-/// Characters of each text sent to Workers AI (see the [module docs](self)).
+/// Characters of each text sent to a Workers AI model whose tokens this crate cannot count
+/// (see the [module docs](self)).
 pub(crate) const DEFAULT_MAX_CHARS: usize = 2_000;
 
 /// An [`Embedder`] over Cloudflare Workers AI (see the [module docs](self)).
@@ -66,7 +78,11 @@ pub(crate) const DEFAULT_MAX_CHARS: usize = 2_000;
 pub struct WorkersAiEmbedder {
     api: Arc<dyn WorkersAiApi>,
     model: EmbeddingModel,
-    max_chars: usize,
+    /// A cut by characters, applied first: given explicitly, or the default for models of
+    /// an unknown vocabulary.
+    max_chars: Option<usize>,
+    /// The cut to the input tokens of a WordPiece model.
+    wordpiece: Option<cut::WordPieceCut>,
 }
 
 impl fmt::Debug for WorkersAiEmbedder {
@@ -75,26 +91,50 @@ impl fmt::Debug for WorkersAiEmbedder {
             .field("model", &self.model.id())
             .field("dimensions", &self.model.dimensions())
             .field("max_chars", &self.max_chars)
+            .field("cut_by_tokens", &self.cuts_by_tokens())
             .finish_non_exhaustive()
     }
 }
 
 impl WorkersAiEmbedder {
-    /// An embedder for `api`'s model, cutting texts at 2,000 characters.
+    /// An embedder for `api`'s model. A BGE English model's texts are cut to its 512 input
+    /// tokens by a character budget that cannot exceed them
+    /// ([`with_token_counter`](Self::with_token_counter) cuts by counted tokens instead);
+    /// other models' at 2,000 characters.
     #[must_use]
     pub fn new(api: Arc<dyn WorkersAiApi>) -> Self {
         let model = api.model().clone();
+        let wordpiece = cut::uses_uncased_wordpiece(&model)
+            .then(|| cut::WordPieceCut::bound(cut::BGE_MAX_INPUT_TOKENS));
+        let max_chars = wordpiece.is_none().then_some(DEFAULT_MAX_CHARS);
         Self {
             api,
             model,
-            max_chars: DEFAULT_MAX_CHARS,
+            max_chars,
+            wordpiece,
         }
     }
 
-    /// Cuts each text at `max_chars` characters instead (at least 1).
+    /// Also cuts each text at `max_chars` characters (at least 1), before any token cut.
     #[must_use]
     pub fn with_max_chars(mut self, max_chars: usize) -> Self {
-        self.max_chars = max_chars.max(1);
+        self.max_chars = Some(max_chars.max(1));
+        self
+    }
+
+    /// Cuts a BGE English model's texts to its 512 input tokens as counted by `counter`, a
+    /// tokenizer of BERT's uncased WordPiece vocabulary (the BGE model's own, or
+    /// all-MiniLM-L6-v2's: the same vocabulary). Ignored for other models, whose tokens it
+    /// would miscount. Feature `local-embedding`.
+    #[cfg(feature = "local-embedding")]
+    #[must_use]
+    pub fn with_token_counter(mut self, counter: memory_embed::TokenCounter) -> Self {
+        if self.wordpiece.is_some() {
+            self.wordpiece = Some(cut::WordPieceCut::tokens(
+                counter,
+                cut::BGE_MAX_INPUT_TOKENS,
+            ));
+        }
         self
     }
 
@@ -104,11 +144,90 @@ impl WorkersAiEmbedder {
         &self.model
     }
 
-    /// The characters kept of each text.
+    /// The characters kept of each text before any token cut, if limited.
     #[must_use]
-    pub fn max_chars(&self) -> usize {
+    pub fn max_chars(&self) -> Option<usize> {
         self.max_chars
     }
+
+    /// Whether texts are cut by counted tokens (with a tokenizer) rather than by a
+    /// character budget.
+    #[must_use]
+    pub fn cuts_by_tokens(&self) -> bool {
+        self.wordpiece
+            .as_ref()
+            .is_some_and(cut::WordPieceCut::by_tokens)
+    }
+
+    /// `text` as sent: cut to what the model reads.
+    fn cut<'a>(&self, text: &'a str) -> &'a str {
+        let text = match self.max_chars {
+            Some(max) => truncate_chars(text, max),
+            None => text,
+        };
+        match &self.wordpiece {
+            Some(wordpiece) => wordpiece.cut(text),
+            None => text,
+        }
+    }
+
+    /// [`Embedder::embed`] keeping Workers AI's own error, for callers that act on it (the
+    /// local fallback decides by it whether to take over).
+    pub(crate) async fn embed_raw(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, RawError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cut: Vec<String> = texts.iter().map(|t| self.cut(t).to_owned()).collect();
+        let vectors = self
+            .api
+            .embed(&cut)
+            .await
+            .map_err(RawError::Api)?
+            .into_vectors();
+        let id = self.model.id();
+        if vectors.len() != texts.len() {
+            return Err(RawError::Embed(EmbedError::WrongVectorCount {
+                model_id: id.to_owned(),
+                expected: texts.len(),
+                got: vectors.len(),
+            }));
+        }
+        let dims = self.model.dimensions();
+        vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut v)| {
+                if v.len() != dims || v.iter().any(|x| !x.is_finite()) {
+                    return Err(RawError::Embed(EmbedError::Other(format!(
+                        "Workers AI returned vector {i} from {id} with {} values (or a \
+                         non-finite one) where {dims} finite values were expected; check \
+                         CLOUDFLARE_EMBEDDING_MODEL, and retry or report it",
+                        v.len()
+                    ))));
+                }
+                normalise(&mut v);
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// `e` as the [`EmbedError`] [`Embedder::embed`] returns for `texts` texts.
+    pub(crate) fn embed_error(&self, texts: usize, e: RawError) -> EmbedError {
+        match e {
+            RawError::Api(e) => ai_error(self.model.id(), texts, &e),
+            RawError::Embed(e) => e,
+        }
+    }
+}
+
+/// Why [`WorkersAiEmbedder::embed_raw`] failed: Workers AI's error, or an answer that breaks
+/// the embedder's contract.
+#[derive(Debug)]
+pub(crate) enum RawError {
+    /// The API call failed.
+    Api(AiError),
+    /// The answer had the wrong number or shape of vectors.
+    Embed(EmbedError),
 }
 
 #[async_trait]
@@ -122,44 +241,9 @@ impl Embedder for WorkersAiEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let cut: Vec<String> = texts
-            .iter()
-            .map(|t| truncate_chars(t, self.max_chars).to_owned())
-            .collect();
-        let id = self.model.id();
-        let vectors = self
-            .api
-            .embed(&cut)
+        self.embed_raw(texts)
             .await
-            .map_err(|e| ai_error(id, texts.len(), &e))?
-            .into_vectors();
-        if vectors.len() != texts.len() {
-            return Err(EmbedError::WrongVectorCount {
-                model_id: id.to_owned(),
-                expected: texts.len(),
-                got: vectors.len(),
-            });
-        }
-        let dims = self.model.dimensions();
-        vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut v)| {
-                if v.len() != dims || v.iter().any(|x| !x.is_finite()) {
-                    return Err(EmbedError::Other(format!(
-                        "Workers AI returned vector {i} from {id} with {} values (or a \
-                         non-finite one) where {dims} finite values were expected; check \
-                         CLOUDFLARE_EMBEDDING_MODEL, and retry or report it",
-                        v.len()
-                    )));
-                }
-                normalise(&mut v);
-                Ok(v)
-            })
-            .collect()
+            .map_err(|e| self.embed_error(texts.len(), e))
     }
 }
 
@@ -310,20 +394,13 @@ pub fn fallback_embedder_in(
             model.dimensions()
         )));
     }
+    // Why an override rather than a check: Workers AI pools the BGE weights with `mean` by
+    // default while their files declare `cls`; the same weights with the same pooling give
+    // the same vectors, so the local model pools as Workers AI is asked to.
     let wanted = match pooling {
         cloudflare_ai::Pooling::Mean => memory_embed::Pooling::Mean,
         cloudflare_ai::Pooling::Cls => memory_embed::Pooling::Cls,
     };
-    if spec.pooling != wanted {
-        return Err(no(format!(
-            "Workers AI is called with {pooling} pooling but the local {} pools with {}",
-            spec.id,
-            match spec.pooling {
-                memory_embed::Pooling::Cls => "cls",
-                _ => "mean",
-            }
-        )));
-    }
     let dir = match dir {
         Some(dir) => dir,
         None => {
@@ -340,7 +417,7 @@ pub fn fallback_embedder_in(
             dir
         }
     };
-    let inner = LazyEmbedder::new(spec.id, Some(dir))?;
+    let inner = LazyEmbedder::new(spec.id, Some(dir))?.with_pooling(wanted);
     Ok(LocalEquivalent {
         model_id: id.to_owned(),
         inner,
@@ -428,12 +505,69 @@ mod tests {
                 })
             });
         let e = embedder(api).with_max_chars(3);
-        assert_eq!(e.max_chars(), 3);
+        assert_eq!(e.max_chars(), Some(3));
         e.embed(&strings(&["éééé", "ab"])).await.unwrap();
         assert_eq!(
             truncate_chars(&"x".repeat(5000), DEFAULT_MAX_CHARS).len(),
             2000
         );
+    }
+
+    #[tokio::test]
+    async fn bge_texts_are_cut_to_512_tokens_not_2000_characters() {
+        let mut api = mock(EmbeddingModel::BGE_SMALL_EN_V1_5);
+        api.expect_embed()
+            .withf(|t: &[String]| {
+                // 510 ideographs and [CLS], [SEP]: 512 tokens; English keeps 510 characters.
+                t[0].chars().count() == 510 && t[1].chars().count() == 510 && t[2] == "short"
+            })
+            .times(1)
+            .returning(|t| {
+                Ok(Embeddings {
+                    vectors: vec![vec![1.0; 384]; t.len()],
+                    pooling: None,
+                })
+            });
+        let e = embedder(api);
+        assert_eq!(e.max_chars(), None);
+        assert!(!e.cuts_by_tokens());
+        e.embed(&strings(&[
+            &"记忆".repeat(300),
+            &"word ".repeat(500),
+            "short",
+        ]))
+        .await
+        .unwrap();
+    }
+
+    /// With a tokenizer, English keeps far more than the character budget: its 512 tokens.
+    #[cfg(feature = "local-embedding")]
+    #[tokio::test]
+    async fn with_a_tokenizer_bge_texts_are_cut_by_counted_tokens() {
+        use memory_embed::{DEFAULT_MODEL_ID, ModelLocation, TokenCounter};
+        let dir = ModelLocation::resolve(DEFAULT_MODEL_ID)
+            .unwrap_or_else(|e| panic!("run `cargo xtask fetch-model`: {e}"))
+            .dir;
+        let counter = TokenCounter::from_dir(&dir).unwrap();
+        let check = counter.clone();
+        let mut api = mock(EmbeddingModel::BGE_BASE_EN_V1_5);
+        api.expect_embed()
+            .withf(move |t: &[String]| {
+                let n: Vec<usize> = t.iter().map(|t| check.count(t).unwrap()).collect();
+                n[0] == 512 && n[1] <= 512 && n[1] >= 505 && t[1].len() > 2000
+            })
+            .times(1)
+            .returning(|t| {
+                Ok(Embeddings {
+                    vectors: vec![vec![1.0; 768]; t.len()],
+                    pooling: None,
+                })
+            });
+        let e = embedder(api).with_token_counter(counter);
+        assert!(e.cuts_by_tokens());
+        e.embed(&strings(&[&"记忆".repeat(300), &"words ".repeat(600)]))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -592,14 +726,20 @@ mod tests {
 
     #[cfg(feature = "local-embedding")]
     #[test]
-    fn fallback_needs_the_same_pooling() {
-        let err = fallback_embedder(&EmbeddingModel::BGE_SMALL_EN_V1_5, Pooling::Mean)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("mean pooling") && err.contains("pools with cls"),
-            "{err}"
-        );
+    fn fallback_pools_as_workers_ai_is_asked_to() {
+        let dir = tempfile::tempdir().unwrap();
+        for (asked, local) in [
+            (Pooling::Mean, memory_embed::Pooling::Mean),
+            (Pooling::Cls, memory_embed::Pooling::Cls),
+        ] {
+            let e = fallback_embedder_in(
+                &EmbeddingModel::BGE_SMALL_EN_V1_5,
+                asked,
+                Some(dir.path().to_path_buf()),
+            )
+            .unwrap();
+            assert_eq!(e.local().pooling_override(), Some(local));
+        }
     }
 
     #[cfg(feature = "local-embedding")]

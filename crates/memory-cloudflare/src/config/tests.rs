@@ -252,3 +252,30 @@ fn the_token_never_shows() {
     assert!(!err.to_string().contains(SECRET));
     assert!(!format!("{err:?}").contains(SECRET));
 }
+
+#[test]
+fn the_embedding_fallback_is_local_off_or_unset() {
+    let c = read(&required()).unwrap();
+    assert_eq!(c.embedding_fallback, EmbeddingFallback::Auto);
+    assert_eq!(c.embedding_fallback_dir, None);
+    for (value, want) in [
+        ("local", EmbeddingFallback::Local),
+        ("OFF", EmbeddingFallback::Off),
+    ] {
+        let c = read(&with(&[
+            (EMBEDDING_FALLBACK_ENV, value),
+            (EMBEDDING_FALLBACK_DIR_ENV, "/models/bge"),
+        ]))
+        .unwrap();
+        assert_eq!(c.embedding_fallback, want, "{value}");
+        assert_eq!(c.embedding_fallback_dir, Some(PathBuf::from("/models/bge")));
+    }
+    let p = only_problem(
+        &with(&[(EMBEDDING_FALLBACK_ENV, "remote")]),
+        EMBEDDING_FALLBACK_ENV,
+    );
+    assert!(
+        p.reason.contains("\"remote\"") && p.reason.contains("local or off"),
+        "{p}"
+    );
+}

@@ -56,6 +56,8 @@ impl Inner {
         extra.insert("namespace".into(), json!(self.ns()));
         extra.insert("index".into(), json!(self.parts.index_name));
         extra.insert("schema_version".into(), json!(SCHEMA_VERSION));
+        // What the embedder says about its own work (the local fallback's counts).
+        extra.extend(self.parts.embedder.report());
         Ok(StorageStats {
             backend: BACKEND.into(),
             total_memories: count(&row, "total"),

@@ -30,6 +30,8 @@
 //! | `CLOUDFLARE_NAMESPACE` | `cloudflare.namespace` | isolates several stores in one account | none |
 //! | `CLOUDFLARE_REQUEST_TIMEOUT` | `cloudflare.request_timeout` | limit of one attempt, seconds | `40` |
 //! | `CLOUDFLARE_RATE_LIMIT` | `cloudflare.rate_limit` | requests per 5 minutes (`0`: no limit) | `1200` |
+//! | `CLOUDFLARE_EMBEDDING_FALLBACK` | `cloudflare.embedding_fallback` | `local`: embed with the same weights on this machine when Workers AI fails (start refused if they are missing); `off`: never | `local` if the weights are found, else `off` |
+//! | `CLOUDFLARE_EMBEDDING_FALLBACK_DIR` | `cloudflare.embedding_fallback_dir` | directory holding the fallback model's files | the per-user model cache |
 //!
 //! Only `MCP_MEMORY_CONFIG` itself and `MCP_MEMORY_LOG` (the log filter, read before the file
 //! is) have no file key.

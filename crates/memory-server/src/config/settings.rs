@@ -229,6 +229,16 @@ pub const SETTINGS: &[Setting] = &[
         "cloudflare.rate_limit",
         ValueKind::Integer,
     ),
+    cloudflare(
+        Field::EmbeddingFallback,
+        "cloudflare.embedding_fallback",
+        ValueKind::Text,
+    ),
+    cloudflare(
+        Field::EmbeddingFallbackDir,
+        "cloudflare.embedding_fallback_dir",
+        ValueKind::Path,
+    ),
 ];
 
 /// The file's sections, in table order.
