@@ -387,3 +387,35 @@ async fn list_count_and_get_by_hash_cost_one_d1_query_each() {
         env.describe_calls()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_lists_r2_in_pages_of_1000_objects() {
+    let env = TestEnv::start(Setup::direct()).await;
+    let mut config = env.config();
+    config.large_content_threshold = 64;
+    let store = env.storage_from(&config).await;
+    // 30 objects: two pages at the API's default of 20, one at 1,000.
+    let large: Vec<Memory> = (0..30)
+        .map(|i| {
+            memory(
+                &format!("Large memory {i}, kept in R2 rather than in D1. ").repeat(3),
+                &["r2"],
+            )
+        })
+        .collect();
+    for outcome in store
+        .store_batch(large)
+        .await
+        .unwrap_or_else(|e| panic!("store_batch: {e}"))
+    {
+        outcome.unwrap_or_else(|e| panic!("store: {e}"));
+    }
+    env.reset_counts();
+    let _ = store.check().await.unwrap_or_else(|e| panic!("check: {e}"));
+    assert_eq!(
+        env.op("r2", "list_objects").calls,
+        1,
+        "{}",
+        env.describe_calls()
+    );
+}
