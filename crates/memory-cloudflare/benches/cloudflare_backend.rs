@@ -16,7 +16,14 @@
 //!   `BENCH_BULK_MEMORIES` for another size);
 //! * `bulk_import_embedded/100`: 100 memories without vectors, so one Workers AI call
 //!   embeds them; that call runs the local all-MiniLM-L6-v2 on this machine's CPU, which is
-//!   far slower than Workers AI: read it as an upper bound.
+//!   far slower than Workers AI: read it as an upper bound;
+//! * the heavy paths on a 10,000-memory store (group `cloudflare_<ms>_10k`, built on first
+//!   use, carried vectors, each memory tagged one of 20 `topic<n>`):
+//!   `search_exact_by_tag/10000` is a semantic search filtered by one tag (500 memories),
+//!   which Vectorize's top 100 cannot serve, so it takes the exact path (the matching ids
+//!   from D1, their vectors, ranked locally); `check/10000` is the consistency check. Their
+//!   figure of interest is the API requests per call (printed, and in the JSON), the
+//!   budget they spend of Cloudflare's 1,200 per 5 minutes.
 //!
 //! After each bench the API calls per operation (from the transport's accounting: calls,
 //! retries, failures, mean latency of the call) are printed, in total and per iteration,
@@ -43,9 +50,11 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use memory_cloudflare::CloudflareStorage;
 use memory_core::{Memory, Tags};
 use memory_storage::MemoryStorage;
+use memory_storage::{MemoryFilter, SemanticQuery, TagFilter};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
+use tokio::sync::OnceCell;
 
 /// Latencies added to every API call, one bench group each.
 const LATENCIES: [Duration; 2] = [Duration::ZERO, Duration::from_millis(50)];
@@ -55,6 +64,8 @@ const FILL: usize = 200;
 const BULK: usize = 10_000;
 /// Memories per bulk import that Workers AI embeds.
 const BULK_EMBEDDED: usize = 100;
+/// Memories in the store of the heavy paths (exact search, check).
+const HEAVY: usize = 10_000;
 /// Vector length of the emulator's stand-in model.
 const DIMS: usize = 384;
 /// The environment variable naming the directory the request counts are written to.
@@ -213,6 +224,89 @@ fn bulk(
     group.finish();
 }
 
+/// A fresh store of [`HEAVY`] memories carrying `vectors`, settled (Vectorize has applied
+/// every write), with the counters reset after it.
+async fn heavy_store(env: &TestEnv, vectors: &[Vec<f32>]) -> CloudflareStorage {
+    let store = fresh_store(env).await;
+    let memories: Vec<Memory> = (0..HEAVY as u64)
+        .map(|i| memory(i, "heavy").with_embedding(vectors[i as usize % vectors.len()].clone()))
+        .collect();
+    for outcome in store
+        .store_batch(memories)
+        .await
+        .unwrap_or_else(|e| panic!("filling the 10k store: {e}"))
+    {
+        outcome.unwrap_or_else(|e| panic!("filling the 10k store: {e}"));
+    }
+    tokio::time::sleep(env.emulator.config().mutation_delay + Duration::from_millis(500)).await;
+    env.reset_counts();
+    store
+}
+
+/// The heavy paths on a [`HEAVY`]-memory store: an exact (filtered) search and `check`,
+/// with their API requests per call. The store is built when the first of them runs, so a
+/// filter that skips both builds nothing.
+fn heavy(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    env: &TestEnv,
+    requests: &Requests,
+    group_name: &str,
+    vectors: &[Vec<f32>],
+) {
+    let store: OnceCell<CloudflareStorage> = OnceCell::new();
+    let store = &store;
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    let tags = Tags::parse(vec!["topic7".to_owned()]).unwrap_or_else(|e| panic!("tags: {e}"));
+    let query = SemanticQuery::new("notes about topic 7", 10)
+        .with_filter(MemoryFilter::all().with_tags(TagFilter::any(tags)));
+    let query = &query;
+    let iterations = AtomicU64::new(0);
+    let iterations = &iterations;
+    let search = format!("search_exact_by_tag/{HEAVY}");
+    group.bench_function(&search, |b| {
+        b.to_async(runtime).iter(|| async {
+            let store = store.get_or_init(|| heavy_store(env, vectors)).await;
+            iterations.fetch_add(1, Ordering::Relaxed);
+            let found = store
+                .search(query)
+                .await
+                .unwrap_or_else(|e| panic!("exact search: {e}"));
+            let method = found
+                .first()
+                .and_then(|r| r.debug_info.as_ref())
+                .map(|d| d.method.as_str());
+            assert_eq!(
+                method,
+                Some("semantic_exact"),
+                "the filtered search took the exact path"
+            );
+            black_box(found)
+        });
+    });
+    requests.report(
+        env,
+        &format!("{group_name}/{search}"),
+        iterations.swap(0, Ordering::Relaxed),
+    );
+    let check = format!("check/{HEAVY}");
+    group.bench_function(&check, |b| {
+        b.to_async(runtime).iter(|| async {
+            let store = store.get_or_init(|| heavy_store(env, vectors)).await;
+            iterations.fetch_add(1, Ordering::Relaxed);
+            black_box(store.check().await.unwrap_or_else(|e| panic!("check: {e}")))
+        });
+    });
+    requests.report(
+        env,
+        &format!("{group_name}/{check}"),
+        iterations.swap(0, Ordering::Relaxed),
+    );
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -361,6 +455,14 @@ fn bench(c: &mut Criterion) {
             BULK_EMBEDDED,
             &embedded,
             next,
+        );
+        heavy(
+            c,
+            runtime,
+            env,
+            requests,
+            &format!("{group_name}_10k"),
+            vectors,
         );
     }
     requests.write();
