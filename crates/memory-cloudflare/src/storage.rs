@@ -59,6 +59,7 @@ use crate::schema::Tables;
 // are a child of it rather than a sibling that imports it back.
 mod admin;
 pub(crate) mod consistency;
+mod pending;
 mod search;
 mod setup;
 mod write;
@@ -83,6 +84,10 @@ pub(crate) const STORE_BATCH_CHUNK: usize = 50;
 /// Ids per Vectorize `delete_by_ids` call: the same observed cap of 20 (undocumented;
 /// production answers `400`/`40007` to more).
 pub(crate) const DELETE_IDS_CHUNK: usize = MAX_IDS_PER_CALL;
+
+/// How long `check` waits by default for Vectorize to apply the writes made before it:
+/// Cloudflare applies them "typically within a few seconds", minutes under heavy load.
+pub const DEFAULT_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Requests sent at once when many independent calls are needed (R2 reads, vector chunks).
 const PARALLEL_CALLS: usize = 6;
@@ -167,6 +172,10 @@ pub(crate) struct Inner {
     pub(crate) dims: usize,
     /// This store's identity, read from (or first recorded in) D1 by `initialize`.
     pub(crate) store_id: OnceLock<String>,
+    /// Vector writes Vectorize may not show yet (read-your-writes, see [`pending`]).
+    pub(crate) pending: pending::PendingWrites,
+    /// How long `check` waits for Vectorize to apply the writes made before it.
+    pub(crate) settle_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for CloudflareStorage {
@@ -215,8 +224,26 @@ impl CloudflareStorage {
                 model,
                 dims,
                 store_id: OnceLock::new(),
+                pending: pending::PendingWrites::default(),
+                settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             }),
         })
+    }
+
+    /// How long [`check`](Self::check) waits for Vectorize to apply the writes made before
+    /// it (default [`DEFAULT_SETTLE_TIMEOUT`]); past it, disagreements about rows changed in
+    /// the last minutes are listed as pending instead of being reported. Call before the
+    /// store is cloned or shared.
+    ///
+    /// # Panics
+    ///
+    /// When the store has been cloned already.
+    #[must_use]
+    pub fn with_settle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_settle_timeout is called on a store not yet cloned")
+            .settle_timeout = timeout;
+        self
     }
 
     /// The request accounting of the shared HTTP client (`None` when built without one).
@@ -367,12 +394,18 @@ impl Inner {
         if vectors.is_empty() {
             return Ok(());
         }
-        self.parts
-            .vectorize
-            .upsert(vectors)
-            .await
-            .map(|_| ())
-            .map_err(|e| vectorize_error(action, e))
+        let batch = match self.parts.vectorize.upsert(vectors.clone()).await {
+            Ok(b) => b,
+            Err(e) => {
+                let ids: Vec<String> = vectors.iter().map(|v| v.id.clone()).collect();
+                self.pending.record_failed(&ids);
+                return Err(vectorize_error(action, e));
+            }
+        };
+        // Accepted, not yet visible: reads of this process see it from now on.
+        self.pending
+            .record_upserts(&vectors, batch.last_mutation_id());
+        Ok(())
     }
 
     pub(crate) async fn delete_vectors(&self, action: &str, ids: Vec<String>) -> StorageResult<()> {
@@ -381,11 +414,15 @@ impl Inner {
             .map(<[String]>::to_vec)
             .collect();
         for chunk in chunks {
-            self.parts
-                .vectorize
-                .delete_by_ids(chunk)
-                .await
-                .map_err(|e| vectorize_error(action, e))?;
+            let mutation = match self.parts.vectorize.delete_by_ids(chunk.clone()).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.pending.record_failed(&chunk);
+                    return Err(vectorize_error(action, e));
+                }
+            };
+            self.pending
+                .record_deletes(&chunk, Some(&mutation.mutation_id));
         }
         Ok(())
     }
@@ -417,10 +454,17 @@ impl Inner {
     ) -> Vec<String> {
         let mut pending = Vec::new();
         for chunk in ids.chunks(DELETE_IDS_CHUNK) {
-            if let Err(e) = self.parts.vectorize.delete_by_ids(chunk.to_vec()).await {
-                let e = vectorize_error(action, e);
-                tracing::warn!(error = %e, vectors = chunk.len(), "deleting vectors failed; `check` reports them and `repair` removes them");
-                pending.extend(chunk.iter().map(|id| format!("vector {id}: {e}")));
+            match self.parts.vectorize.delete_by_ids(chunk.to_vec()).await {
+                Ok(mutation) => {
+                    self.pending
+                        .record_deletes(chunk, Some(&mutation.mutation_id));
+                }
+                Err(e) => {
+                    self.pending.record_failed(chunk);
+                    let e = vectorize_error(action, e);
+                    tracing::warn!(error = %e, vectors = chunk.len(), "deleting vectors failed; `check` reports them and `repair` removes them");
+                    pending.extend(chunk.iter().map(|id| format!("vector {id}: {e}")));
+                }
             }
         }
         pending

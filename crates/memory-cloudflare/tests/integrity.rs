@@ -457,6 +457,7 @@ async fn a_memory_with_100_tags_of_100_multibyte_characters_is_stored_and_found_
         .await
         .unwrap_or_else(|e| panic!("filtered search: {e}"));
     assert_eq!(filtered.len(), 1, "the filter runs in D1, on every tag");
+    env.settle(&[&store]).await;
     let vector = env
         .index()
         .get_by_ids(&[hash.as_str().to_owned()])

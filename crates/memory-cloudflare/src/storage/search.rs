@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use memory_core::{ContentHash, Memory, MemoryQueryResult, QueryDebugInfo};
 use memory_storage::{ListQuery, MemoryFilter, SemanticQuery, StorageResult};
 
+use super::pending::PendingOp;
 use super::{GET_BY_IDS_CHUNK, GET_EMBEDDINGS_D1_CHUNK, Inner, PARALLEL_CALLS, QUERY_TOP_K};
 use crate::error_map::vectorize_error;
 use crate::rows::{StoredRow, count, dot, json_strings, text};
@@ -47,11 +48,7 @@ impl Inner {
             .await
             .map_err(|e| vectorize_error("searching the Vectorize index", e))?;
         let full_page = result.matches.len() >= QUERY_TOP_K as usize;
-        let scores: Vec<(String, f64)> = result
-            .matches
-            .into_iter()
-            .map(|m| (m.id, m.score))
-            .collect();
+        let scores = self.with_pending(result.matches, &vector);
         let ids = json_strings(scores.iter().map(|(id, _)| id.as_str()));
         let s = Statement::new(format!(
             "{} AND m.vector_id IN (SELECT value FROM json_each(?))",
@@ -100,6 +97,37 @@ impl Inner {
                 }
             })
             .collect())
+    }
+
+    /// The index's matches merged with this process's pending writes (read-your-writes, see
+    /// [`super::pending`]), best first: a pending upsert is scored locally by cosine (as
+    /// the index scores it) whether or not the index already returns a version of it, and
+    /// a pending delete drops the id. At most [`QUERY_TOP_K`] pending upserts are added, so
+    /// the D1 query that follows stays as small as without them.
+    fn with_pending(
+        &self,
+        matches: Vec<cloudflare_vectorize::QueryMatch>,
+        query: &[f32],
+    ) -> Vec<(String, f64)> {
+        let upserts = self.pending.upserts();
+        let mut scores: Vec<(String, f64)> = matches
+            .into_iter()
+            .filter(|m| self.pending.get(&m.id).is_none())
+            .map(|m| (m.id, m.score))
+            .collect();
+        let mut local: Vec<(String, f64)> = upserts
+            .iter()
+            .filter(|v| v.values.len() == query.len())
+            .map(|v| (v.id.clone(), cosine(query, &v.values)))
+            .collect();
+        local.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        local.truncate(QUERY_TOP_K as usize);
+        if local.is_empty() {
+            return scores;
+        }
+        scores.extend(local);
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scores
     }
 
     /// The stored vectors of `hashes` (see [`MemoryStorage::get_embeddings`]): per
@@ -181,7 +209,20 @@ impl Inner {
             .buffer_unordered(PARALLEL_CALLS)
             .try_collect()
             .await?;
-        Ok(vectors.into_iter().flatten().collect())
+        let mut by_id: HashMap<String, Vector> = vectors
+            .into_iter()
+            .flatten()
+            .map(|v| (v.id.clone(), v))
+            .collect();
+        // This process's pending writes are newer than what the index shows.
+        Ok(ids
+            .iter()
+            .filter_map(|id| match self.pending.get(id) {
+                Some(PendingOp::Upsert(v)) => Some(Vector::clone(&v)),
+                Some(PendingOp::Delete) => None,
+                None => by_id.remove(id),
+            })
+            .collect())
     }
 
     /// The exact path of a filtered search: every matching memory's vector, ranked locally.
@@ -212,12 +253,7 @@ impl Inner {
             .into_iter()
             .filter(|v| v.values.len() == query.len())
             .map(|v| {
-                let norm = dot(&v.values, &v.values).sqrt();
-                let s = if norm > 0.0 {
-                    dot(&v.values, query) / norm
-                } else {
-                    0.0
-                };
+                let s = cosine(query, &v.values);
                 (v.id, s)
             })
             .collect();
@@ -288,5 +324,16 @@ impl Inner {
             .idempotent(true);
         let r = i.query("reading a memory", s).await?;
         Ok(i.hydrate_strict(Inner::rows(&r)?).await?.pop())
+    }
+}
+
+/// The cosine of `query` and `v` (0 when either is all zeros), as Vectorize scores a cosine
+/// index.
+fn cosine(query: &[f32], v: &[f32]) -> f64 {
+    let norms = (dot(query, query) * dot(v, v)).sqrt();
+    if norms > 0.0 {
+        dot(query, v) / norms
+    } else {
+        0.0
     }
 }

@@ -13,8 +13,8 @@ use memory_storage::{
     DeleteReport, DeleteRequest, MemoryUpdate, StorageError, StorageResult, StoreOutcome,
 };
 
-use super::{Inner, STORE_BATCH_CHUNK};
-use crate::error_map::{BACKEND, bad_row, r2_error, vectorize_error};
+use super::{Inner, STORE_BATCH_CHUNK, pending};
+use crate::error_map::{BACKEND, bad_row, r2_error};
 use crate::rows::{PREVIEW_CHARS, StoredRow, epoch_text, json_strings, prefix_chars, real, text};
 use crate::sql::{
     Conditions, RowValues, STATEMENTS_PER_MEMORY, link_statements, now_text, store_statements,
@@ -567,6 +567,8 @@ impl Inner {
         let Some(row) = Inner::rows(&r)?.pop() else {
             return Err(StorageError::NotFound { hash: hash.clone() });
         };
+        // When the row last changed before this update (see the vector refresh below).
+        let changed = row.memory.updated_at.epoch_seconds();
         let mut memory = row.memory;
         let now = Timestamp::now();
         updates.apply(&mut memory, preserve_timestamps, now);
@@ -595,14 +597,19 @@ impl Inner {
         // Refresh the vector's metadata (Vectorize has no metadata-only update).
         let vid = row.vector_id.unwrap_or_else(|| self.vector_id(hash));
         let refreshed = async {
+            // This process's pending write counts (read-your-writes).
             let existing = self
-                .parts
-                .vectorize
-                .get_by_ids(vec![vid.clone()])
-                .await
-                .map_err(|e| vectorize_error("reading a memory's vector", e))?;
+                .fetch_vectors(std::slice::from_ref(&vid), "reading a memory's vector")
+                .await?;
             let values = match existing.into_iter().next() {
                 Some(v) => v.values,
+                // Another process may have written it a moment ago and Vectorize not show it
+                // yet: embedding again would only race that write. Its metadata copy is
+                // informational (every filter reads D1), so it can wait for the next update.
+                None if pending::changed_recently(changed, pending::now_epoch(), None) => {
+                    tracing::debug!(%hash, "vector not visible yet; its metadata is refreshed on the next update");
+                    return Ok(());
+                }
                 None => {
                     let full = self.hydrate(vec![StoredRow {
                         id: row.id,

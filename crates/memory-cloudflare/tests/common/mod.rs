@@ -206,6 +206,33 @@ impl TestEnv {
         VectorizeClient::new(&self.client)
     }
 
+    /// Waits until the emulator's Vectorize has applied every write accepted so far (its
+    /// mutation delay, then a read, which applies what is due), and until each of `stores`
+    /// knows its own writes applied ([`CloudflareStorage::wait_for_vectors`]), so that what
+    /// a `check` reports next is an issue, not a write on its way.
+    ///
+    /// # Panics
+    ///
+    /// When the index cannot be read or a store's writes do not settle within 30 s.
+    pub async fn settle(&self, stores: &[&CloudflareStorage]) {
+        tokio::time::sleep(self.emulator.config().mutation_delay + Duration::from_millis(100))
+            .await;
+        self.index()
+            .info()
+            .await
+            .unwrap_or_else(|e| panic!("reading the index's progress: {e}"));
+        for store in stores {
+            let settled = store
+                .wait_for_vectors(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("waiting for the index: {e}"));
+            assert!(
+                settled,
+                "the store's vector writes were not applied within 30 s"
+            );
+        }
+    }
+
     /// This test's index.
     pub fn index(&self) -> IndexClient {
         self.vectorize()
