@@ -254,8 +254,9 @@ impl AccountBudget {
 
     /// Records what an answer with `status` and `headers` says about the budget, at `now`.
     ///
-    /// Answers without a `ratelimit` header (a 429 of a service's own limit, an emulator's
-    /// injected fault) say nothing about the account and change nothing.
+    /// Answers without a `ratelimit` header (an emulator's injected fault) say nothing about
+    /// the account and change nothing; a 429 whose header leaves nothing blocks the account
+    /// until its `retry-after` if that is later than the header's reset.
     pub(crate) fn observe(
         &self,
         status: http::StatusCode,
@@ -266,13 +267,14 @@ impl AccountBudget {
             return;
         };
         let mut reset = seen.reset;
-        let mut remaining = seen.remaining;
-        if status == http::StatusCode::TOO_MANY_REQUESTS {
-            // The account is blocked: nothing is left until the later of both reset times.
-            remaining = 0;
-            if let Some(wait) = retry_after_from_headers(headers, SystemTime::now()) {
-                reset = reset.max(wait);
-            }
+        let remaining = seen.remaining;
+        // A 429 with budget left is another limit's (a service's own); with none left the
+        // account is blocked until the later of both reset times.
+        if status == http::StatusCode::TOO_MANY_REQUESTS
+            && remaining == 0
+            && let Some(wait) = retry_after_from_headers(headers, SystemTime::now())
+        {
+            reset = reset.max(wait);
         }
         let reset_at = now + reset;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -791,28 +793,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_429_with_headers_blocks_the_account_and_one_without_changes_nothing() {
+    async fn a_429_leaving_nothing_blocks_the_account_and_other_429s_do_not() {
         let budget = AccountBudget::new();
         let now = Instant::now();
+        let status = http::StatusCode::TOO_MANY_REQUESTS;
         let mut headers = http::HeaderMap::new();
         headers.insert("retry-after", "30".parse().unwrap());
-        budget.observe(http::StatusCode::TOO_MANY_REQUESTS, &headers, now);
+        budget.observe(status, &headers, now);
         assert_eq!(
             budget.snapshot(),
             None,
-            "a service's own 429 says nothing of the account"
+            "no ratelimit header: nothing known"
         );
-        headers.insert("ratelimit", "\"default\";r=5;t=20".parse().unwrap());
-        budget.observe(http::StatusCode::TOO_MANY_REQUESTS, &headers, now);
+        // Another limit's 429 (a service's own): the account still has budget.
+        headers.insert("ratelimit", "\"default\";r=500;t=20".parse().unwrap());
+        budget.observe(status, &headers, now);
+        assert_eq!(budget.snapshot().unwrap().remaining, 500);
+        assert_eq!(budget.reserve(now, now).unwrap(), now);
+        // The account's budget is spent: blocked until the later of t and retry-after.
+        headers.insert("ratelimit", "\"default\";r=0;t=20".parse().unwrap());
+        tokio::time::advance(Duration::from_secs(25)).await;
+        let now = Instant::now();
+        budget.observe(status, &headers, now);
         let snapshot = budget.snapshot().unwrap();
         assert_eq!(snapshot.remaining, 0);
+        assert_eq!(snapshot.reset_in, Duration::from_secs(30));
+        let far = now + Duration::from_secs(3600);
         assert_eq!(
-            snapshot.reset_in,
-            Duration::from_secs(30),
-            "the later of t and retry-after"
-        );
-        assert_eq!(
-            budget.reserve(now, now + Duration::from_secs(60)).unwrap(),
+            budget.reserve(now, far).unwrap(),
             now + Duration::from_secs(30)
         );
     }
