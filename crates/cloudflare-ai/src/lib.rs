@@ -38,7 +38,7 @@
 //! | tokens per text (`@cf/baai/bge-*`) | 512 | no (no tokenizer here): Cloudflare fails the whole call with 400, it does not truncate; keep texts to roughly 350 English words | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/), [bge-base-en-v1.5](https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/) |
 //! | empty or blank text | refused | yes: [`AiError::EmptyText`] naming the index | [bge-base-en-v1.5](https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/) (`minLength: 1`) |
 //! | text-embedding requests per minute, per account | 3000 (bge-large: 1500) | no: 429s are retried by the transport | [limits](https://developers.cloudflare.com/workers-ai/platform/limits/) |
-//! | API requests per token | 1200 per 5 minutes | by the transport's rate limiter | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
+//! | API requests per user (all its tokens and the dashboard) | 1200 per 5 minutes | by the transport's rate limiter, paced by the `ratelimit` headers ([`cloudflare_http::AccountBudget`]) | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
 //! | vector dimensions | per model: 384 / 768 / 1024 / 768 | yes: [`AiError::Shape`] | [models](https://developers.cloudflare.com/workers-ai/models/) |
 
 // `pub` is for other crates: an item no other crate can reach is `pub(crate)`.

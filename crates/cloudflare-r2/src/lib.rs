@@ -54,7 +54,7 @@
 //! | Body of one PUT on the REST API | 300 MB | [`MAX_PUT_BYTES`] | [Upload Object](https://developers.cloudflare.com/api/resources/r2/subresources/buckets/subresources/objects/) |
 //! | Objects per list page | 1 to 1,000 (default 20) | [`MAX_PER_PAGE`] | [List Objects](https://developers.cloudflare.com/api/resources/r2/subresources/buckets/subresources/objects/) |
 //! | Bucket name | 3 to 63 of `a-z 0-9 -` | [`MIN_BUCKET_NAME_BYTES`], [`MAX_BUCKET_NAME_BYTES`] | [Create buckets](https://developers.cloudflare.com/r2/buckets/create-buckets/) |
-//! | API requests | 1,200 per 5 minutes per token | [`cloudflare_http::RATE_LIMIT_REQUESTS`] | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
+//! | API requests | 1,200 per 5 minutes per user, across all its tokens and the dashboard | [`cloudflare_http::RATE_LIMIT_REQUESTS`], paced by [`cloudflare_http::AccountBudget`] | [API limits](https://developers.cloudflare.com/fundamentals/api/reference/limits/) |
 //! | Writes to one key | 1 per second | — | [R2 limits](https://developers.cloudflare.com/r2/platform/limits/) |
 
 // `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
