@@ -14,7 +14,7 @@
 //!   (requests left, seconds to the reset, quota), which count every consumer of the
 //!   account, and when little is left spreads the remaining requests over the time to the
 //!   reset, or holds them until the reset when nothing is left. A wait longer than the
-//!   call's retry budget ([`CallDeadline`]) fails at once with
+//!   call's retry budget (`CallDeadline`) fails at once with
 //!   [`CloudflareError::RateLimited`], saying when to try again.
 //!
 //! Clones of a [`TokenBucket`] or an [`AccountBudget`] share one budget: a
