@@ -130,6 +130,55 @@ impl CloudflareStorage {
 #[cfg(feature = "local-embedding")]
 const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
+/// The local equivalent of `config`'s Workers AI model, its files checked present, or why
+/// there is none. Pooling: the backend sends none, so Workers AI pools with mean, and so
+/// must the local model.
+#[cfg(feature = "local-embedding")]
+pub(crate) fn local_equivalent(
+    config: &CloudflareConfig,
+) -> Result<crate::embedder::LocalEquivalent, String> {
+    let local = crate::embedder::fallback_embedder_in(
+        &config.embedding_model,
+        cloudflare_ai::Pooling::Mean,
+        config.embedding_fallback_dir.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let dir = local
+        .local()
+        .dir()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    match MODEL_FILES.iter().find(|f| !dir.join(f).is_file()) {
+        None => Ok(local),
+        Some(missing) => Err(format!(
+            "the local model's {missing} is not in {}",
+            dir.display()
+        )),
+    }
+}
+
+/// `workers_ai` cutting by counted tokens when a tokenizer of its vocabulary is found: the
+/// local model's own, else all-MiniLM-L6-v2's in the per-user cache (the same vocabulary).
+#[cfg(feature = "local-embedding")]
+pub(crate) fn with_token_cut(
+    workers_ai: WorkersAiEmbedder,
+    local: Option<&crate::embedder::LocalEquivalent>,
+) -> WorkersAiEmbedder {
+    use memory_embed::{DEFAULT_MODEL_ID, ModelLocation, TokenCounter};
+
+    let dirs = local
+        .and_then(|l| l.local().dir().map(Path::to_path_buf))
+        .into_iter()
+        .chain(ModelLocation::resolve(DEFAULT_MODEL_ID).ok().map(|l| l.dir));
+    let counter = dirs
+        .filter(|dir| dir.join("tokenizer.json").is_file())
+        .find_map(|dir| TokenCounter::from_dir(&dir).ok());
+    match counter {
+        Some(counter) => workers_ai.with_token_counter(counter),
+        None => workers_ai,
+    }
+}
+
 /// Workers AI behind the cache, with the token cut and the local fallback `config` asks for
 /// (see the [module docs](self)).
 #[cfg(feature = "local-embedding")]
@@ -137,49 +186,14 @@ fn workers_ai_embedder(
     config: &CloudflareConfig,
     workers_ai: WorkersAiEmbedder,
 ) -> StorageResult<Arc<dyn Embedder>> {
-    use memory_embed::{DEFAULT_MODEL_ID, ModelLocation, TokenCounter};
-
-    use crate::embedder::{WorkersAiWithFallback, fallback_embedder_in};
+    use crate::embedder::WorkersAiWithFallback;
 
     let model = &config.embedding_model;
-    // The backend sends no `pooling`, so Workers AI pools with mean; the local model must too.
     let local = match config.embedding_fallback {
         EmbeddingFallback::Off => Err(format!("{EMBEDDING_FALLBACK_ENV}=off")),
-        EmbeddingFallback::Auto | EmbeddingFallback::Local => fallback_embedder_in(
-            model,
-            cloudflare_ai::Pooling::Mean,
-            config.embedding_fallback_dir.clone(),
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|local| {
-            let dir = local
-                .local()
-                .dir()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            match MODEL_FILES.iter().find(|f| !dir.join(f).is_file()) {
-                None => Ok(local),
-                Some(missing) => Err(format!(
-                    "the local model's {missing} is not in {}",
-                    dir.display()
-                )),
-            }
-        }),
+        EmbeddingFallback::Auto | EmbeddingFallback::Local => local_equivalent(config),
     };
-    // The tokenizer of the BGE model itself if present, else MiniLM's: the same vocabulary.
-    let tokenizer_dirs = local
-        .as_ref()
-        .ok()
-        .and_then(|l| l.local().dir().map(Path::to_path_buf))
-        .into_iter()
-        .chain(ModelLocation::resolve(DEFAULT_MODEL_ID).ok().map(|l| l.dir));
-    let counter = tokenizer_dirs
-        .filter(|dir| dir.join("tokenizer.json").is_file())
-        .find_map(|dir| TokenCounter::from_dir(&dir).ok());
-    let workers_ai = match counter {
-        Some(counter) => workers_ai.with_token_counter(counter),
-        None => workers_ai,
-    };
+    let workers_ai = with_token_cut(workers_ai, local.as_ref().ok());
     let embedder = match (config.embedding_fallback, local) {
         (_, Ok(local)) => {
             tracing::info!(

@@ -56,10 +56,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+#[cfg(feature = "local-embedding")]
+mod compare;
 mod cut;
 #[cfg(feature = "local-embedding")]
 mod fallback;
 
+#[cfg(feature = "local-embedding")]
+pub use compare::{CompareError, EmbeddingComparison, PROBES, ProbeComparison, compare_embeddings};
 #[cfg(feature = "local-embedding")]
 pub use fallback::{FallbackReason, REPORT_KEY, WorkersAiWithFallback};
 

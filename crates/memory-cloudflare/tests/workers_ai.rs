@@ -175,3 +175,39 @@ async fn the_fallback_takes_over_when_workers_ai_fails_and_health_says_so() {
     let last = report["last_reason"].as_str().unwrap();
     assert!(["server_error", "breaker_open"].contains(&last), "{report}");
 }
+
+/// `mcp-memory health --compare-embeddings`'s measure: with the MiniLM stand-in on both
+/// sides every probe's cosine is about 1.
+#[cfg(feature = "local-embedding")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_embeddings_gives_a_cosine_per_probe() {
+    use memory_cloudflare::embedder::{PROBES, compare_embeddings};
+
+    let emulator = emulator().await;
+    let vars: HashMap<&str, String> = [
+        (config::TOKEN_ENV, emulator.config().tokens[0].clone()),
+        (
+            config::ACCOUNT_ENV,
+            emulator.config().account_ids[0].clone(),
+        ),
+        (config::VECTORIZE_INDEX_ENV, "memories".to_owned()),
+        (
+            config::D1_DATABASE_ENV,
+            "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d".to_owned(),
+        ),
+        (config::EMBEDDING_MODEL_ENV, MODEL.to_owned()),
+        (config::API_BASE_URL_ENV, emulator.base_url()),
+        (
+            config::EMBEDDING_FALLBACK_DIR_ENV,
+            minilm_dir().display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let config = CloudflareConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let comparison = compare_embeddings(&config).await.unwrap();
+    assert_eq!(comparison.model, MODEL);
+    assert_eq!(comparison.local_model, "BAAI/bge-small-en-v1.5");
+    assert_eq!(comparison.probes.len(), PROBES.len());
+    assert!(comparison.min_cosine() > 0.999, "{comparison:?}");
+}

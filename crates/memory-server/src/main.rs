@@ -77,7 +77,7 @@ enum Command {
     /// Show figures about the store.
     Stats,
     /// Check that the store answers and the embedding model works.
-    Health,
+    Health(health::HealthArgs),
     /// Write memories as JSON Lines (one memory per line).
     Export(transfer::ExportArgs),
     /// Store memories from JSON Lines (batched, resumable, duplicates skipped).
@@ -311,7 +311,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Delete(args) => delete(store, args, out).await?,
         Command::Update(args) => update(store, args, out).await?,
         Command::Stats => out.stats(&store.get_stats().await?),
-        Command::Health => health(store, out).await?,
+        Command::Health(args) => health(store, &config, &args, out).await?,
         Command::Export(args) => transfer::export(store, args, out).await?,
         Command::Import(args) => transfer::import(store, &config, args, out).await?,
         Command::Check(args) => consistency::check(store, args, out).await?,
@@ -423,8 +423,20 @@ async fn update(store: &dyn MemoryStorage, args: UpdateArgs, out: &Output) -> Re
     Ok(())
 }
 
-async fn health(store: &dyn MemoryStorage, out: &Output) -> Result<()> {
-    let report = HealthReport::run(store).await;
+async fn health(
+    store: &dyn MemoryStorage,
+    config: &Config,
+    args: &health::HealthArgs,
+    out: &Output,
+) -> Result<()> {
+    let mut report = HealthReport::run(store).await;
+    if args.compare_embeddings {
+        let cloudflare = match config.backend {
+            config::BackendKind::Cloudflare => config.cloudflare_config().ok(),
+            config::BackendKind::Sqlite => None,
+        };
+        report.compare_embeddings(cloudflare.as_ref()).await;
+    }
     out.health(&report);
     if report.healthy() {
         Ok(())

@@ -171,6 +171,13 @@ impl Output {
             let mark = if c.ok { "ok    " } else { "FAILED" };
             println!("{mark}  {:<18} {:>6} ms  {}", c.name, c.millis, c.detail);
         }
+        if let Some(probes) = &report.embedding_comparison {
+            println!("cosine  probe (Workers AI vs local)");
+            for p in probes {
+                let text: String = p.text.chars().take(60).collect();
+                println!("{:.4}  {text}", p.cosine);
+            }
+        }
     }
 
     /// Store figures.
