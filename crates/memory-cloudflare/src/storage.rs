@@ -664,6 +664,10 @@ impl MemoryStorage for CloudflareStorage {
         self.inner.get_by_hash(hash).await
     }
 
+    async fn settle(&self) -> StorageResult<bool> {
+        self.wait_for_vectors(self.inner.settle_timeout).await
+    }
+
     async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {
         self.inner.delete(hash).await
     }

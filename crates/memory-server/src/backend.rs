@@ -51,3 +51,27 @@ pub async fn open_kind(config: &Config, kind: BackendKind) -> Result<Arc<dyn Mem
         }
     }
 }
+
+/// Waits, before a command ends, until what it wrote is visible to the next command, which
+/// is another process ([`MemoryStorage::settle`]: on Cloudflare, until Vectorize has applied
+/// the writes, typically a few seconds; immediate when nothing was written). When the
+/// backend's bound passes first, says so on stderr and goes on: the writes are stored, only
+/// semantic search elsewhere misses them for a while.
+///
+/// # Errors
+///
+/// The backend's error when it cannot tell (for example, its index is unreachable).
+pub async fn settle(store: &dyn MemoryStorage) -> Result<()> {
+    let settled = store
+        .settle()
+        .await
+        .context("waiting for the backend's search index to apply this command's writes")?;
+    if !settled {
+        tracing::warn!(
+            "the search index has not applied every write of this command yet; semantic \
+             searches from other processes may miss them for a while (`mcp-memory check` \
+             lists what is still pending)"
+        );
+    }
+    Ok(())
+}

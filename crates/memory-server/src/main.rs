@@ -276,6 +276,21 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
     };
     let store = backend::open(&config).await?;
     let store: &dyn MemoryStorage = store.as_ref();
+    let result = run_on(store, command, &config, out).await;
+    // The next command is another process: it must find what this one wrote, even when
+    // this one failed half-way (an import with bad lines stores the good ones).
+    let settled = backend::settle(store).await;
+    result?;
+    settled
+}
+
+/// Runs a command that works on the configured store.
+async fn run_on(
+    store: &dyn MemoryStorage,
+    command: Command,
+    config: &Config,
+    out: &Output,
+) -> Result<()> {
     match command {
         Command::Store(args) => {
             let memory = build_memory(args)?;
@@ -311,9 +326,9 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
         Command::Delete(args) => delete(store, args, out).await?,
         Command::Update(args) => update(store, args, out).await?,
         Command::Stats => out.stats(&store.get_stats().await?),
-        Command::Health(args) => health(store, &config, &args, out).await?,
+        Command::Health(args) => health(store, config, &args, out).await?,
         Command::Export(args) => transfer::export(store, args, out).await?,
-        Command::Import(args) => transfer::import(store, &config, args, out).await?,
+        Command::Import(args) => transfer::import(store, config, args, out).await?,
         Command::Check(args) => consistency::check(store, args, out).await?,
         Command::Repair(args) => consistency::repair(store, args, out).await?,
         #[cfg(feature = "emulator")]

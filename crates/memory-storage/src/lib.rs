@@ -277,6 +277,16 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
     /// The first failing call's error; what was repaired before it stays repaired.
     async fn repair(&self) -> StorageResult<RepairReport>;
 
+    /// Waits until every write this store made is visible to every reader, other processes
+    /// included, for at most the backend's own bound; returns whether it is. Readers in the
+    /// same process see a store's writes at once on every backend; a backend whose search
+    /// index applies writes later (Cloudflare's Vectorize: "typically within a few
+    /// seconds") waits here, so a one-shot command can end with its writes searchable.
+    /// Default: nothing to wait for.
+    async fn settle(&self) -> StorageResult<bool> {
+        Ok(true)
+    }
+
     /// Upstream's `recall_memory`: a query that may hold a time expression ("what did I
     /// note about the release last week"). See [`recall_memory_at`](Self::recall_memory_at).
     async fn recall_memory(&self, query: &str, n: usize) -> StorageResult<Vec<MemoryQueryResult>> {

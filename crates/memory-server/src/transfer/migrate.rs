@@ -305,6 +305,9 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
             )
         })?;
     }
+    // Searchable by the next command too, not only by this process (Cloudflare's index
+    // applies writes a few seconds after accepting them).
+    crate::backend::settle(dest).await?;
     let mut text = format!(
         "migrated {from} -> {to}: {} copied, {} already present, {} failed{}",
         counts.copied,
