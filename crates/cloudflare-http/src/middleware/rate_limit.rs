@@ -313,7 +313,7 @@ impl AccountBudget {
             return Ok(now);
         };
         let quota = w.quota.unwrap_or(u64::from(crate::RATE_LIMIT_REQUESTS));
-        let reserve = (quota * PACING_RESERVE_PERCENT / 100).max(1);
+        let reserve = (quota.saturating_mul(PACING_RESERVE_PERCENT) / 100).max(1);
         let (due, next_slot) = if w.remaining == 0 {
             (w.reset_at, w.next_slot)
         } else if w.remaining <= reserve {
