@@ -38,12 +38,7 @@ async fn index_sees(
     text: &str,
     hash: &ContentHash,
 ) -> bool {
-    let vector = store
-        .embedder()
-        .embed(&[text.to_owned()])
-        .await
-        .unwrap_or_else(|e| panic!("embed: {e}"))
-        .remove(0);
+    let vector = common::embed(store, text).await;
     let q = QueryVectors::new(vector)
         .top_k(100)
         .return_metadata(ReturnMetadata::None);

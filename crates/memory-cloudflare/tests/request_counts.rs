@@ -74,12 +74,7 @@ async fn a_memory_carrying_its_embedding_costs_no_embedding_call() {
     let env = TestEnv::start(Setup::direct()).await;
     let store = env.storage().await;
     let text = "Carried vectors skip Workers AI.";
-    let vector = store
-        .embedder()
-        .embed(&[text.to_owned()])
-        .await
-        .unwrap_or_else(|e| panic!("embed: {e}"))
-        .remove(0);
+    let vector = common::embed(&store, text).await;
     env.reset_counts();
 
     store

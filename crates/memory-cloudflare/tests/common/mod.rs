@@ -431,3 +431,17 @@ impl Counts {
 pub fn bypasses_prism(operation: Operation) -> bool {
     operation.service == "r2" || operation == Operation::new("vectorize", "get_by_ids")
 }
+
+/// `text`'s vector from `store`'s own embedder (a Workers AI call unless cached).
+///
+/// # Panics
+///
+/// When the embedder fails.
+pub async fn embed(store: &CloudflareStorage, text: &str) -> Vec<f32> {
+    store
+        .embedder()
+        .embed(&[text.to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("embed: {e}"))
+        .remove(0)
+}
