@@ -44,12 +44,17 @@
 //!    so the local model is loaded with that pooling
 //!    ([`LazyEmbedder::with_pooling`]) whatever its files say, and
 //! 3. the weights are in the per-user model cache (`cargo xtask fetch-model` puts them
-//!    there), or in a directory given explicitly (`fallback_embedder_in`).
-//!    `MCP_MEMORY_MODEL_DIR` is deliberately not consulted: it usually names the embedded
-//!    backend's model, which may be a different model of the same size.
+//!    there, and the `hub` download of `memory-embed` writes the same layout), or in a
+//!    directory given explicitly (`fallback_embedder_in`; `CLOUDFLARE_EMBEDDING_FALLBACK_DIR`
+//!    through `connect`). `MCP_MEMORY_MODEL_DIR` is deliberately not consulted: it usually
+//!    names the embedded backend's model, which may be a different model of the same size.
 //!
 //! Otherwise it returns an error saying which condition failed. The fallback reports the
 //! Workers AI model id, so a store built on it accepts the same index and D1 records.
+//!
+//! When Workers AI fails, `WorkersAiWithFallback` hands the texts to that local model and
+//! counts why (`fallback`'s docs list the failures that fall back and those that do not);
+//! `compare_embeddings` measures, on a real account, whether the two sides agree.
 
 use std::fmt;
 #[cfg(feature = "local-embedding")]

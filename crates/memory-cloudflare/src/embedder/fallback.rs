@@ -39,7 +39,9 @@ const QUOTA_EXHAUSTED_CODE: i64 = 3036;
 /// The key of [`WorkersAiWithFallback`]'s entry in [`Embedder::report`].
 pub const REPORT_KEY: &str = "embedding_fallback";
 
-/// Why an embedding call fell back to the local model (see the [module docs](self)).
+/// Why an embedding call fell back to the local model. Only these failures fall back;
+/// request errors (401/403 token problems, 400 bad input, 404 unknown model, malformed
+/// answers) are returned as they are, since a silent fallback would hide what needs fixing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FallbackReason {
     /// The circuit breaker for Workers AI was open; nothing was sent.
@@ -130,8 +132,11 @@ struct Counters {
     last: Mutex<Option<(FallbackReason, String)>>,
 }
 
-/// The Workers AI embedder with the local fallback (see the [module docs](self)). Its model
-/// id and dimensions are Workers AI's.
+/// The Workers AI embedder with the local fallback: Workers AI is asked first, always; when
+/// it fails for a [`FallbackReason`] and a local equivalent is configured, the same texts,
+/// cut the same way, are embedded locally with the same weights and pooling, and counted by
+/// reason in [`Embedder::report`] (under [`REPORT_KEY`]). Its model id and dimensions are
+/// Workers AI's.
 #[derive(Debug)]
 pub struct WorkersAiWithFallback {
     primary: WorkersAiEmbedder,
