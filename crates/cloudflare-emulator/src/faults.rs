@@ -21,7 +21,10 @@
 //! throttling your request speed` with `retry-after`; 503 → code 7009 `Upstream service
 //! unavailable` (the code Workers AI uses); 500 and any other status → code 10002 `An
 //! internal error occurred` (Cloudflare documents no code for its generic 5xx; this one is
-//! the emulator's choice). A reset drops the connection without an answer (the response body
+//! the emulator's choice). A `quota_exhausted` rule answers like Workers AI once an
+//! account's daily free allocation is spent: 429, code 3036 `You have used up your daily
+//! free allocation of 10,000 neurons…`, no `retry-after` (the allocation resets at 00:00
+//! UTC; <https://developers.cloudflare.com/workers-ai/platform/errors/>). A reset drops the connection without an answer (the response body
 //! fails before anything is written, so hyper aborts the connection and the client sees a
 //! transport error). A hang waits up to [`MAX_FAULT_DELAY`] (10 minutes) before answering
 //! normally, and ends with a reset when the emulator shuts down.
@@ -34,6 +37,7 @@
 //! {"type": "reset", "rate": 1.0}
 //! {"type": "hang", "seconds": 600}
 //! {"type": "fail_next", "count": 3, "status": 500}
+//! {"path": "/ai/run/", "type": "quota_exhausted"}
 //! ```
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -108,6 +112,13 @@ pub enum Fault {
         #[serde(default = "default_hang_seconds")]
         seconds: u64,
     },
+    /// Answers a fraction `rate` of requests like Workers AI with an exhausted daily free
+    /// allocation: 429, code 3036, no `retry-after`.
+    QuotaExhausted {
+        /// Fraction, 0–1.
+        #[serde(default = "one")]
+        rate: f64,
+    },
     /// Answers exactly the next `count` matching requests with `status`, then nothing.
     FailNext {
         /// How many requests fail.
@@ -173,6 +184,11 @@ impl FaultRule {
         )
     }
 
+    /// Workers AI's spent daily allocation (429, code 3036) at `rate`.
+    pub fn quota_exhausted(path: impl Into<String>, rate: f64) -> Self {
+        Self::new(path, Fault::QuotaExhausted { rate })
+    }
+
     /// Connection resets at `rate`.
     pub fn reset(path: impl Into<String>, rate: f64) -> Self {
         Self::new(path, Fault::Reset { rate })
@@ -236,7 +252,7 @@ impl FaultRule {
                     return Err(InvalidFault(format!("rate {rate} is not within 0-1")));
                 }
             }
-            Fault::Reset { rate } => {
+            Fault::Reset { rate } | Fault::QuotaExhausted { rate } => {
                 if !rate_ok(*rate) {
                     return Err(InvalidFault(format!("rate {rate} is not within 0-1")));
                 }
@@ -339,6 +355,7 @@ pub(crate) struct Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Action {
     Error { status: u16, retry_after: u64 },
+    QuotaExhausted,
     Reset,
     Hang(Duration),
 }
@@ -453,6 +470,12 @@ impl FaultHandle {
                         action = Some(Action::Reset);
                     }
                 }
+                Fault::QuotaExhausted { rate } => {
+                    let hit = rng.random::<f64>() < *rate;
+                    if hit && action.is_none() {
+                        action = Some(Action::QuotaExhausted);
+                    }
+                }
                 Fault::Hang { rate, seconds } => {
                     let hit = rng.random::<f64>() < *rate;
                     if hit && action.is_none() {
@@ -499,6 +522,17 @@ pub(crate) fn error_answer(status: u16, retry_after: u64) -> Response {
         _ => ApiError::new(code, 10002, "An internal error occurred"),
     };
     error.into_response()
+}
+
+/// Workers AI's answer once the account's daily free allocation is spent.
+pub(crate) fn quota_answer() -> Response {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        3036,
+        "You have used up your daily free allocation of 10,000 neurons. Please upgrade to \
+         Cloudflare's Workers Paid plan if you would like to continue usage.",
+    )
+    .into_response()
 }
 
 /// A response whose body fails before any byte is sent: hyper aborts the connection and the
@@ -553,6 +587,7 @@ pub(crate) async fn middleware(
             status,
             retry_after,
         }) => error_answer(status, retry_after),
+        Some(Action::QuotaExhausted) => quota_answer(),
         Some(Action::Reset) => reset_answer(),
         Some(Action::Hang(d)) => {
             if wait(d, &layer.shutdown).await {
@@ -654,6 +689,25 @@ mod tests {
         assert!(!h.remove(2));
         let d = h.decide(&http::Method::GET, "/x");
         assert!(matches!(d.action, Some(Action::Error { status: 500, .. })));
+    }
+
+    #[test]
+    fn quota_exhausted_answers_like_workers_ai() {
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"path": "/ai/run/", "type": "quota_exhausted"}"#).unwrap();
+        assert_eq!(rule, FaultRule::quota_exhausted("/ai/run/", 1.0));
+        assert!(FaultRule::quota_exhausted("", 2.0).validate().is_err());
+        let h = FaultHandle::new(0);
+        h.add(rule).unwrap();
+        assert_eq!(h.decide(&http::Method::POST, "/d1").action, None);
+        assert_eq!(
+            h.decide(&http::Method::POST, "/accounts/a/ai/run/@cf/x")
+                .action,
+            Some(Action::QuotaExhausted)
+        );
+        let answer = quota_answer();
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(answer.headers().get("retry-after").is_none());
     }
 
     #[test]

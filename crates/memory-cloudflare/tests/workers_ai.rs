@@ -211,3 +211,36 @@ async fn compare_embeddings_gives_a_cosine_per_probe() {
     assert_eq!(comparison.probes.len(), PROBES.len());
     assert!(comparison.min_cosine() > 0.999, "{comparison:?}");
 }
+
+/// Workers AI's spent daily allocation (429, code 3036) falls back too, reported as
+/// `quota_exhausted` rather than as a passing rate limit.
+#[cfg(feature = "local-embedding")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_quota_falls_back_as_quota_exhausted() {
+    use cloudflare_emulator::FaultRule;
+    use memory_cloudflare::embedder::REPORT_KEY;
+
+    let emulator = emulator().await;
+    let store = store(
+        &emulator,
+        &[(
+            config::EMBEDDING_FALLBACK_DIR_ENV,
+            minilm_dir().display().to_string(),
+        )],
+    )
+    .await;
+    emulator
+        .faults()
+        .add(FaultRule::quota_exhausted("/ai/run/", 1.0))
+        .unwrap();
+    let lunch = "Lunch on Friday is pizza with the ops team.";
+    store.store(Memory::new(lunch).unwrap()).await.unwrap();
+    assert_eq!(top_hit(&store, "what is for lunch?").await, lunch);
+    let stats = store.get_stats().await.unwrap();
+    let report = &stats.extra[REPORT_KEY];
+    // Unset CLOUDFLARE_EMBEDDING_FALLBACK with the weights found: on.
+    assert_eq!(report["mode"], "local", "{report}");
+    assert_eq!(report["texts"], 2, "{report}");
+    assert_eq!(report["texts_by_reason"]["quota_exhausted"], 2, "{report}");
+    assert_eq!(report["texts_by_reason"]["rate_limited"], 0, "{report}");
+}
