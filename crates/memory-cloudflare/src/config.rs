@@ -21,7 +21,7 @@
 //! | `CLOUDFLARE_NAMESPACE` (ours) | isolates several stores in one account: `[a-z0-9_]{1,32}` | none |
 //! | `CLOUDFLARE_REQUEST_TIMEOUT` (ours) | limit of one attempt, seconds | 40 |
 //! | `CLOUDFLARE_RATE_LIMIT` (ours) | requests per 5 minutes for this process; `0` = no limit | 1200 |
-//! | `CLOUDFLARE_EMBEDDING_FALLBACK` (ours) | `local`: embed locally when Workers AI fails (refused at start for a model without local weights); `off`: never | `local` when the weights are found, else `off` |
+//! | `CLOUDFLARE_EMBEDDING_FALLBACK` (ours) | `local`: embed locally when Workers AI fails (refused at start for a model without local weights; with feature `hub`, missing weights are first downloaded into the per-user cache); `off`: never | `local` when the weights are found, else `off` |
 //! | `CLOUDFLARE_EMBEDDING_FALLBACK_DIR` (ours) | directory holding the local model's files | the per-user model cache |
 //!
 //! Checking never stops at the first problem: [`CloudflareSettings::into_config`] checks

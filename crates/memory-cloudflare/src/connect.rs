@@ -15,8 +15,9 @@
 //!   cache), and is wrapped in `WorkersAiWithFallback` per `CLOUDFLARE_EMBEDDING_FALLBACK`:
 //!   unset, the local equivalent takes over when Workers AI fails if its weights are found
 //!   (in `CLOUDFLARE_EMBEDDING_FALLBACK_DIR`, else the per-user cache), and the fallback is
-//!   off otherwise; `local` requires them (`connect` fails naming what is missing); `off`
-//!   never falls back. See [`crate::embedder`] for when a local model is equivalent.
+//!   off otherwise; `local` requires them (`connect` fails naming what is missing; with
+//!   feature `hub` and no directory given it first downloads them into the per-user
+//!   cache); `off` never falls back. See [`crate::embedder`] for when a local model is equivalent.
 //!
 //! `connect` sends nothing; call [`MemoryStorage::initialize`](memory_storage::MemoryStorage::initialize)
 //! before use (it creates the tables and the index, and checks the recorded model).
@@ -137,6 +138,12 @@ const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetens
 pub(crate) fn local_equivalent(
     config: &CloudflareConfig,
 ) -> Result<crate::embedder::LocalEquivalent, String> {
+    #[cfg(feature = "hub")]
+    if config.embedding_fallback == EmbeddingFallback::Local
+        && config.embedding_fallback_dir.is_none()
+    {
+        download_equivalent(&config.embedding_model)?;
+    }
     let local = crate::embedder::fallback_embedder_in(
         &config.embedding_model,
         cloudflare_ai::Pooling::Mean,
@@ -154,6 +161,42 @@ pub(crate) fn local_equivalent(
             "the local model's {missing} is not in {}",
             dir.display()
         )),
+    }
+}
+
+/// Downloads the local equivalent of `model` (same name, so the same weights) into the
+/// per-user cache when it is missing there. Feature `hub`.
+///
+/// Why at `connect`: the fallback is for when Workers AI, and often the network, fails; a
+/// download then would fail too.
+#[cfg(feature = "hub")]
+fn download_equivalent(model: &cloudflare_ai::EmbeddingModel) -> Result<(), String> {
+    use memory_embed::{ModelLocation, ModelSpec};
+    use tokio::runtime::{Handle, RuntimeFlavor};
+
+    let Some(spec) = model
+        .id()
+        .strip_prefix(memory_embed::spec::CLOUDFLARE_PREFIX)
+        .and_then(ModelSpec::known)
+    else {
+        // No equivalent: `fallback_embedder_in` says so.
+        return Ok(());
+    };
+    let fetch = || {
+        ModelLocation::resolve_or_download(spec.id)
+            .map(|_| ())
+            .map_err(|e| format!("downloading {} failed: {e}", spec.id))
+    };
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(fetch)
+        }
+        Ok(_) => Err(format!(
+            "{} cannot be downloaded from a single-threaded runtime; fetch its files first \
+             or give CLOUDFLARE_EMBEDDING_FALLBACK_DIR",
+            spec.id
+        )),
+        Err(_) => fetch(),
     }
 }
 

@@ -54,6 +54,19 @@ pub(crate) fn resolve_or_download(model_id: &str) -> Result<ModelLocation, Embed
     }
 }
 
+impl ModelLocation {
+    /// [`resolve`](Self::resolve), downloading the model from the Hugging Face Hub into the
+    /// per-user cache when it is not found there. Blocking (HTTP); from async code run it on
+    /// a blocking thread. Feature `hub`.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve) when the platform has no user cache directory, else
+    /// [`EmbedError::Download`] or [`EmbedError::Io`].
+    pub fn resolve_or_download(model_id: &str) -> Result<Self, EmbedError> {
+        resolve_or_download(model_id)
+    }
+}
+
 /// Downloads `model_id`'s required files ([`files::REQUIRED`]) and, when the repository has
 /// them, the optional ones ([`files::OPTIONAL`]) into `dest`, creating it. Files already in
 /// `dest` are kept.
