@@ -136,7 +136,9 @@ pub(crate) const DEFAULT_API_BASE_URL: &str = cloudflare_http::DEFAULT_BASE_URL;
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration =
     cloudflare_http::client::DEFAULT_REQUEST_TIMEOUT;
 
-/// Default requests per 5 minutes ([`Field::RateLimit`]): Cloudflare's limit per token.
+/// Default requests per 5 minutes ([`Field::RateLimit`]): Cloudflare's limit per user
+/// (across all its tokens and the dashboard; the client also paces from the answers'
+/// `ratelimit` headers, which see every consumer).
 pub(crate) const DEFAULT_RATE_LIMIT: u32 = cloudflare_http::RATE_LIMIT_REQUESTS;
 
 /// One Cloudflare setting, in the order of the variable table (and of [`ConfigErrors`]).
