@@ -8,7 +8,8 @@
 //! let dir = ModelLocation::resolve(DEFAULT_MODEL_ID)?.dir;
 //! let counter = TokenCounter::from_dir(&dir)?;
 //! assert_eq!(counter.count("hello world")?, 4); // [CLS] hello world [SEP]
-//! let cut = counter.cut(&"word ".repeat(1000), 512)?;
+//! let long = "word ".repeat(1000);
+//! let cut = counter.cut(&long, 512)?;
 //! assert!(counter.count(cut)? <= 512);
 //! # Ok(()) }
 //! ```
