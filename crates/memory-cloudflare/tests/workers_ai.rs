@@ -31,8 +31,8 @@ async fn emulator() -> EmulatorHandle {
     .expect("starting the emulator")
 }
 
-/// A store on `emulator` over Workers AI with `extra` variables, initialized.
-async fn store(emulator: &EmulatorHandle, extra: &[(&str, String)]) -> CloudflareStorage {
+/// The config of a store on `emulator` over Workers AI (no retries), with `extra` variables.
+fn config_with(emulator: &EmulatorHandle, extra: &[(&str, String)]) -> CloudflareConfig {
     let mut vars: HashMap<&str, String> = [
         (config::TOKEN_ENV, emulator.config().tokens[0].clone()),
         (
@@ -51,8 +51,12 @@ async fn store(emulator: &EmulatorHandle, extra: &[(&str, String)]) -> Cloudflar
     .into_iter()
     .collect();
     vars.extend(extra.iter().cloned());
-    let config = CloudflareConfig::from_lookup(|k| vars.get(k).cloned()).expect("the config");
-    let store = CloudflareStorage::connect(&config).expect("connecting");
+    CloudflareConfig::from_lookup(|k| vars.get(k).cloned()).expect("the config")
+}
+
+/// A store on `emulator` over Workers AI with `extra` variables, initialized.
+async fn store(emulator: &EmulatorHandle, extra: &[(&str, String)]) -> CloudflareStorage {
+    let store = CloudflareStorage::connect(&config_with(emulator, extra)).expect("connecting");
     store.initialize().await.expect("initializing");
     store
 }
@@ -184,27 +188,13 @@ async fn compare_embeddings_gives_a_cosine_per_probe() {
     use memory_cloudflare::embedder::{PROBES, compare_embeddings};
 
     let emulator = emulator().await;
-    let vars: HashMap<&str, String> = [
-        (config::TOKEN_ENV, emulator.config().tokens[0].clone()),
-        (
-            config::ACCOUNT_ENV,
-            emulator.config().account_ids[0].clone(),
-        ),
-        (config::VECTORIZE_INDEX_ENV, "memories".to_owned()),
-        (
-            config::D1_DATABASE_ENV,
-            "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d".to_owned(),
-        ),
-        (config::EMBEDDING_MODEL_ENV, MODEL.to_owned()),
-        (config::API_BASE_URL_ENV, emulator.base_url()),
-        (
+    let config = config_with(
+        &emulator,
+        &[(
             config::EMBEDDING_FALLBACK_DIR_ENV,
             minilm_dir().display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let config = CloudflareConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        )],
+    );
     let comparison = compare_embeddings(&config).await.unwrap();
     assert_eq!(comparison.model, MODEL);
     assert_eq!(comparison.local_model, "BAAI/bge-small-en-v1.5");

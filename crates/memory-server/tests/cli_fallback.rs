@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use cloudflare_emulator::{Emulator, EmulatorConfig, FaultRule};
 use memory_embed::{DEFAULT_MODEL_ID, ModelLocation};
@@ -46,39 +45,24 @@ fn check<'a>(health: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_fallbacks_by_reason_and_compares_embeddings() {
-    let emulator = Emulator::start(EmulatorConfig {
-        mutation_delay: Duration::ZERO,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let minilm = ModelLocation::resolve(DEFAULT_MODEL_ID)
         .unwrap_or_else(|e| panic!("run `cargo xtask fetch-model`: {e}"))
         .dir;
-    let env: Vec<(&str, String)> = vec![
+    let mut env = support::emulator_env(
+        &emulator,
+        "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "cli-fallback",
+    );
+    env.extend([
         ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare".into()),
-        ("CLOUDFLARE_API_BASE_URL", emulator.base_url()),
-        ("CLOUDFLARE_API_TOKEN", emulator.config().tokens[0].clone()),
-        (
-            "CLOUDFLARE_ACCOUNT_ID",
-            emulator.config().account_ids[0].clone(),
-        ),
-        (
-            "CLOUDFLARE_D1_DATABASE_ID",
-            "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into(),
-        ),
-        ("CLOUDFLARE_VECTORIZE_INDEX", "cli-fallback".into()),
-        (
-            "CLOUDFLARE_EMBEDDING_MODEL",
-            "@cf/baai/bge-small-en-v1.5".into(),
-        ),
         ("CLOUDFLARE_MAX_RETRIES", "0".into()),
         ("CLOUDFLARE_EMBEDDING_FALLBACK", "local".into()),
         (
             "CLOUDFLARE_EMBEDDING_FALLBACK_DIR",
             minilm.display().to_string(),
         ),
-    ];
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("unused.db");
     let faults = emulator.faults();

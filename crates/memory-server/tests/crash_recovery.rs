@@ -218,26 +218,16 @@ async fn migrate_to_cloudflare_killed_three_times_ends_with_exactly_the_input_se
     })
     .await
     .unwrap();
-    let cloudflare = vec![
-        ("CLOUDFLARE_API_BASE_URL", emulator.base_url()),
-        ("CLOUDFLARE_API_TOKEN", emulator.config().tokens[0].clone()),
-        (
-            "CLOUDFLARE_ACCOUNT_ID",
-            emulator.config().account_ids[0].clone(),
-        ),
-        (
-            "CLOUDFLARE_D1_DATABASE_ID",
-            "0c7e3f2a-1b4d-4e6f-8a9b-2c3d4e5f6a7b".to_owned(),
-        ),
-        ("CLOUDFLARE_VECTORIZE_INDEX", "crash-test".to_owned()),
-        (
-            "CLOUDFLARE_EMBEDDING_MODEL",
-            "@cf/baai/bge-small-en-v1.5".to_owned(),
-        ),
+    let mut cloudflare = support::emulator_env(
+        &emulator,
+        "0c7e3f2a-1b4d-4e6f-8a9b-2c3d4e5f6a7b",
+        "crash-test",
+    );
+    cloudflare.extend([
         ("CLOUDFLARE_RATE_LIMIT", "1000000".to_owned()),
         // The SQLite source uses the local name of the same model, so vectors are carried.
         ("MCP_MEMORY_EMBEDDING_MODEL", BGE_SMALL.to_owned()),
-    ];
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let root: PathBuf = dir.path().to_owned();
     let n = (size() / 5).max(300);

@@ -43,27 +43,17 @@ impl Backend {
     /// Starts an emulator on this test's runtime (127.0.0.1, stopped on drop).
     async fn cloudflare() -> Self {
         let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
-        let env = vec![
+        let mut env = support::emulator_env(
+            &emulator,
+            "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8",
+            "mcp-test",
+        );
+        // The client paces itself to Cloudflare's 1200 requests per 5 minutes (one
+        // every 250 ms); the emulator of one test is not shared, so no pacing.
+        env.extend([
             ("MCP_MEMORY_STORAGE_BACKEND", "cloudflare".to_owned()),
-            ("CLOUDFLARE_API_BASE_URL", emulator.base_url()),
-            ("CLOUDFLARE_API_TOKEN", emulator.config().tokens[0].clone()),
-            (
-                "CLOUDFLARE_ACCOUNT_ID",
-                emulator.config().account_ids[0].clone(),
-            ),
-            (
-                "CLOUDFLARE_D1_DATABASE_ID",
-                "3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8".to_owned(),
-            ),
-            ("CLOUDFLARE_VECTORIZE_INDEX", "mcp-test".to_owned()),
-            (
-                "CLOUDFLARE_EMBEDDING_MODEL",
-                "@cf/baai/bge-small-en-v1.5".to_owned(),
-            ),
-            // The client paces itself to Cloudflare's 1200 requests per 5 minutes (one
-            // every 250 ms); the emulator of one test is not shared, so no pacing.
             ("CLOUDFLARE_RATE_LIMIT", "0".to_owned()),
-        ];
+        ]);
         Self {
             name: "cloudflare",
             dir: tempfile::tempdir().unwrap(),

@@ -477,26 +477,16 @@ async fn cloudflare() -> Cloudflare {
     })
     .await
     .unwrap();
-    let env = vec![
-        ("CLOUDFLARE_API_BASE_URL", emulator.base_url()),
-        ("CLOUDFLARE_API_TOKEN", emulator.config().tokens[0].clone()),
-        (
-            "CLOUDFLARE_ACCOUNT_ID",
-            emulator.config().account_ids[0].clone(),
-        ),
-        (
-            "CLOUDFLARE_D1_DATABASE_ID",
-            "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".to_owned(),
-        ),
-        ("CLOUDFLARE_VECTORIZE_INDEX", "migrate-test".to_owned()),
-        (
-            "CLOUDFLARE_EMBEDDING_MODEL",
-            "@cf/baai/bge-small-en-v1.5".to_owned(),
-        ),
+    let mut env = support::emulator_env(
+        &emulator,
+        "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "migrate-test",
+    );
+    env.extend([
         ("CLOUDFLARE_RATE_LIMIT", "1000000".to_owned()),
         // Both SQLite stores use the local name of the same model, so vectors are carried.
         ("MCP_MEMORY_EMBEDDING_MODEL", BGE_SMALL.to_owned()),
-    ];
+    ]);
     Cloudflare {
         _emulator: emulator,
         env,

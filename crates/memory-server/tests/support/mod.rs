@@ -163,3 +163,29 @@ pub async fn http_client(url: &str, key: Option<&str>) -> Client {
         .await
         .expect("MCP handshake over HTTP")
 }
+
+/// The variables pointing the binary's Cloudflare backend at `emulator`: its URL, token and
+/// account, the D1 database `database_id` and the Vectorize index `index`, and the model the
+/// emulator's default stand-in answers (`@cf/baai/bge-small-en-v1.5`). The backend is not
+/// chosen here (`migrate` names both); tests add `MCP_MEMORY_STORAGE_BACKEND` and their own
+/// settings (rate limit, retries, fallback) to the list.
+pub fn emulator_env(
+    emulator: &cloudflare_emulator::EmulatorHandle,
+    database_id: &str,
+    index: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLOUDFLARE_API_BASE_URL", emulator.base_url()),
+        ("CLOUDFLARE_API_TOKEN", emulator.config().tokens[0].clone()),
+        (
+            "CLOUDFLARE_ACCOUNT_ID",
+            emulator.config().account_ids[0].clone(),
+        ),
+        ("CLOUDFLARE_D1_DATABASE_ID", database_id.to_owned()),
+        ("CLOUDFLARE_VECTORIZE_INDEX", index.to_owned()),
+        (
+            "CLOUDFLARE_EMBEDDING_MODEL",
+            "@cf/baai/bge-small-en-v1.5".to_owned(),
+        ),
+    ]
+}
