@@ -9,7 +9,6 @@
 //! plumbing (and that vectors stay comparable), never BGE's own vectors.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use cloudflare_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use memory_cloudflare::CloudflareStorage;
@@ -20,15 +19,12 @@ use memory_storage::{MemoryStorage, SemanticQuery, StoreOutcome};
 
 const MODEL: &str = "@cf/baai/bge-small-en-v1.5";
 
-/// An emulator whose Vectorize writes are visible at once (these tests are about
-/// embeddings, not eventual consistency).
+/// An emulator in its default configuration (Vectorize writes visible after its delay, as
+/// on Cloudflare: the searches below find fresh memories through read-your-writes).
 async fn emulator() -> EmulatorHandle {
-    Emulator::start(EmulatorConfig {
-        mutation_delay: Duration::ZERO,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("starting the emulator")
+    Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("starting the emulator")
 }
 
 /// The config of a store on `emulator` over Workers AI (no retries), with `extra` variables.
