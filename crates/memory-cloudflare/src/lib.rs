@@ -11,6 +11,7 @@
 // `pub` is for other crates: an item no other crate can reach is `pub(crate)`.
 #![warn(unreachable_pub)]
 
+pub mod change_log;
 pub mod config;
 mod connect;
 pub mod embedder;
