@@ -60,6 +60,11 @@ pub struct SqliteConfig {
     pub write_retries: u32,
     /// First pause between write attempts; doubles on each retry.
     pub retry_backoff: Duration,
+    /// Whether every change is also recorded in the change log (`sync_outbox`) for the
+    /// hybrid backend to push (off by default: the embedded store alone pays nothing).
+    /// Every process writing to the file must turn it on: a store opened with it off
+    /// writes without recording.
+    pub change_log: bool,
 }
 
 impl SqliteConfig {
@@ -72,6 +77,7 @@ impl SqliteConfig {
             cache_kib: DEFAULT_CACHE_KIB,
             write_retries: DEFAULT_WRITE_RETRIES,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
+            change_log: false,
         }
     }
 
@@ -102,6 +108,14 @@ impl SqliteConfig {
     pub fn write_retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.write_retries = retries;
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// Sets [`change_log`](Self::change_log): with `true`, every write also records its
+    /// [`memory_sync::Change`]s in the same transaction, read with
+    /// [`SqliteStorage::pending_changes`] and removed with [`SqliteStorage::ack_changes`].
+    pub fn change_log(mut self, on: bool) -> Self {
+        self.change_log = on;
         self
     }
 

@@ -41,6 +41,10 @@
 //!
 //! * [`SqliteStorage`] implements [`MemoryStorage`](memory_storage::MemoryStorage); open it
 //!   with [`SqliteStorage::open`] or, for options, [`SqliteConfig`].
+//! * With [`SqliteConfig::change_log`] on, every write also records its
+//!   [`memory_sync::Change`]s in a change log ("outbox") in the same transaction, for the
+//!   hybrid backend to push: [`SqliteStorage::pending_changes`] and
+//!   [`SqliteStorage::ack_changes`].
 //! * [`vector`] is the brute-force search it uses, callable on its own for benchmarks.
 //! * The schema and its migrations are described in the `schema` module's source, with
 //!   the version it writes (`PRAGMA user_version`).
@@ -62,6 +66,7 @@ mod conditions;
 mod config;
 mod connection;
 mod live_index;
+mod outbox;
 mod schema;
 mod storage;
 pub mod vector;
@@ -70,4 +75,5 @@ pub mod vector;
 mod tests;
 
 pub use config::SqliteConfig;
+pub use outbox::{OutboxEntry, OutboxError};
 pub use storage::SqliteStorage;

@@ -13,7 +13,10 @@
 //!   join through tag ids buys nothing and would need orphan clean-up.
 //! * `meta(key, value)` — `embedding_model`, `embedding_dimensions`, `seq` (incremented by
 //!   every write transaction and copied onto the rows it writes) and `purge_epoch`
-//!   (incremented when tombstones are purged, i.e. rows vanish without a new `seq`).
+//!   (incremented when tombstones are purged, i.e. rows vanish without a new `seq`); with
+//!   the change log on, also `sync_device_id` and `sync_last_hlc`.
+//! * `sync_outbox(seq, hlc, content_hash, kind, change_json)` (version 2) — the change log
+//!   of the hybrid backend, written only when it is on (see the `outbox` module).
 
 use std::path::Path;
 
@@ -23,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::connection::{BACKEND, TxError};
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// `meta` key of the embedding model id.
 const META_MODEL: &str = "embedding_model";
@@ -76,6 +79,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (memory_id, tag)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idx_memory_tags_tag ON memory_tags (tag, memory_id);
+    "#,
+    // 2: the change log of the hybrid backend (see `outbox`). Additive: version 1 files
+    // gain an empty table; it stays empty unless a store opens with the log on.
+    // AUTOINCREMENT so that a seq is never reused, even after the newest rows are acked:
+    // a sync engine that remembers "pushed up to seq n" must never see a new row <= n.
+    r#"
+    CREATE TABLE IF NOT EXISTS sync_outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        hlc          TEXT    NOT NULL,
+        content_hash TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        change_json  TEXT    NOT NULL
+    );
     "#,
 ];
 
@@ -196,6 +212,30 @@ mod tests {
             conn.execute_batch(sql).unwrap();
         }
         assert_eq!(meta_counter(&conn, META_SEQ).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_version_1_file_gains_the_empty_change_log_and_keeps_its_rows() {
+        let (_dir, cfg, mut conn) = fresh();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO memories (content_hash, content, created_at, created_at_iso, created_at_us,
+             updated_at, updated_at_iso, updated_at_us, embedding, seq)
+             VALUES ('h', 'c', 0, '', 0, 0, '', 0, x'', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate_once(&mut conn, &cfg), 1);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let (memories, outbox): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM memories), (SELECT COUNT(*) FROM sync_outbox)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((memories, outbox), (1, 0));
     }
 
     #[test]

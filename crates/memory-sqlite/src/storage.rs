@@ -33,6 +33,7 @@ use crate::connection::{
     BACKEND, ReaderPool, Role, TxError, db_error, lock, open_connection, write_transaction,
 };
 use crate::live_index::LiveIndex;
+use crate::outbox::{self, ChangeLog, OutboxEntry};
 use crate::schema::{META_SEQ, bump_counter, check_model, migrate, user_version};
 
 // `check`/`repair` and the writes work on this module's private state (`Inner`), so they
@@ -70,6 +71,8 @@ pub(crate) struct Inner {
     writer: Mutex<Connection>,
     readers: ReaderPool,
     pub(crate) index: LiveIndex,
+    /// The change log, when [`SqliteConfig::change_log`] is on.
+    pub(crate) log: Option<ChangeLog>,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -197,6 +200,47 @@ impl SqliteStorage {
         self.run(move |inner| inner.search(&query, &vector)).await
     }
 
+    /// The device id this database stamps on its changes, when the change log is on
+    /// ([`SqliteConfig::change_log`]). Created once per database file and kept in it, so
+    /// every process opening the file shares it.
+    pub fn device_id(&self) -> Option<memory_sync::DeviceId> {
+        self.inner.log.map(ChangeLog::device)
+    }
+
+    /// Up to `limit` changes of the change log with a seq greater than `after_seq`, oldest
+    /// first: the page a sync engine pushes next. Start with `after_seq = 0`, then pass the
+    /// last seq returned. Reads whatever the log holds, also when this store was opened with
+    /// the log off (the rows then come from an earlier run with it on).
+    ///
+    /// A row that does not decode is an error naming its seq (see [`OutboxError`](crate::OutboxError)).
+    pub async fn pending_changes(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> StorageResult<Vec<OutboxEntry>> {
+        self.run(move |inner| {
+            let rows = inner.read("reading the change log", |c| {
+                outbox::pending_rows(c, after_seq, limit)
+            })?;
+            Ok(outbox::decode(rows)?)
+        })
+        .await
+    }
+
+    /// Removes the changes with a seq up to `up_to_seq` from the change log, once they are
+    /// pushed; returns how many were removed. Acking seqs already acked removes nothing, so
+    /// a sync engine that crashed between pushing and acking can simply ack again. Safe
+    /// with several processes on the file: the delete is one write transaction, and a seq
+    /// is never reused, so a row written after the pushed page is never removed by it.
+    pub async fn ack_changes(&self, up_to_seq: u64) -> StorageResult<u64> {
+        self.run(move |inner| {
+            inner.write("acknowledging pushed changes", |tx| {
+                Ok(outbox::ack(tx, up_to_seq)?)
+            })
+        })
+        .await
+    }
+
     /// Runs `f` on the blocking pool.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
@@ -291,9 +335,10 @@ impl Inner {
         let model = embedder.model_id().to_owned();
         let mut writer = open_connection(&config, Role::Writer)
             .map_err(|e| db_error("opening the database", &path, e))?;
-        write_transaction(&mut writer, &config, "preparing the database", |tx| {
+        let log = write_transaction(&mut writer, &config, "preparing the database", |tx| {
             migrate(tx, &path)?;
-            check_model(tx, &model, dims.get())
+            check_model(tx, &model, dims.get())?;
+            config.change_log.then(|| ChangeLog::open(tx)).transpose()
         })?;
         let follower = open_connection(&config, Role::Reader)
             .map_err(|e| db_error("opening the database", &path, e))?;
@@ -314,11 +359,20 @@ impl Inner {
             dims,
             writer: Mutex::new(writer),
             index,
+            log,
         })
     }
 
     pub(crate) fn db_err(&self, action: &str, e: rusqlite::Error) -> StorageError {
         db_error(action, &self.config.path, e)
+    }
+
+    /// The change log's recorder for this write transaction, when the log is on.
+    pub(crate) fn recorder<'t>(
+        &self,
+        tx: &'t Transaction<'t>,
+    ) -> Result<Option<outbox::Recorder<'t>>, TxError> {
+        self.log.map(|log| log.recorder(tx)).transpose()
     }
 
     /// Runs `f` on a pooled reader.
@@ -627,7 +681,14 @@ impl MemoryStorage for SqliteStorage {
             inner.write("storing a memory", |tx| {
                 // Another process may have given an empty file another model since open.
                 check_model(tx, &inner.model, inner.dims.get())?;
-                put_memory(tx, &memory, Some(&vector), &mut Seq::default())
+                let rec = inner.recorder(tx)?;
+                put_memory(
+                    tx,
+                    &memory,
+                    Some(&vector),
+                    &mut Seq::default(),
+                    rec.as_ref(),
+                )
             })
         })
         .await
@@ -669,10 +730,12 @@ impl MemoryStorage for SqliteStorage {
                 inner.write("storing a batch of memories", |tx| {
                     check_model(tx, &inner.model, inner.dims.get())?;
                     let mut seq = Seq::default();
+                    let rec = inner.recorder(tx)?;
                     let mut out = Vec::with_capacity(items.len());
                     for (i, p) in &items {
-                        let result = match put_memory(tx, &p.memory, p.vector.as_deref(), &mut seq)
-                        {
+                        let put =
+                            put_memory(tx, &p.memory, p.vector.as_deref(), &mut seq, rec.as_ref());
+                        let result = match put {
                             Ok(outcome) => Ok(outcome),
                             Err(TxError::Storage(e)) => Err(e),
                             Err(db) => return Err(db),
@@ -747,6 +810,9 @@ impl MemoryStorage for SqliteStorage {
                     ])?;
                 if n == 0 {
                     return Err(StorageError::NotFound { hash: hash.clone() }.into());
+                }
+                if let Some(rec) = inner.recorder(tx)? {
+                    rec.delete(&hash)?;
                 }
                 Ok(())
             })

@@ -1,5 +1,6 @@
 //! The shared conformance suite (`memory_storage::conformance`) on [`SqliteStorage`], with
-//! the real all-MiniLM-L6-v2 model: one test per case, each on a fresh database file.
+//! the real all-MiniLM-L6-v2 model: one test per case, each on a fresh database file, once
+//! with the defaults and once with the change log on (`with_change_log::`).
 //!
 //! The model is found through `MCP_MEMORY_MODEL_DIR` or the per-user cache that
 //! `cargo xtask fetch-model` fills (CI runs it first); without it every case fails with
@@ -33,3 +34,24 @@ async fn fresh_store() -> (SqliteStorage, TempDir) {
 }
 
 memory_storage::conformance_tests!(fresh_store);
+
+/// The same suite with the change log on: recording every change in the same transaction
+/// must not change what any operation does.
+mod with_change_log {
+    use memory_sqlite::SqliteConfig;
+
+    use super::*;
+
+    /// A new, empty store with the change log on.
+    async fn fresh_logged_store() -> (SqliteStorage, TempDir) {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let store = SqliteConfig::new(dir.path().join("memories.db"))
+            .change_log(true)
+            .open(embedder())
+            .await
+            .expect("opening a fresh SQLite store with the change log on");
+        (store, dir)
+    }
+
+    memory_storage::conformance_tests!(fresh_logged_store);
+}

@@ -31,7 +31,9 @@ use memory_storage::{ConsistencyIssue, ConsistencyReport, IssueKind, RepairRepor
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::{Inner, SqliteStorage};
-use crate::codec::{StoredProblem, decode_stored, encode_embedding, json_strings};
+use crate::codec::{
+    MEMORY_COLUMNS, StoredProblem, decode_stored, encode_embedding, json_strings, memory_from_row,
+};
 use crate::connection::BACKEND;
 use crate::live_index::{IndexDisagreement, fingerprint};
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter, meta_counter};
@@ -338,6 +340,7 @@ impl Inner {
     fn rekey(&self, rows: &[(String, String)]) -> StorageResult<u64> {
         self.write("re-keying memories under the hash of their content", |tx| {
             let seq = bump_counter(tx, META_SEQ)?;
+            let rec = self.recorder(tx)?;
             let mut n = 0u64;
             let mut freed = 0usize;
             for (stored, computed) in rows {
@@ -354,11 +357,25 @@ impl Inner {
                     "DELETE FROM memories WHERE content_hash = ?1 AND deleted_at IS NOT NULL",
                     [computed],
                 )?;
-                n += tx.execute(
+                let moved = tx.execute(
                     "UPDATE memories SET content_hash = ?2, seq = ?3 \
                      WHERE content_hash = ?1 AND deleted_at IS NULL",
                     params![stored, computed, seq],
-                )? as u64;
+                )?;
+                // To the other devices a re-keyed memory is a new one: its old hash goes,
+                // its content arrives under the hash every device computes for it.
+                if moved > 0
+                    && let Some(rec) = &rec
+                {
+                    rec.delete(&super::write::parse_hash(stored)?)?;
+                    let (_, memory) = tx
+                        .prepare_cached(&format!(
+                            "SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.content_hash = ?1"
+                        ))?
+                        .query_row([computed], memory_from_row)?;
+                    rec.store(&memory)?;
+                }
+                n += moved as u64;
             }
             if freed > 0 {
                 bump_counter(tx, META_PURGE_EPOCH)?;

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_i
 use crate::codec::{MEMORY_COLUMNS, encode_embedding, json_ids, memory_from_row};
 use crate::conditions::Conditions;
 use crate::connection::{BACKEND, TxError};
+use crate::outbox::Recorder;
 use crate::schema::{META_PURGE_EPOCH, META_SEQ, bump_counter};
 
 use super::Inner;
@@ -53,6 +54,11 @@ impl Inner {
                             json_ids(rows.iter().map(|r| r.0))
                         ],
                     )?;
+                    if let Some(rec) = self.recorder(tx)? {
+                        for (_, hash) in &rows {
+                            rec.delete(&parse_hash(hash)?)?;
+                        }
+                    }
                 }
                 Ok(rows)
             })?
@@ -91,6 +97,7 @@ impl Inner {
             }
             let seq = bump_counter(tx, META_SEQ)?;
             let now = Timestamp::now();
+            let rec = self.recorder(tx)?;
             let mut hard_deleted = false;
             for group in groups {
                 let keeper = &rows[group[0]];
@@ -99,7 +106,8 @@ impl Inner {
                     .flat_map(|&i| rows[i].tags.split(',').filter(|t| !t.is_empty()));
                 let tags = backend::union_tags(all)
                     .map_err(|e| StorageError::backend(BACKEND, "merging tags", e))?;
-                if tags.joined() != keeper.tags {
+                let retagged = tags.joined() != keeper.tags;
+                if retagged {
                     tx.execute(
                         "UPDATE memories SET tags = ?2, updated_at = ?3, updated_at_iso = ?4, \
                          updated_at_us = ?5, seq = ?6 WHERE id = ?1",
@@ -140,10 +148,29 @@ impl Inner {
                     removed.push(&keeper.stored);
                 }
                 for stored in removed {
-                    let hash = stored.parse::<ContentHash>().map_err(|e| {
-                        StorageError::backend(BACKEND, "a stored hash is malformed", e)
-                    })?;
+                    let hash = parse_hash(stored)?;
+                    if let Some(rec) = &rec {
+                        rec.delete(&hash)?;
+                    }
                     report.removed.push(hash);
+                }
+                // The keeper after the merge: re-keyed, it is a new memory to the other
+                // devices (its old hash was deleted just above), so a Store; only
+                // re-tagged, an Update. Recorded after the Deletes so that a removed
+                // duplicate that held the keeper's new hash is alive again when replayed.
+                if let Some(rec) = &rec
+                    && (retagged || keeper.stored != keeper.recomputed)
+                {
+                    let (_, merged) = tx
+                        .prepare_cached(&format!(
+                            "SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.id = ?1"
+                        ))?
+                        .query_row([keeper.id], memory_from_row)?;
+                    if keeper.stored == keeper.recomputed {
+                        rec.update(&merged)?;
+                    } else {
+                        rec.store(&merged)?;
+                    }
                 }
             }
             if hard_deleted {
@@ -196,12 +223,18 @@ impl Inner {
             if updates.tags.is_some() {
                 set_tags(tx, id, &memory.tags)?;
             }
+            if let Some(rec) = self.recorder(tx)? {
+                rec.update(&memory)?;
+            }
             Ok(memory)
         })
     }
 
     pub(super) fn purge(&self, older_than: Option<Timestamp>) -> StorageResult<u64> {
         let cutoff = older_than.map(|t| t.epoch_seconds());
+        // Purging records nothing and leaves `sync_outbox` alone: a Delete not yet pushed
+        // must still reach the other devices after its local tombstone is gone, and a
+        // purge is local housekeeping, not a change the other devices need to hear of.
         self.write("purging deleted memories", |tx| {
             let n = tx.execute(
                 "DELETE FROM memories WHERE deleted_at IS NOT NULL \
@@ -242,6 +275,7 @@ pub(super) fn put_memory(
     memory: &Memory,
     vector: Option<&[f32]>,
     seq: &mut Seq,
+    rec: Option<&Recorder<'_>>,
 ) -> Result<StoreOutcome, TxError> {
     let hash = memory.content_hash();
     let existing: Option<(i64, bool)> = tx
@@ -302,12 +336,22 @@ pub(super) fn put_memory(
             |r| r.get(0),
         )?;
     set_tags(tx, id, &memory.tags)?;
+    if let Some(rec) = rec {
+        rec.store(memory)?;
+    }
     let outcome = if existing.is_some() {
         StoreOutcome::Revived
     } else {
         StoreOutcome::Stored
     };
     Ok(outcome)
+}
+
+/// A hash read from the `memories` table.
+pub(super) fn parse_hash(stored: &str) -> Result<ContentHash, StorageError> {
+    stored
+        .parse::<ContentHash>()
+        .map_err(|e| StorageError::backend(BACKEND, "a stored hash is malformed", e))
 }
 
 /// Replaces the `memory_tags` rows of a memory.

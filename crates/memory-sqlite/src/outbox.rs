@@ -1,0 +1,252 @@
+//! The change log ("outbox") of the hybrid backend: every local change, as a
+//! [`memory_sync::Change`], written to `sync_outbox` in the same transaction as the change
+//! itself, so a crash or `kill -9` can never keep one without the other.
+//!
+//! Off by default ([`SqliteConfig::change_log`](crate::SqliteConfig::change_log)): the
+//! embedded backend alone never reads or writes the table.
+//!
+//! * The database's device id is created once, the first time a store opens the file with
+//!   the log on, and kept in `meta` (`sync_device_id`).
+//! * The last stamp given out is kept in `meta` (`sync_last_hlc`) and updated in the same
+//!   transaction as the rows it stamps, so it survives restarts and acks.
+//! * Each row holds the change as JSON; `seq` (AUTOINCREMENT, never reused) orders the rows
+//!   in commit order, which is the order a sync engine pushes them.
+//! * [`SqliteStorage::ack_changes`](crate::SqliteStorage::ack_changes) deletes the rows up
+//!   to a seq once they are pushed; acking again is a no-op.
+//! * Purging tombstones does not touch the outbox: a Delete not yet pushed must still
+//!   reach the other devices after the local row is gone.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use memory_core::{ContentHash, Memory};
+use memory_storage::StorageError;
+use memory_sync::{Change, DeviceId, Fields, Hlc, HybridClock};
+use rusqlite::{Connection, Transaction, params};
+
+use crate::connection::{BACKEND, TxError};
+use crate::schema::meta_value;
+
+/// `meta` key of this database's device id (32 hexadecimal digits).
+pub(crate) const META_DEVICE: &str = "sync_device_id";
+/// `meta` key of the last stamp given to a change (`Hlc` text form).
+pub(crate) const META_LAST_HLC: &str = "sync_last_hlc";
+
+/// One pending change of the outbox, as [`SqliteStorage::pending_changes`](crate::SqliteStorage::pending_changes)
+/// returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Position in the outbox: increasing in commit order, never reused. Pass the last one
+    /// pushed to [`ack_changes`](crate::SqliteStorage::ack_changes).
+    pub seq: u64,
+    /// The change, stamped by this database's device.
+    pub change: Change,
+}
+
+/// What an outbox row that cannot be read back is missing. The row stays; the error says
+/// to report it, since only this crate writes the table.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// `change_json` is not a [`Change`].
+    #[error(
+        "outbox row {seq} does not hold a readable change ({source}); the file was changed \
+         by another tool or a newer build: report it, or ack past this row to drop it"
+    )]
+    Unreadable {
+        /// The row's seq.
+        seq: i64,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The stored device id or last stamp is malformed.
+    #[error(
+        "the change log's `{key}` in the meta table is malformed ({source}); restore the \
+         file from a backup or report it"
+    )]
+    BadMeta {
+        /// The `meta` key.
+        key: &'static str,
+        /// The parse error.
+        source: memory_sync::ClockError,
+    },
+    /// More than 2^32 changes in one millisecond.
+    #[error("could not stamp a change ({0}); retry the write")]
+    Clock(memory_sync::ClockError),
+}
+
+impl From<OutboxError> for TxError {
+    fn from(e: OutboxError) -> Self {
+        Self::Storage(e.into())
+    }
+}
+
+impl From<OutboxError> for StorageError {
+    fn from(e: OutboxError) -> Self {
+        StorageError::backend(BACKEND, "the change log (sync_outbox)", e)
+    }
+}
+
+/// The change log of an open store with the log on: which device stamps its changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChangeLog {
+    device: DeviceId,
+}
+
+impl ChangeLog {
+    /// Reads this database's device id, creating it in the current transaction the first
+    /// time. Two processes opening a new file at once both run this under the write
+    /// lock, so the second reads the first's id instead of inventing its own.
+    pub(crate) fn open(tx: &Transaction<'_>) -> Result<Self, TxError> {
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            params![META_DEVICE, DeviceId::random().to_string()],
+        )?;
+        let text: String = meta_value(tx, META_DEVICE)?.unwrap_or_default();
+        let device = text.parse().map_err(|source| OutboxError::BadMeta {
+            key: META_DEVICE,
+            source,
+        })?;
+        Ok(Self { device })
+    }
+
+    /// The device id stamped on every change of this database.
+    pub(crate) fn device(self) -> DeviceId {
+        self.device
+    }
+
+    /// Starts recording the changes of one write transaction.
+    ///
+    /// The clock is rebuilt from the last stamp in `meta` inside the transaction rather
+    /// than kept in memory: another process sharing the file (same device id) may have
+    /// stamped changes since, and the write lock we hold makes the stored stamp exact.
+    /// `HybridClock::new` (not `observe`) restores it, so a local wall clock that went back
+    /// more than a day still gets stamps after the stored one instead of failing writes.
+    pub(crate) fn recorder<'t>(self, tx: &'t Transaction<'t>) -> Result<Recorder<'t>, TxError> {
+        let last = meta_value::<String>(tx, META_LAST_HLC)?
+            .map(|t| t.parse::<Hlc>())
+            .transpose()
+            .map_err(|source| OutboxError::BadMeta {
+                key: META_LAST_HLC,
+                source,
+            })?;
+        Ok(Recorder {
+            tx,
+            clock: HybridClock::new(self.device, last),
+        })
+    }
+}
+
+/// Records changes in one write transaction; see [`ChangeLog::recorder`].
+pub(crate) struct Recorder<'t> {
+    tx: &'t Transaction<'t>,
+    clock: HybridClock,
+}
+
+impl Recorder<'_> {
+    /// Stamps a change and writes it to the outbox, and the stamp to `meta`.
+    pub(crate) fn record(&self, make: impl FnOnce(Hlc) -> Change) -> Result<(), TxError> {
+        let at = self.clock.tick(now_ms()).map_err(OutboxError::Clock)?;
+        let change = make(at);
+        let kind = match &change {
+            Change::Store { .. } => "store",
+            Change::Update { .. } => "update",
+            Change::Delete { .. } => "delete",
+        };
+        let json = serde_json::to_string(&change).map_err(|e| {
+            StorageError::backend(BACKEND, "serialising a change for the outbox", e)
+        })?;
+        let stamp = at.to_string();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO sync_outbox (hlc, content_hash, kind, change_json) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![stamp, change.hash().as_str(), kind, json])?;
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+            .execute(params![META_LAST_HLC, stamp])?;
+        Ok(())
+    }
+
+    /// Records a Store of `memory` (new or revived).
+    pub(crate) fn store(&self, memory: &Memory) -> Result<(), TxError> {
+        self.record(|at| Change::Store {
+            hash: memory.content_hash().clone(),
+            fields: fields_of(memory),
+            at,
+        })
+    }
+
+    /// Records an Update of `memory` with its fields as they are now.
+    pub(crate) fn update(&self, memory: &Memory) -> Result<(), TxError> {
+        self.record(|at| Change::Update {
+            hash: memory.content_hash().clone(),
+            fields: fields_of(memory),
+            at,
+        })
+    }
+
+    /// Records a Delete of `hash`.
+    pub(crate) fn delete(&self, hash: &ContentHash) -> Result<(), TxError> {
+        self.record(|at| Change::Delete {
+            hash: hash.clone(),
+            at,
+        })
+    }
+}
+
+/// The replicated fields of a memory.
+pub(crate) fn fields_of(memory: &Memory) -> Fields {
+    Fields {
+        tags: memory.tags.clone(),
+        memory_type: memory.memory_type.clone(),
+        metadata: memory.metadata.clone(),
+        created_at: memory.created_at,
+        updated_at: memory.updated_at,
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before 1970: the HLC then keeps
+/// counting from the last stamp).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Up to `limit` outbox rows with a seq greater than `after`, in seq order, undecoded.
+pub(crate) fn pending_rows(
+    conn: &Connection,
+    after: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "SELECT seq, change_json FROM sync_outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?
+    .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// Decodes rows read by [`pending_rows`].
+pub(crate) fn decode(rows: Vec<(i64, String)>) -> Result<Vec<OutboxEntry>, OutboxError> {
+    rows.into_iter()
+        .map(|(seq, json)| {
+            let change = serde_json::from_str(&json)
+                .map_err(|source| OutboxError::Unreadable { seq, source })?;
+            Ok(OutboxEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                change,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the outbox rows with a seq up to `up_to`; returns how many went.
+pub(crate) fn ack(tx: &Transaction<'_>, up_to: u64) -> rusqlite::Result<u64> {
+    let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+    let n = tx
+        .prepare_cached("DELETE FROM sync_outbox WHERE seq <= ?1")?
+        .execute([up_to])?;
+    Ok(n as u64)
+}
