@@ -156,8 +156,9 @@ impl Inner {
                 }
                 // The keeper after the merge: re-keyed, it is a new memory to the other
                 // devices (its old hash was deleted just above), so a Store; only
-                // re-tagged, an Update. Recorded after the Deletes so that a removed
-                // duplicate that held the keeper's new hash is alive again when replayed.
+                // re-tagged, an Update. The Deletes above never name the keeper's new hash
+                // (a duplicate that held it was taken out of `removed`), and a Store stamped
+                // after them revives it on a device where it was a tombstone.
                 if let Some(rec) = &rec
                     && (retagged || keeper.stored != keeper.recomputed)
                 {
