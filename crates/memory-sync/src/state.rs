@@ -257,6 +257,29 @@ mod tests {
         }
     }
 
+    fn store(h: &ContentHash, tag: &str, t: f64, at: Hlc) -> Change {
+        Change::Store {
+            hash: h.clone(),
+            fields: fields(tag, t),
+            at,
+        }
+    }
+
+    fn update(h: &ContentHash, tag: &str, t: f64, at: Hlc) -> Change {
+        Change::Update {
+            hash: h.clone(),
+            fields: fields(tag, t),
+            at,
+        }
+    }
+
+    fn delete(h: &ContentHash, at: Hlc) -> Change {
+        Change::Delete {
+            hash: h.clone(),
+            at,
+        }
+    }
+
     fn replay(changes: &[Change]) -> MemoryState {
         let mut it = changes.iter();
         let first = MemoryState::of(it.next().unwrap());
@@ -266,21 +289,10 @@ mod tests {
     #[test]
     fn a_delete_beats_a_concurrent_update_in_either_order() {
         let h = hash(1);
-        let store = Change::Store {
-            hash: h.clone(),
-            fields: fields("a", 1.0),
-            at: stamp(1, 1),
-        };
-        let delete = Change::Delete {
-            hash: h.clone(),
-            at: stamp(5, 1),
-        };
+        let store = store(&h, "a", 1.0, stamp(1, 1));
+        let delete = delete(&h, stamp(5, 1));
         // The update is stamped after the delete (its device's clock ran ahead): still dead.
-        let update = Change::Update {
-            hash: h.clone(),
-            fields: fields("b", 2.0),
-            at: stamp(6, 2),
-        };
+        let update = update(&h, "b", 2.0, stamp(6, 2));
         for order in [
             [&store, &delete, &update],
             [&update, &delete, &store],
@@ -294,25 +306,10 @@ mod tests {
     #[test]
     fn a_store_after_the_delete_revives_with_its_own_fields_and_an_older_one_does_not() {
         let h = hash(2);
-        let old = Change::Store {
-            hash: h.clone(),
-            fields: fields("old", 1.0),
-            at: stamp(1, 1),
-        };
-        let delete = Change::Delete {
-            hash: h.clone(),
-            at: stamp(5, 2),
-        };
-        let update = Change::Update {
-            hash: h.clone(),
-            fields: fields("upd", 2.0),
-            at: stamp(6, 1),
-        };
-        let revive = Change::Store {
-            hash: h.clone(),
-            fields: fields("new", 3.0),
-            at: stamp(7, 3),
-        };
+        let old = store(&h, "old", 1.0, stamp(1, 1));
+        let delete = delete(&h, stamp(5, 2));
+        let update = update(&h, "upd", 2.0, stamp(6, 1));
+        let revive = store(&h, "new", 3.0, stamp(7, 3));
         let dead = replay(&[delete.clone(), old.clone(), update.clone()]);
         assert_eq!(
             dead.live_fields(),
@@ -326,16 +323,8 @@ mod tests {
     #[test]
     fn equal_stamps_still_merge_the_same_both_ways() {
         let h = hash(3);
-        let a = Change::Update {
-            hash: h.clone(),
-            fields: fields("a", 1.0),
-            at: stamp(1, 1),
-        };
-        let b = Change::Update {
-            hash: h.clone(),
-            fields: fields("b", 1.0),
-            at: stamp(1, 1),
-        };
+        let a = update(&h, "a", 1.0, stamp(1, 1));
+        let b = update(&h, "b", 1.0, stamp(1, 1));
         assert_eq!(replay(&[a.clone(), b.clone()]), replay(&[b, a]));
     }
 
