@@ -120,13 +120,13 @@ impl Inner {
             .filter(|v| v.values.len() == query.len())
             .map(|v| (v.id.clone(), cosine(query, &v.values)))
             .collect();
-        local.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        best_first(&mut local);
         local.truncate(QUERY_TOP_K as usize);
         if local.is_empty() {
             return scores;
         }
         scores.extend(local);
-        scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        best_first(&mut scores);
         scores
     }
 
@@ -257,7 +257,7 @@ impl Inner {
                 (v.id, s)
             })
             .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        best_first(&mut scored);
         scored.truncate(limit);
         if scored.is_empty() {
             return Ok(Vec::new());
@@ -336,4 +336,10 @@ fn cosine(query: &[f32], v: &[f32]) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Sorts scored ids best first, ties by id, so every ranking of this module is
+/// deterministic the same way.
+fn best_first(scored: &mut [(String, f64)]) {
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 }

@@ -54,6 +54,17 @@ impl Logged {
         rusqlite::Connection::open(self.store.path()).unwrap()
     }
 
+    /// Moves the row of `from` to the hash `to` behind the store's back (a stale or legacy
+    /// hash, as older versions or other tools leave them).
+    fn rekey_behind_the_back(&self, from: &ContentHash, to: &ContentHash) {
+        self.raw()
+            .execute(
+                "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",
+                [from.as_str(), to.as_str()],
+            )
+            .unwrap();
+    }
+
     fn outbox_rows(&self) -> i64 {
         self.raw()
             .query_row("SELECT COUNT(*) FROM sync_outbox", [], |r| r.get(0))
@@ -284,12 +295,7 @@ async fn cleanup_records_the_removed_hashes_and_the_merged_keeper() {
         .store(tagged("Hello World", "a").with_created_at(at(1)))
         .await
         .unwrap();
-    l.raw()
-        .execute(
-            "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",
-            [h("hello world").as_str(), legacy.as_str()],
-        )
-        .unwrap();
+    l.rekey_behind_the_back(&h("hello world"), &legacy);
     l.store
         .store(tagged("hello world", "b").with_created_at(at(2)))
         .await
@@ -487,12 +493,7 @@ async fn repair_records_a_rekeyed_memory_as_a_delete_and_a_store() {
     let l = Logged::new().await;
     l.store.store(tagged("rekey me", "t")).await.unwrap();
     let stale = ContentHash::of("stale");
-    l.raw()
-        .execute(
-            "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",
-            [h("rekey me").as_str(), stale.as_str()],
-        )
-        .unwrap();
+    l.rekey_behind_the_back(&h("rekey me"), &stale);
     let before = l.changes().await.len();
     l.store.repair().await.unwrap();
     let changes = l.changes().await;
