@@ -10,12 +10,16 @@
 //!   [`Change`]s, with the written rules (content immutable, latest change wins for fields
 //!   and for liveness, a delete beats a concurrent update, a deleted memory never comes back
 //!   unless stored after the delete).
+//! - [`payload`]: what travels with a change ([`SyncedChange`]: content and vector of a
+//!   store) and a device's merged view of one memory ([`Replica`]).
 //!
 //! This crate holds no I/O: the outbox, the push and pull, and the storage of states are
 //! built on it.
 
 pub mod hlc;
+pub mod payload;
 pub mod state;
 
 pub use hlc::{ClockError, DeviceId, Hlc, HybridClock, MAX_DRIFT_MS};
+pub use payload::{Replica, SyncedChange};
 pub use state::{Change, Fields, Life, MemoryState, Stamped};
