@@ -15,6 +15,17 @@
 //!   to a seq once they are pushed; acking again is a no-op.
 //! * Purging tombstones does not touch the outbox: a Delete not yet pushed must still
 //!   reach the other devices after the local row is gone.
+//! * Recording a change also stamps the memory's row (schema version 3): a Store sets
+//!   `sync_fields_hlc` and `sync_life_hlc` and removes any `sync_tombstones` row of the
+//!   hash (the store is newer than it), an Update sets `sync_fields_hlc`, a Delete sets
+//!   `sync_life_hlc`, or, when no row holds the hash (a re-keyed memory's old hash), keeps
+//!   the stamp in `sync_tombstones`. Together they are the memory's replicated state, which
+//!   changes pulled from other devices are merged with (`storage::sync`).
+//! * A file written with the log off has live memories without stamps: the first open
+//!   with the log on stamps each and records a Store of it ([`seed`]), so they get pushed.
+//! * Changes pulled from other devices are never recorded (they are not this device's);
+//!   their stamps move the clock forward ([`ChangeLog::observe`]), so a local change made
+//!   after seeing them orders after them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +34,7 @@ use memory_storage::StorageError;
 use memory_sync::{Change, DeviceId, Fields, Hlc, HybridClock};
 use rusqlite::{Connection, Transaction, params};
 
+use crate::codec::{MEMORY_COLUMNS, memory_from_row};
 use crate::connection::{BACKEND, TxError};
 use crate::schema::meta_value;
 
@@ -30,6 +42,8 @@ use crate::schema::meta_value;
 pub(crate) const META_DEVICE: &str = "sync_device_id";
 /// `meta` key of the last stamp given to a change (`Hlc` text form).
 pub(crate) const META_LAST_HLC: &str = "sync_last_hlc";
+/// `meta` key of the sync engine's position in the remote change log.
+pub(crate) const META_PULL_CURSOR: &str = "sync_pull_cursor";
 
 /// One pending change of the outbox, as [`SqliteStorage::pending_changes`](crate::SqliteStorage::pending_changes)
 /// returns it.
@@ -121,18 +135,81 @@ impl ChangeLog {
     /// `HybridClock::new` (not `observe`) restores it, so a local wall clock that went back
     /// more than a day still gets stamps after the stored one instead of failing writes.
     pub(crate) fn recorder<'t>(self, tx: &'t Transaction<'t>) -> Result<Recorder<'t>, TxError> {
-        let last = meta_value::<String>(tx, META_LAST_HLC)?
-            .map(|t| t.parse::<Hlc>())
-            .transpose()
-            .map_err(|source| OutboxError::BadMeta {
-                key: META_LAST_HLC,
-                source,
-            })?;
         Ok(Recorder {
             tx,
-            clock: HybridClock::new(self.device, last),
+            clock: HybridClock::new(self.device, last_stamp(tx)?),
         })
     }
+
+    /// Takes in the stamps of changes pulled from other devices, in the current write
+    /// transaction, so that every later local stamp orders after them; returns how many
+    /// were refused as too far ahead of this machine's clock. A refused stamp only leaves
+    /// the clock alone: its change is still applied, or devices would not converge.
+    pub(crate) fn observe(
+        self,
+        tx: &Transaction<'_>,
+        stamps: impl IntoIterator<Item = Hlc>,
+    ) -> Result<u64, TxError> {
+        let last = last_stamp(tx)?;
+        let clock = HybridClock::new(self.device, last);
+        let now = now_ms();
+        let mut greatest = last.map(|h| (h.millis, h.counter));
+        let mut skewed = 0;
+        for stamp in stamps {
+            match clock.observe(stamp, now) {
+                Ok(()) => greatest = greatest.max(Some((stamp.millis, stamp.counter))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not moving the clock to a pulled stamp");
+                    skewed += 1;
+                }
+            }
+        }
+        // `HybridClock::new` restores only millis and counter, so the greatest pair seen
+        // is all the next transaction needs; stored under this device, as every stamp is.
+        if let Some((millis, counter)) = greatest
+            && greatest > last.map(|h| (h.millis, h.counter))
+        {
+            let stamp = Hlc {
+                millis,
+                counter,
+                device: self.device,
+            };
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![META_LAST_HLC, stamp.to_string()])?;
+        }
+        Ok(skewed)
+    }
+}
+
+/// The last stamp given out or seen, as kept in `meta`.
+fn last_stamp(tx: &Transaction<'_>) -> Result<Option<Hlc>, TxError> {
+    Ok(meta_value::<String>(tx, META_LAST_HLC)?
+        .map(|t| t.parse::<Hlc>())
+        .transpose()
+        .map_err(|source| OutboxError::BadMeta {
+            key: META_LAST_HLC,
+            source,
+        })?)
+}
+
+/// Stamps every live memory that has no stamp yet (written with the log off) and records
+/// a Store of it, in the open's transaction; returns how many. A second open finds none.
+pub(crate) fn seed(tx: &Transaction<'_>, log: ChangeLog) -> Result<usize, TxError> {
+    let unstamped: Vec<Memory> = tx
+        .prepare(&format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories m WHERE m.deleted_at IS NULL \
+             AND (m.sync_fields_hlc IS NULL OR m.sync_life_hlc IS NULL) ORDER BY m.id"
+        ))?
+        .query_map([], |r| memory_from_row(r).map(|(_, m)| m))?
+        .collect::<rusqlite::Result<_>>()?;
+    if unstamped.is_empty() {
+        return Ok(0);
+    }
+    let rec = log.recorder(tx)?;
+    for memory in &unstamped {
+        rec.store(memory)?;
+    }
+    Ok(unstamped.len())
 }
 
 /// Records changes in one write transaction; see [`ChangeLog::recorder`].
@@ -155,6 +232,7 @@ impl Recorder<'_> {
             StorageError::backend(BACKEND, "serialising a change for the outbox", e)
         })?;
         let stamp = at.to_string();
+        stamp_row(self.tx, &change, &stamp)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO sync_outbox (hlc, content_hash, kind, change_json) \
@@ -192,6 +270,39 @@ impl Recorder<'_> {
             at,
         })
     }
+}
+
+/// Sets the stamp columns a local change sets (see the module docs).
+fn stamp_row(tx: &Transaction<'_>, change: &Change, stamp: &str) -> rusqlite::Result<()> {
+    let hash = change.hash().as_str();
+    match change {
+        Change::Store { .. } => {
+            tx.prepare_cached(
+                "UPDATE memories SET sync_fields_hlc = ?1, sync_life_hlc = ?1 \
+                 WHERE content_hash = ?2",
+            )?
+            .execute(params![stamp, hash])?;
+            tx.prepare_cached("DELETE FROM sync_tombstones WHERE content_hash = ?1")?
+                .execute([hash])?;
+        }
+        Change::Update { .. } => {
+            tx.prepare_cached("UPDATE memories SET sync_fields_hlc = ?1 WHERE content_hash = ?2")?
+                .execute(params![stamp, hash])?;
+        }
+        Change::Delete { .. } => {
+            let rows = tx
+                .prepare_cached("UPDATE memories SET sync_life_hlc = ?1 WHERE content_hash = ?2")?
+                .execute(params![stamp, hash])?;
+            if rows == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO sync_tombstones (content_hash, hlc) VALUES (?1, ?2) \
+                     ON CONFLICT (content_hash) DO UPDATE SET hlc = excluded.hlc",
+                )?
+                .execute(params![hash, stamp])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The replicated fields of a memory.

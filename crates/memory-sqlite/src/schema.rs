@@ -17,6 +17,13 @@
 //!   the change log on, also `sync_device_id` and `sync_last_hlc`.
 //! * `sync_outbox(seq, hlc, content_hash, kind, change_json)` (version 2) — the change log
 //!   of the hybrid backend, written only when it is on (see the `outbox` module).
+//! * Version 3, for applying changes pulled from other devices (also written only with the
+//!   log on): `memories.sync_fields_hlc` and `memories.sync_life_hlc`, the stamps (`Hlc` text
+//!   form) of the changes that last set the row's fields and its liveness (NULL: unknown, a
+//!   row written with the log off); `sync_tombstones(content_hash, hlc, fields_hlc,
+//!   fields_json)`, the replicated state of memories deleted with no row here (a delete
+//!   pulled for a memory never seen, or a tombstone purged locally), so that a late older
+//!   store can never revive a memory deleted everywhere; and `meta.sync_pull_cursor`.
 
 use std::path::Path;
 
@@ -26,7 +33,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::connection::{BACKEND, TxError};
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// `meta` key of the embedding model id.
 const META_MODEL: &str = "embedding_model";
@@ -37,11 +44,39 @@ pub(crate) const META_SEQ: &str = "seq";
 /// `meta` key of the purge counter.
 pub(crate) const META_PURGE_EPOCH: &str = "purge_epoch";
 
+/// One migration: statements written so that running them twice is harmless, then columns
+/// added to existing tables (SQLite has no `ADD COLUMN IF NOT EXISTS`, so each is added
+/// only when `PRAGMA table_info` lacks it).
+struct Migration {
+    sql: &'static str,
+    /// `(table, column, declaration)`.
+    columns: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl Migration {
+    /// Runs the migration; harmless on a database that already has it.
+    fn run(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(self.sql)?;
+        for (table, column, decl) in self.columns {
+            let exists: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                [table, column],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Migration `n` (1-based) brings a database from version `n - 1` to `n`. Each is written
 /// so that running it twice is harmless.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: the initial schema.
-    r#"
+    Migration {
+        sql: r#"
     CREATE TABLE IF NOT EXISTS meta (
         key   TEXT PRIMARY KEY NOT NULL,
         value NOT NULL
@@ -80,11 +115,14 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idx_memory_tags_tag ON memory_tags (tag, memory_id);
     "#,
+        columns: &[],
+    },
     // 2: the change log of the hybrid backend (see `outbox`). Additive: version 1 files
     // gain an empty table; it stays empty unless a store opens with the log on.
     // AUTOINCREMENT so that a seq is never reused, even after the newest rows are acked:
     // a sync engine that remembers "pushed up to seq n" must never see a new row <= n.
-    r#"
+    Migration {
+        sql: r#"
     CREATE TABLE IF NOT EXISTS sync_outbox (
         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         hlc          TEXT    NOT NULL,
@@ -93,6 +131,27 @@ const MIGRATIONS: &[&str] = &[
         change_json  TEXT    NOT NULL
     );
     "#,
+        columns: &[],
+    },
+    // 3: applying changes pulled from other devices (see `outbox` and `storage::sync`).
+    // Additive: the stamp columns start NULL (unknown) and the tombstones empty; a store
+    // opening the file with the log on stamps its live memories (`outbox::seed`).
+    // `fields_hlc`/`fields_json` keep the fields register of a deleted memory without a
+    // row, so a later store older than an update still ends with the update's fields.
+    Migration {
+        sql: r#"
+    CREATE TABLE IF NOT EXISTS sync_tombstones (
+        content_hash TEXT PRIMARY KEY NOT NULL,
+        hlc          TEXT NOT NULL,
+        fields_hlc   TEXT,
+        fields_json  TEXT
+    ) WITHOUT ROWID;
+    "#,
+        columns: &[
+            ("memories", "sync_fields_hlc", "TEXT"),
+            ("memories", "sync_life_hlc", "TEXT"),
+        ],
+    },
 ];
 
 /// The version recorded in the file.
@@ -116,9 +175,9 @@ pub(crate) fn migrate(tx: &Transaction<'_>, path: &Path) -> Result<i64, TxError>
         )
         .into());
     }
-    for (version, sql) in (1..).zip(MIGRATIONS) {
+    for (version, migration) in (1..).zip(MIGRATIONS) {
         if version > found {
-            tx.execute_batch(sql)?;
+            migration.run(tx)?;
             tx.pragma_update(None, "user_version", version)?;
             tracing::info!(path = %path.display(), version, "migrated the memory database");
         }
@@ -208,8 +267,8 @@ mod tests {
         assert_eq!(migrate_once(&mut conn, &cfg), SCHEMA_VERSION);
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
         // Running the statements again on a migrated file changes nothing.
-        for sql in MIGRATIONS {
-            conn.execute_batch(sql).unwrap();
+        for migration in MIGRATIONS {
+            migration.run(&conn).unwrap();
         }
         assert_eq!(meta_counter(&conn, META_SEQ).unwrap(), 0);
     }
@@ -217,7 +276,7 @@ mod tests {
     #[test]
     fn a_version_1_file_gains_the_empty_change_log_and_keeps_its_rows() {
         let (_dir, cfg, mut conn) = fresh();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        MIGRATIONS[0].run(&conn).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute(
             "INSERT INTO memories (content_hash, content, created_at, created_at_iso, created_at_us,
@@ -236,6 +295,16 @@ mod tests {
             )
             .unwrap();
         assert_eq!((memories, outbox), (1, 0));
+        // Version 3: unknown stamps on the old row, no tombstones.
+        let (stamps, tombstones): (Option<String>, i64) = conn
+            .query_row(
+                "SELECT (SELECT sync_fields_hlc || sync_life_hlc FROM memories), \
+                 (SELECT COUNT(*) FROM sync_tombstones)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((stamps, tombstones), (None, 0));
     }
 
     #[test]

@@ -338,7 +338,17 @@ impl Inner {
         let log = write_transaction(&mut writer, &config, "preparing the database", |tx| {
             migrate(tx, &path)?;
             check_model(tx, &model, dims.get())?;
-            config.change_log.then(|| ChangeLog::open(tx)).transpose()
+            let log = config.change_log.then(|| ChangeLog::open(tx)).transpose()?;
+            if let Some(log) = log {
+                let seeded = outbox::seed(tx, log)?;
+                if seeded > 0 {
+                    tracing::info!(
+                        memories = seeded,
+                        "recorded the memories written before the change log was on"
+                    );
+                }
+            }
+            Ok(log)
         })?;
         let follower = open_connection(&config, Role::Reader)
             .map_err(|e| db_error("opening the database", &path, e))?;
