@@ -44,7 +44,10 @@
 //! * With [`SqliteConfig::change_log`] on, every write also records its
 //!   [`memory_sync::Change`]s in a change log ("outbox") in the same transaction, for the
 //!   hybrid backend to push: [`SqliteStorage::pending_changes`] and
-//!   [`SqliteStorage::ack_changes`].
+//!   [`SqliteStorage::ack_changes`]. Changes pulled from other devices are applied with
+//!   [`SqliteStorage::apply_remote`] (merged by `memory_sync`'s rules, never recorded), and
+//!   [`SqliteStorage::replicas`] and [`SqliteStorage::sync_hashes`] hand out what this
+//!   device holds.
 //! * [`vector`] is the brute-force search it uses, callable on its own for benchmarks.
 //! * The schema and its migrations are described in the `schema` module's source, with
 //!   the version it writes (`PRAGMA user_version`).
@@ -76,4 +79,4 @@ mod tests;
 
 pub use config::SqliteConfig;
 pub use outbox::{OutboxEntry, OutboxError};
-pub use storage::SqliteStorage;
+pub use storage::{ApplyReport, SqliteStorage};

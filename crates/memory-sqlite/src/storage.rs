@@ -39,7 +39,10 @@ use crate::schema::{META_SEQ, bump_counter, check_model, migrate, user_version};
 // `check`/`repair` and the writes work on this module's private state (`Inner`), so they
 // are children of it rather than siblings that import it back.
 mod consistency;
+mod sync;
 mod write;
+
+pub use sync::ApplyReport;
 
 use write::{Seq, put_memory};
 

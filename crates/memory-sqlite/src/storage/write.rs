@@ -236,7 +236,12 @@ impl Inner {
         // Purging records nothing and leaves `sync_outbox` alone: a Delete not yet pushed
         // must still reach the other devices after its local tombstone is gone, and a
         // purge is local housekeeping, not a change the other devices need to hear of.
+        // With the log on, each purged row's replicated state moves to `sync_tombstones`,
+        // so a late store older than its delete still cannot revive it.
         self.write("purging deleted memories", |tx| {
+            if self.log.is_some() {
+                keep_tombstones(tx, cutoff)?;
+            }
             let n = tx.execute(
                 "DELETE FROM memories WHERE deleted_at IS NOT NULL \
                  AND (?1 IS NULL OR deleted_at <= ?1)",
@@ -250,6 +255,24 @@ impl Inner {
     }
 }
 
+/// Copies the replicated state of the rows a purge removes to `sync_tombstones`.
+fn keep_tombstones(tx: &Transaction<'_>, cutoff: Option<f64>) -> Result<(), TxError> {
+    let rows: Vec<(Memory, Option<String>, Option<String>)> = tx
+        .prepare(&format!(
+            "SELECT {MEMORY_COLUMNS}, m.sync_fields_hlc, m.sync_life_hlc FROM memories m \
+             WHERE m.deleted_at IS NOT NULL AND (?1 IS NULL OR m.deleted_at <= ?1) \
+             AND m.sync_life_hlc IS NOT NULL"
+        ))?
+        .query_map([cutoff], |r| {
+            Ok((memory_from_row(r)?.1, r.get(8)?, r.get(9)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (memory, fields_at, life_at) in rows {
+        super::sync::keep_purged(tx, &memory, fields_at.as_deref(), life_at.as_deref())?;
+    }
+    Ok(())
+}
+
 /// The change sequence number a write transaction stamps on the rows it changes. The
 /// counter is bumped when the first row changes, so a transaction that changes none (only
 /// duplicates) leaves it, and every reader's view, alone.
@@ -258,7 +281,7 @@ pub(super) struct Seq(Option<i64>);
 
 impl Seq {
     /// This transaction's sequence number, bumping the counter on first use.
-    fn get(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    pub(super) fn get(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         if let Some(seq) = self.0 {
             return Ok(seq);
         }
