@@ -280,6 +280,22 @@ impl CloudflareStorage {
     pub fn store_id(&self) -> Option<&str> {
         self.inner.store_id.get().map(String::as_str)
     }
+
+    /// The hybrid backend's change log on this store's D1 database and namespace, with its
+    /// R2 bucket, large-content threshold and R2 key scheme (content above the threshold is
+    /// kept in the object the store would write for that memory). Call after
+    /// [`initialize`](MemoryStorage::initialize): the keys carry the store id it reads.
+    #[must_use]
+    pub fn change_log(&self) -> crate::change_log::ChangeLog {
+        let i = &self.inner;
+        crate::change_log::ChangeLog::with_large_content(
+            i.parts.d1.clone(),
+            i.options.namespace.as_ref(),
+            i.parts.r2.clone(),
+            i.options.large_content_threshold,
+            i.r2_store_prefix(),
+        )
+    }
 }
 
 impl Inner {

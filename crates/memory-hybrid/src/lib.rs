@@ -8,11 +8,11 @@
 //! acknowledges it. A crash between the push and the acknowledgement only pushes the page
 //! again, which the log absorbs.
 
-use memory_cloudflare::change_log::{ChangeLog, PushedChange};
+use memory_cloudflare::change_log::ChangeLog;
 use memory_core::ContentHash;
 use memory_sqlite::SqliteStorage;
 use memory_storage::{MemoryStorage, StorageResult};
-use memory_sync::Change;
+use memory_sync::{Change, SyncedChange};
 
 /// Changes read from the outbox per page by default.
 pub const DEFAULT_PUSH_PAGE: usize = 500;
@@ -62,7 +62,7 @@ pub async fn push_pending(
             .collect();
         let vectors = local.get_embeddings(&stores).await?;
         let mut by_hash = stores.into_iter().zip(vectors);
-        let pushed: Vec<PushedChange> = entries
+        let pushed: Vec<SyncedChange> = entries
             .into_iter()
             .map(|e| {
                 let vector = match e.change {
@@ -70,8 +70,9 @@ pub async fn push_pending(
                     Change::Store { .. } => by_hash.next().and_then(|(_, v)| v),
                     _ => None,
                 };
-                PushedChange {
+                SyncedChange {
                     change: e.change,
+                    content: None,
                     vector,
                 }
             })

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use cloudflare_d1::D1Client;
 use cloudflare_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use cloudflare_http::{ApiToken, ClientBuilder, ClientConfig};
-use memory_cloudflare::change_log::{ChangeLog, PushedChange};
+use memory_cloudflare::change_log::ChangeLog;
 use memory_core::{Memory, Tags};
 use memory_embed::{BertEmbedder, DEFAULT_MODEL_ID, Embedder};
 use memory_hybrid::push_pending;
 use memory_sqlite::{SqliteConfig, SqliteStorage};
 use memory_storage::{MemoryStorage, MemoryUpdate};
-use memory_sync::Change;
+use memory_sync::{Change, SyncedChange};
 
 async fn local(dir: &tempfile::TempDir) -> SqliteStorage {
     let model = BertEmbedder::open(DEFAULT_MODEL_ID)
@@ -70,10 +70,7 @@ async fn the_outbox_reaches_the_log_with_vectors_once_even_when_an_ack_was_lost(
     log.append(
         &early
             .iter()
-            .map(|e| PushedChange {
-                change: e.change.clone(),
-                vector: None,
-            })
+            .map(|e| SyncedChange::bare(e.change.clone()))
             .collect::<Vec<_>>(),
     )
     .await
@@ -88,16 +85,16 @@ async fn the_outbox_reaches_the_log_with_vectors_once_even_when_an_ack_was_lost(
     assert!(store.pending_changes(0, 10).await.unwrap().is_empty());
     assert_eq!(push_pending(&store, &log, 2).await.unwrap().changes, 0);
 
-    let pulled = log.read_after(0, 100).await.unwrap();
+    let pulled = log.read_after(0, 100, None).await.unwrap();
     let kinds: Vec<(&str, &str)> = pulled
         .iter()
         .map(|l| {
-            let kind = match l.change {
+            let kind = match l.synced.change {
                 Change::Store { .. } => "store",
                 Change::Update { .. } => "update",
                 Change::Delete { .. } => "delete",
             };
-            (kind, l.change.hash().as_str())
+            (kind, l.synced.change.hash().as_str())
         })
         .collect();
     assert_eq!(
@@ -119,15 +116,18 @@ async fn the_outbox_reaches_the_log_with_vectors_once_even_when_an_ack_was_lost(
         .remove(0);
     assert!(local_b.is_some());
     assert_eq!(
-        pulled[0].vector, None,
+        pulled[0].synced.vector, None,
         "pushed by the lost-ack round, without a vector"
     );
     assert_eq!(
-        pulled[1].vector, local_b,
+        pulled[1].synced.vector, local_b,
         "b's vector travels with its store"
     );
-    assert_eq!(pulled[2].vector, None, "c was deleted before the push");
-    let stamps: Vec<_> = pulled.iter().map(|l| l.change.at()).collect();
+    assert_eq!(
+        pulled[2].synced.vector, None,
+        "c was deleted before the push"
+    );
+    let stamps: Vec<_> = pulled.iter().map(|l| l.synced.change.at()).collect();
     assert!(
         stamps.windows(2).all(|w| w[0] < w[1]),
         "one device's stamps grow"
