@@ -809,3 +809,4 @@ fn scan_latency_at_10k_vectors() {
 
 mod instances;
 mod outbox;
+mod sync;

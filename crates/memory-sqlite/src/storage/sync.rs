@@ -124,10 +124,11 @@ impl SqliteStorage {
                         )?,
                         ..ApplyReport::default()
                     };
-                    let mut seq = Seq::default();
+                    let (mut seq, mut pending) = (Seq::default(), Pending::default());
                     for item in &items {
-                        apply_one(tx, item, &mut seq, &mut report)?;
+                        apply_one(tx, item, &mut seq, &mut pending, &mut report)?;
                     }
+                    report.unresolved = pending.0.into_iter().map(|s| s.hash).collect();
                     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
                         .execute(params![META_PULL_CURSOR, cursor])?;
                     Ok(report)
@@ -357,11 +358,25 @@ fn check(synced: SyncedChange, dims: usize) -> Item {
     }
 }
 
+/// The changes of a page that could not be applied yet, per memory, merged: a later change
+/// of the same memory in the page is applied together with them (a store without content
+/// followed by its delete leaves a tombstone, not an unresolved memory).
+#[derive(Default)]
+struct Pending(Vec<MemoryState>);
+
+impl Pending {
+    fn take(&mut self, hash: &ContentHash) -> Option<MemoryState> {
+        let i = self.0.iter().position(|s| s.hash == *hash)?;
+        Some(self.0.remove(i))
+    }
+}
+
 /// Merges one change into the local state and writes the result if it differs.
 fn apply_one(
     tx: &Transaction<'_>,
     item: &Item,
     seq: &mut Seq,
+    pending: &mut Pending,
     report: &mut ApplyReport,
 ) -> Result<(), TxError> {
     let (change, content, vector) = match item {
@@ -376,8 +391,12 @@ fn apply_one(
         } => (change, content, vector),
     };
     let hash = change.hash();
+    let mut incoming = MemoryState::of(change);
+    if let Some(earlier) = pending.take(hash) {
+        incoming = incoming.merge(earlier);
+    }
     let local = load(tx, hash)?;
-    let merged = local.state.clone().merge(MemoryState::of(change));
+    let merged = local.state.clone().merge(incoming.clone());
     if merged == local.state {
         report.ignored += 1;
         return Ok(());
@@ -390,8 +409,9 @@ fn apply_one(
         None => match (&merged.life, &merged.fields) {
             (Some(life), Some(fields)) if life.value == Life::Live => {
                 let (Some(content), Some(vector)) = (content, vector) else {
-                    // Live everywhere else, but nothing here to build the row from.
-                    report.unresolved.push(hash.clone());
+                    // Live elsewhere, but nothing here to build the row from: kept for a
+                    // later change of the page, else reported.
+                    pending.0.push(incoming);
                     return Ok(());
                 };
                 insert_row(tx, hash, content, vector, fields, life.at, seq.get(tx)?)?;
@@ -404,7 +424,7 @@ fn apply_one(
             }
             (None, _) => {
                 // An update before any store: no liveness to keep it under.
-                report.unresolved.push(hash.clone());
+                pending.0.push(incoming);
             }
         },
     }

@@ -7,15 +7,15 @@ use memory_sync::{Change, Hlc};
 use super::*;
 use crate::outbox::fields_of;
 
-/// A store with the change log on, in its own directory.
-struct Logged {
-    dir: TempDir,
-    embedder: Arc<WordsEmbedder>,
-    store: SqliteStorage,
+/// A store with the change log on, in its own directory (one device, to the sync tests).
+pub(super) struct Logged {
+    pub(super) dir: TempDir,
+    pub(super) embedder: Arc<WordsEmbedder>,
+    pub(super) store: SqliteStorage,
 }
 
 impl Logged {
-    async fn new() -> Self {
+    pub(super) async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let embedder = WordsEmbedder::new(DIMS);
         let store = Self::open_at(&dir, &embedder).await;
@@ -26,7 +26,7 @@ impl Logged {
         }
     }
 
-    async fn open_at(dir: &TempDir, embedder: &Arc<WordsEmbedder>) -> SqliteStorage {
+    pub(super) async fn open_at(dir: &TempDir, embedder: &Arc<WordsEmbedder>) -> SqliteStorage {
         SqliteConfig::new(dir.path().join("m.db"))
             .change_log(true)
             .open(embedder.clone())
@@ -35,12 +35,12 @@ impl Logged {
     }
 
     /// Another store on the same file with the log on, as a second process would open it.
-    async fn second(&self) -> SqliteStorage {
+    pub(super) async fn second(&self) -> SqliteStorage {
         Self::open_at(&self.dir, &self.embedder).await
     }
 
     /// Every pending change, oldest first.
-    async fn changes(&self) -> Vec<Change> {
+    pub(super) async fn changes(&self) -> Vec<Change> {
         self.store
             .pending_changes(0, 10_000)
             .await
@@ -50,7 +50,7 @@ impl Logged {
             .collect()
     }
 
-    fn raw(&self) -> rusqlite::Connection {
+    pub(super) fn raw(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.store.path()).unwrap()
     }
 
@@ -65,7 +65,7 @@ impl Logged {
             .unwrap();
     }
 
-    fn outbox_rows(&self) -> i64 {
+    pub(super) fn outbox_rows(&self) -> i64 {
         self.raw()
             .query_row("SELECT COUNT(*) FROM sync_outbox", [], |r| r.get(0))
             .unwrap()
@@ -87,7 +87,7 @@ fn kinds(changes: &[Change]) -> Vec<(&'static str, ContentHash)> {
         .collect()
 }
 
-fn h(text: &str) -> ContentHash {
+pub(super) fn h(text: &str) -> ContentHash {
     ContentHash::of(text)
 }
 
