@@ -39,6 +39,7 @@ use crate::config::{
     EmbeddingFallback, R2_BUCKET_ENV, TOKEN_ENV,
 };
 use crate::embedder::WorkersAiEmbedder;
+use crate::storage::replica::ReplicaModel;
 use crate::storage::{CloudflareStorage, Options, Parts};
 
 /// The backend name in errors.
@@ -54,16 +55,7 @@ impl CloudflareStorage {
     /// `CLOUDFLARE_API_BASE_URL` or `CLOUDFLARE_API_TOKEN`), and as
     /// [`CloudflareStorage::connect_with_client`].
     pub fn connect(config: &CloudflareConfig) -> StorageResult<Self> {
-        let client = ClientBuilder::new(config.client.clone())
-            .build()
-            .map_err(|e| {
-                let message = format!(
-                    "could not build the Cloudflare HTTP client: {e}; check {API_BASE_URL_ENV} \
-                     (an http(s) URL) and {TOKEN_ENV} (printable characters only)"
-                );
-                StorageError::backend(BACKEND, message, e)
-            })?;
-        Self::connect_with_client(config, &client)
+        Self::connect_with_client(config, &http_client(config)?)
     }
 
     /// The store `config` describes, over `client` (whose own settings apply instead of
@@ -78,53 +70,115 @@ impl CloudflareStorage {
     /// dimensions Vectorize cannot hold.
     pub fn connect_with_client(config: &CloudflareConfig, client: &Client) -> StorageResult<Self> {
         let model = config.embedding_model.clone();
-        let dimensions = u32::try_from(model.dimensions())
-            .ok()
-            .filter(|d| (1..=cloudflare_vectorize::MAX_DIMENSIONS).contains(d))
-            .ok_or_else(|| {
-                StorageError::invalid(
-                    "embedding_model",
-                    format!(
-                        "{} has {} dimensions but a Vectorize index holds 1 to {}; set \
-                         {EMBEDDING_MODEL_ENV} to another model",
-                        model.id(),
-                        model.dimensions(),
-                        cloudflare_vectorize::MAX_DIMENSIONS
-                    ),
-                )
-            })?;
-        let r2 = match &config.r2_bucket {
-            None => None,
-            Some(bucket) => {
-                let r2 = R2Client::new(client, bucket.clone()).map_err(|e| {
-                    StorageError::invalid(
-                        "r2_bucket",
-                        format!("{e}; fix {R2_BUCKET_ENV}, or unset it to store no content in R2"),
-                    )
-                })?;
-                Some(Arc::new(r2) as Arc<dyn cloudflare_r2::R2Api>)
-            }
-        };
-        let index: IndexClient = VectorizeClient::new(client)
-            .index(config.vectorize_index.clone())
-            .with_dimensions(dimensions);
+        let dimensions = index_dimensions(model.id(), model.dimensions(), EMBEDDING_MODEL_ENV)?;
         let ai = WorkersAiClient::new(client).with_model(model);
         let embedder = workers_ai_embedder(config, WorkersAiEmbedder::new(Arc::new(ai)))?;
-        let parts = Parts {
-            d1: Arc::new(D1Client::new(client, config.d1_database_id.clone())),
-            vectorize: Arc::new(index),
-            vectorize_admin: Some(Arc::new(VectorizeClient::new(client))),
-            index_name: config.vectorize_index.clone(),
-            r2,
-            embedder,
-            accounting: Some(client.accounting().clone()),
-        };
-        let options = Options {
-            namespace: config.namespace.clone(),
-            large_content_threshold: config.large_content_threshold,
-        };
+        let (parts, options) = parts(config, client, dimensions, embedder)?;
         Self::from_parts(parts, options)
     }
+
+    /// The store `config` describes in replica mode, for the hybrid backend (see
+    /// [`ReplicaModel`]): `model` — the devices' local model — instead of Workers AI
+    /// (`config.embedding_model` and the fallback settings are not used). Sends nothing:
+    /// call `initialize` next, which records `model` in D1, creates the index with its
+    /// dimensions if missing, and refuses a database or index made with another model.
+    ///
+    /// # Errors
+    ///
+    /// As [`CloudflareStorage::connect`], and [`StorageError::InvalidInput`] when `model`
+    /// has dimensions Vectorize cannot hold.
+    pub fn connect_replica(config: &CloudflareConfig, model: ReplicaModel) -> StorageResult<Self> {
+        Self::connect_replica_with_client(config, &http_client(config)?, model)
+    }
+
+    /// [`connect_replica`](Self::connect_replica) over `client` (as
+    /// [`connect_with_client`](Self::connect_with_client)).
+    ///
+    /// # Errors
+    ///
+    /// As [`CloudflareStorage::connect_replica`].
+    pub fn connect_replica_with_client(
+        config: &CloudflareConfig,
+        client: &Client,
+        model: ReplicaModel,
+    ) -> StorageResult<Self> {
+        let dimensions = index_dimensions(
+            model.model_id(),
+            model.dimensions(),
+            "the hybrid backend's embedding model",
+        )?;
+        let embedder: Arc<dyn Embedder> = Arc::new(model.clone());
+        let (parts, options) = parts(config, client, dimensions, embedder)?;
+        Self::replica_from_parts(parts, options, model)
+    }
+}
+
+/// The HTTP client `config.client` describes.
+fn http_client(config: &CloudflareConfig) -> StorageResult<Client> {
+    ClientBuilder::new(config.client.clone())
+        .build()
+        .map_err(|e| {
+            let message = format!(
+                "could not build the Cloudflare HTTP client: {e}; check {API_BASE_URL_ENV} \
+             (an http(s) URL) and {TOKEN_ENV} (printable characters only)"
+            );
+            StorageError::backend(BACKEND, message, e)
+        })
+}
+
+/// A model's dimensions as a Vectorize index takes them, or an error naming `setting`.
+fn index_dimensions(id: &str, dimensions: usize, setting: &str) -> StorageResult<u32> {
+    u32::try_from(dimensions)
+        .ok()
+        .filter(|d| (1..=cloudflare_vectorize::MAX_DIMENSIONS).contains(d))
+        .ok_or_else(|| {
+            StorageError::invalid(
+                "embedding_model",
+                format!(
+                    "{id} has {dimensions} dimensions but a Vectorize index holds 1 to {}; set \
+                     {setting} to another model",
+                    cloudflare_vectorize::MAX_DIMENSIONS
+                ),
+            )
+        })
+}
+
+/// The collaborators and options `config` describes over `client`, with `embedder`.
+fn parts(
+    config: &CloudflareConfig,
+    client: &Client,
+    dimensions: u32,
+    embedder: Arc<dyn Embedder>,
+) -> StorageResult<(Parts, Options)> {
+    let r2 = match &config.r2_bucket {
+        None => None,
+        Some(bucket) => {
+            let r2 = R2Client::new(client, bucket.clone()).map_err(|e| {
+                StorageError::invalid(
+                    "r2_bucket",
+                    format!("{e}; fix {R2_BUCKET_ENV}, or unset it to store no content in R2"),
+                )
+            })?;
+            Some(Arc::new(r2) as Arc<dyn cloudflare_r2::R2Api>)
+        }
+    };
+    let index: IndexClient = VectorizeClient::new(client)
+        .index(config.vectorize_index.clone())
+        .with_dimensions(dimensions);
+    let parts = Parts {
+        d1: Arc::new(D1Client::new(client, config.d1_database_id.clone())),
+        vectorize: Arc::new(index),
+        vectorize_admin: Some(Arc::new(VectorizeClient::new(client))),
+        index_name: config.vectorize_index.clone(),
+        r2,
+        embedder,
+        accounting: Some(client.accounting().clone()),
+    };
+    let options = Options {
+        namespace: config.namespace.clone(),
+        large_content_threshold: config.large_content_threshold,
+    };
+    Ok((parts, options))
 }
 
 /// The files a local model needs (`memory-embed`'s required set).

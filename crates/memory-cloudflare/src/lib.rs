@@ -26,4 +26,5 @@ mod testing;
 
 pub use namespace::{InvalidNamespace, Namespace};
 pub use storage::consistency::{CloudflareCheck, CloudflareRepair, HashMismatch, MissingObject};
+pub use storage::replica::{ProjectReport, ReplicaModel};
 pub use storage::{CloudflareStorage, Options, Parts};

@@ -113,6 +113,13 @@ impl Tables {
         ]
     }
 
+    /// The hybrid backend's projection guard: the log position of each memory's latest
+    /// projection (see [`crate::CloudflareStorage::put_replicas`]).
+    #[must_use]
+    pub fn sync_projection(&self) -> String {
+        format!("{}mcp_memory_sync_projection", self.prefix)
+    }
+
     /// The index on `deleted_at`, created after the column is known to exist (older
     /// deployments get the column from [`Tables::missing_column_statements`] first).
     #[must_use]

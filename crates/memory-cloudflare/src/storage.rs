@@ -60,6 +60,7 @@ use crate::schema::Tables;
 mod admin;
 pub(crate) mod consistency;
 mod pending;
+pub mod replica;
 mod search;
 mod setup;
 mod write;
@@ -176,6 +177,10 @@ pub(crate) struct Inner {
     pub(crate) pending: pending::PendingWrites,
     /// How long `check` waits for Vectorize to apply the writes made before it.
     pub(crate) settle_timeout: std::time::Duration,
+    /// Replica mode (see [`replica`]): the model is the devices', so `initialize` refuses
+    /// any other recorded model, even over an empty table (the change log may hold its
+    /// vectors).
+    pub(crate) replica: bool,
 }
 
 impl fmt::Debug for CloudflareStorage {
@@ -226,6 +231,7 @@ impl CloudflareStorage {
                 store_id: OnceLock::new(),
                 pending: pending::PendingWrites::default(),
                 settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+                replica: false,
             }),
         })
     }
@@ -407,8 +413,18 @@ impl Inner {
     }
 
     pub(crate) async fn upsert(&self, action: &str, vectors: Vec<Vector>) -> StorageResult<()> {
+        self.upsert_counted(action, vectors).await.map(|_| ())
+    }
+
+    /// [`upsert`](Self::upsert), returning the requests it took (the client sends at most
+    /// 5,000 vectors per request).
+    pub(crate) async fn upsert_counted(
+        &self,
+        action: &str,
+        vectors: Vec<Vector>,
+    ) -> StorageResult<u64> {
         if vectors.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let batch = match self.parts.vectorize.upsert(vectors.clone()).await {
             Ok(b) => b,
@@ -421,7 +437,7 @@ impl Inner {
         // Accepted, not yet visible: reads of this process see it from now on.
         self.pending
             .record_upserts(&vectors, batch.last_mutation_id());
-        Ok(())
+        Ok(batch.mutation_ids.len() as u64)
     }
 
     pub(crate) async fn delete_vectors(&self, action: &str, ids: Vec<String>) -> StorageResult<()> {

@@ -81,6 +81,20 @@ impl Inner {
         let rec_dims = recorded.get(meta_keys::EMBEDDING_DIMENSIONS);
         let matches = rec_model.is_some_and(|m| *m == self.model)
             && rec_dims.is_some_and(|d| *d == self.dims.to_string());
+        if self.replica
+            && !matches
+            && let (Some(m), Some(d)) = (rec_model, rec_dims)
+        {
+            return Err(StorageError::ModelMismatch {
+                recorded: format!("{m} ({d} dims, recorded in the D1 table {meta})"),
+                configured: format!(
+                    "{} ({} dims: the hybrid backend's local model; set it to {m} on this \
+                     device, or give the hybrid backend its own D1 database and Vectorize \
+                     index, or CLOUDFLARE_NAMESPACE)",
+                    self.model, self.dims
+                ),
+            });
+        }
         if !matches
             && rows > 0
             && let (Some(m), Some(d)) = (rec_model, rec_dims)

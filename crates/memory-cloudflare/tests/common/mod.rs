@@ -29,7 +29,7 @@ use cloudflare_testkit::{Prism, ViolationLog};
 use cloudflare_vectorize::{IndexClient, VectorizeClient};
 use memory_cloudflare::config::{self, CloudflareConfig};
 use memory_cloudflare::embedder::WorkersAiEmbedder;
-use memory_cloudflare::{CloudflareStorage, Options, Parts};
+use memory_cloudflare::{CloudflareStorage, Options, Parts, ReplicaModel};
 use memory_embed::CachedEmbedder;
 use memory_storage::MemoryStorage;
 
@@ -365,6 +365,22 @@ impl TestEnv {
         let store = CloudflareStorage::from_parts(parts, options)
             .unwrap_or_else(|e| panic!("building the Cloudflare store: {e}"));
         initialised(store).await
+    }
+
+    /// An initialised store in replica mode (the hybrid backend's, see
+    /// [`memory_cloudflare::ReplicaModel`]) for `config` over this test's client.
+    ///
+    /// # Errors
+    ///
+    /// The store's refusal to build or initialise (a model mismatch, say).
+    pub async fn replica_from(
+        &self,
+        config: &CloudflareConfig,
+        model: ReplicaModel,
+    ) -> memory_storage::StorageResult<CloudflareStorage> {
+        let store = CloudflareStorage::connect_replica_with_client(config, &self.client, model)?;
+        store.initialize().await?;
+        Ok(store)
     }
 
     /// Adds a fault rule to the emulator.
