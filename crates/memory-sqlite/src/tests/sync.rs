@@ -239,8 +239,15 @@ async fn a_delete_beats_a_concurrent_update() {
         .await
         .unwrap();
     let (from_a, from_b) = (push(&a, a_seen).await, push(&b, 0).await);
+    let deleted_ms = from_a[0].change.at().millis;
     apply(&b, from_a).await;
     apply(&a, from_b).await;
+    // A pulled delete takes the delete's time, not the time it arrived.
+    let deleted_at: f64 = b
+        .raw()
+        .query_row("SELECT deleted_at FROM memories", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(deleted_at, deleted_ms as f64 / 1000.0);
     let (ra, rb) = (
         replicas(&a, &[h("contested")]).await,
         replicas(&b, &[h("contested")]).await,
@@ -297,6 +304,34 @@ async fn a_delete_of_an_unknown_memory_keeps_older_stores_out_but_not_newer_ones
 }
 
 #[tokio::test]
+async fn a_tombstone_keeps_the_fields_of_an_update_for_a_later_store_older_than_it() {
+    let b = Logged::new().await;
+    let t = 1_700_000_000_000;
+    let updated = memory("kept fields").with_tags(tags("from-update"));
+    let page = vec![
+        SyncedChange::bare(Change::Delete {
+            hash: h("kept fields"),
+            at: stamp(t),
+        }),
+        SyncedChange::bare(Change::Update {
+            hash: h("kept fields"),
+            fields: fields_of(&updated),
+            at: stamp(t + 3),
+        }),
+    ];
+    assert_eq!(apply(&b, page).await.applied, 2);
+    // Newer than the delete (revives), older than the update (its fields lose).
+    apply(&b, vec![remote_store(&b, "kept fields", stamp(t + 2))]).await;
+    let got = b
+        .store
+        .get_by_hash(&h("kept fields"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.tags, tags("from-update"));
+}
+
+#[tokio::test]
 async fn a_purged_tombstone_still_keeps_an_older_store_out() {
     let b = Logged::new().await;
     b.store.store(memory("purged")).await.unwrap();
@@ -338,6 +373,18 @@ async fn an_update_of_a_memory_this_device_never_got_is_unresolved_not_invented(
     assert_eq!(report.unresolved, [h("elsewhere"), h("elsewhere too")]);
     assert_eq!(report.applied, 0);
     assert!(b.store.sync_hashes(None, 10).await.unwrap().is_empty());
+    // Its store later in the same page resolves it, with the (newer) update's fields.
+    let newer = m.clone().with_tags(tags("updated"));
+    let update = SyncedChange::bare(Change::Update {
+        hash: h("elsewhere"),
+        fields: fields_of(&newer),
+        at: stamp(1_700_000_000_005),
+    });
+    let store = remote_store(&b, "elsewhere", stamp(1_700_000_000_002));
+    let report = apply(&b, vec![update, store]).await;
+    assert_eq!((report.applied, report.unresolved.len()), (1, 0));
+    let got = b.store.get_by_hash(&h("elsewhere")).await.unwrap().unwrap();
+    assert_eq!(got.tags, tags("updated"));
 }
 
 #[tokio::test]
@@ -577,7 +624,7 @@ fn interleave(rng: &mut Lcg, a: &[SyncedChange], b: &[SyncedChange]) -> Vec<Sync
 #[tokio::test]
 async fn devices_converge_whatever_the_interleaving_of_two_devices_changes() {
     let hashes: Vec<ContentHash> = TEXTS.iter().map(|t| h(t)).collect();
-    for seed in 0..6 {
+    for seed in 0..12 {
         let mut rng = Lcg(seed);
         let (a, b) = (Logged::new().await, Logged::new().await);
         random_writes(&a, &mut rng).await;
