@@ -56,7 +56,7 @@ impl Logged {
 
     /// Moves the row of `from` to the hash `to` behind the store's back (a stale or legacy
     /// hash, as older versions or other tools leave them).
-    fn rekey_behind_the_back(&self, from: &ContentHash, to: &ContentHash) {
+    pub(super) fn rekey_behind_the_back(&self, from: &ContentHash, to: &ContentHash) {
         self.raw()
             .execute(
                 "UPDATE memories SET content_hash = ?2 WHERE content_hash = ?1",

@@ -667,3 +667,19 @@ async fn devices_converge_whatever_the_interleaving_of_two_devices_changes() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_rekeyed_memorys_old_hash_is_known_as_deleted_and_its_new_one_as_live() {
+    let l = Logged::new().await;
+    l.store.store(tagged("rekey me", "t")).await.unwrap();
+    let stale = ContentHash::of("stale");
+    l.rekey_behind_the_back(&h("rekey me"), &stale);
+    l.store.repair().await.unwrap();
+    let r = replicas(&l, &[stale.clone(), h("rekey me")]).await;
+    let (old, new) = (r[0].as_ref().unwrap(), r[1].as_ref().unwrap());
+    assert!(!old.is_live() && new.is_live(), "{r:?}");
+    let changes = l.changes().await;
+    assert_eq!(old.state.life.as_ref().unwrap().at, changes[1].at());
+    assert_eq!(new.state.latest(), Some(changes[2].at()));
+    assert_eq!(new.content.as_deref(), Some("rekey me"));
+}
