@@ -230,6 +230,17 @@ impl SqliteStorage {
         .await
     }
 
+    /// How many changes wait in the change log to be pushed (the hybrid backend's backlog).
+    pub async fn outbox_len(&self) -> StorageResult<u64> {
+        self.run(move |inner| {
+            inner.read("counting the change log", |c| {
+                c.query_row("SELECT COUNT(*) FROM sync_outbox", [], |r| r.get::<_, i64>(0))
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+            })
+        })
+        .await
+    }
+
     /// Removes the changes with a seq up to `up_to_seq` from the change log, once they are
     /// pushed; returns how many were removed. Acking seqs already acked removes nothing, so
     /// a sync engine that crashed between pushing and acking can simply ack again. Safe
