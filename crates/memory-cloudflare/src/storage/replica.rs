@@ -438,6 +438,11 @@ impl Inner {
                 }
             }
         }
+        // Why the objects are written after the rows, not first as a store does: only the
+        // winners may write (a loser's object could outlive the newer dead state). The log's
+        // append wrote the same bytes under the same key before any projection (content is
+        // the memory's identity), so the row normally finds its object already there; this
+        // write puts it back where a projected delete removed it before a revival.
         if let Some(r2) = &self.parts.r2 {
             let n = puts.len() as u64;
             futures::stream::iter(puts)
