@@ -291,9 +291,15 @@ impl ChangeLog {
     ) -> StorageResult<Appended> {
         if let Some(r2) = &self.large.r2 {
             let n = uploads.len();
-            futures::stream::iter(uploads.drain(..))
-                .map(|(key, content)| async move {
-                    r2.put_object(PutObject::new(key, content.as_bytes().to_vec()))
+            // Owned bytes, not `&str`: a closure over a borrowed argument makes the future
+            // not provably `Send` for every lifetime, and the sync engine spawns it.
+            let owned: Vec<(String, Vec<u8>)> = uploads
+                .drain(..)
+                .map(|(key, content)| (key, content.as_bytes().to_vec()))
+                .collect();
+            futures::stream::iter(owned)
+                .map(|(key, bytes)| async move {
+                    r2.put_object(PutObject::new(key, bytes))
                         .await
                         .map(|_| ())
                         .map_err(|e| {

@@ -8,12 +8,20 @@
 //! and initialized here (tables and the Vectorize index created if missing, the recorded
 //! embedding model checked), so a wrong token or database id fails at start with a message
 //! naming the variable.
+//!
+//! The hybrid backend ([`HybridStorage`]) opens the local store (change log on) at once and
+//! connects to Cloudflare only when it first syncs, so it starts and serves every call
+//! while Cloudflare is unreachable. Only the MCP server syncs in the background
+//! ([`open_serving`]); a one-shot command pushes its own change in
+//! [`settle`](MemoryStorage::settle) when Cloudflare answers quickly.
 
 use std::sync::Arc;
 
+use anyhow::bail;
 use anyhow::{Context, Result};
 use memory_cloudflare::CloudflareStorage;
 use memory_embed::{CachedEmbedder, Embedder, LazyEmbedder};
+use memory_hybrid::HybridStorage;
 use memory_sqlite::SqliteConfig;
 use memory_storage::MemoryStorage;
 
@@ -24,16 +32,61 @@ pub async fn open(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
     open_kind(config, config.backend).await
 }
 
+/// Opens the configured storage for the MCP server: as [`open`], and the hybrid backend
+/// also syncs in the background (every `MCP_HYBRID_SYNC_INTERVAL` while there is work).
+pub async fn open_serving(config: &Config) -> Result<Arc<dyn MemoryStorage>> {
+    if config.backend != BackendKind::Hybrid {
+        return open(config).await;
+    }
+    let store = open_hybrid(config).await?;
+    store.start_background(
+        config
+            .sync_interval
+            .unwrap_or(memory_hybrid::DEFAULT_SYNC_INTERVAL),
+    );
+    Ok(store)
+}
+
+/// Opens the hybrid backend (for `mcp-memory sync`, which needs its engine).
+///
+/// # Errors
+///
+/// When the hybrid backend is not the configured one (saying what to set), or the local
+/// store cannot be opened.
+pub async fn open_hybrid(config: &Config) -> Result<Arc<HybridStorage>> {
+    if config.backend != BackendKind::Hybrid {
+        bail!(
+            "`sync` works on the hybrid backend only; set MCP_MEMORY_STORAGE_BACKEND=hybrid \
+             (or storage.backend = \"hybrid\" in the config file, or --backend hybrid) with \
+             the CLOUDFLARE_* variables"
+        );
+    }
+    let cloudflare = config.cloudflare_config()?;
+    let store = memory_hybrid::open(
+        SqliteConfig::new(&config.sqlite_path),
+        cloudflare,
+        local_embedder(config)?,
+        memory_hybrid::SyncOptions::default(),
+    )
+    .await
+    .with_context(|| format!("opening {}", config.sqlite_path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The local model, loaded on first use.
+fn local_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
+    let model = LazyEmbedder::new(&config.embedding_model, config.model_dir.clone())
+        .context("MCP_MEMORY_EMBEDDING_MODEL")?;
+    Ok(Arc::new(CachedEmbedder::new(model)))
+}
+
 /// Opens the backend `kind` with the settings of `config`, whichever backend `config`
 /// selects (`migrate` opens both).
 pub async fn open_kind(config: &Config, kind: BackendKind) -> Result<Arc<dyn MemoryStorage>> {
     match kind {
         BackendKind::Sqlite => {
-            let model = LazyEmbedder::new(&config.embedding_model, config.model_dir.clone())
-                .context("MCP_MEMORY_EMBEDDING_MODEL")?;
-            let embedder: Arc<dyn Embedder> = Arc::new(CachedEmbedder::new(model));
             let store = SqliteConfig::new(&config.sqlite_path)
-                .open(embedder)
+                .open(local_embedder(config)?)
                 .await
                 .with_context(|| format!("opening {}", config.sqlite_path.display()))?;
             Ok(Arc::new(store))
@@ -49,6 +102,7 @@ pub async fn open_kind(config: &Config, kind: BackendKind) -> Result<Arc<dyn Mem
             })?;
             Ok(Arc::new(store))
         }
+        BackendKind::Hybrid => Ok(open_hybrid(config).await?),
     }
 }
 

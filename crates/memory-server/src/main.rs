@@ -22,6 +22,7 @@ mod health;
 mod input;
 mod mcp;
 mod output;
+mod sync;
 mod transfer;
 
 use config::{Config, Overrides};
@@ -38,7 +39,7 @@ struct Cli {
     /// The SQLite database file (overrides MCP_MEMORY_SQLITE_PATH).
     #[arg(long, global = true, value_name = "FILE")]
     db: Option<PathBuf>,
-    /// The backend: sqlite or cloudflare (overrides MCP_MEMORY_STORAGE_BACKEND).
+    /// The backend: sqlite, cloudflare or hybrid (overrides MCP_MEMORY_STORAGE_BACKEND).
     #[arg(long, global = true, value_name = "BACKEND")]
     backend: Option<String>,
     /// The TOML configuration file (overrides MCP_MEMORY_CONFIG; default
@@ -96,6 +97,9 @@ enum Command {
     Config,
     /// Run the MCP server (stdio by default; --http for streamable HTTP).
     Serve(mcp::ServeArgs),
+    /// Sync the hybrid backend with Cloudflare: `status`, `now` (default), `--full`,
+    /// `pause`, `resume`.
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Args)]
@@ -272,6 +276,10 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
     let command = match command {
         Command::Serve(args) => return mcp::serve(config, args).await,
         Command::Migrate(args) => return transfer::migrate(&config, args, out).await,
+        Command::Sync(args) => {
+            let store = backend::open_hybrid(&config).await?;
+            return sync::run(&store, args, out).await;
+        }
         other => other,
     };
     let store = backend::open(&config).await?;
@@ -333,7 +341,7 @@ async fn run_on(
         Command::Repair(args) => consistency::repair(store, args, out).await?,
         #[cfg(feature = "emulator")]
         Command::Emulator(_) => unreachable!("handled above"),
-        Command::Serve(_) | Command::Migrate(_) | Command::Config => {
+        Command::Serve(_) | Command::Migrate(_) | Command::Sync(_) | Command::Config => {
             unreachable!("handled above")
         }
     }
@@ -448,7 +456,8 @@ async fn health(
     if args.compare_embeddings {
         let cloudflare = match config.backend {
             config::BackendKind::Cloudflare => config.cloudflare_config().ok(),
-            config::BackendKind::Sqlite => None,
+            // The hybrid backend embeds locally only: nothing to compare with.
+            config::BackendKind::Sqlite | config::BackendKind::Hybrid => None,
         };
         report.compare_embeddings(cloudflare.as_ref()).await;
     }

@@ -445,9 +445,15 @@ impl Inner {
         // write puts it back where a projected delete removed it before a revival.
         if let Some(r2) = &self.parts.r2 {
             let n = puts.len() as u64;
+            // Owned bytes, not `&Memory`: a closure over a borrowed argument makes the
+            // future not provably `Send` for every lifetime, and the sync engine spawns it.
+            let puts: Vec<(String, Vec<u8>)> = puts
+                .into_iter()
+                .map(|(key, memory)| (key, memory.content().as_bytes().to_vec()))
+                .collect();
             futures::stream::iter(puts)
-                .map(|(key, memory)| async move {
-                    r2.put_object(PutObject::new(key, memory.content().as_bytes().to_vec()))
+                .map(|(key, bytes)| async move {
+                    r2.put_object(PutObject::new(key, bytes))
                         .await
                         .map(|_| ())
                         .map_err(|e| r2_error("writing a projected memory's large content", e))

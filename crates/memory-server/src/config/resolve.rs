@@ -24,6 +24,16 @@ pub enum BackendKind {
     Sqlite,
     /// Cloudflare: D1, Vectorize, R2 and Workers AI (`memory_cloudflare`).
     Cloudflare,
+    /// Local-first SQLite synced through Cloudflare (`memory_hybrid`).
+    Hybrid,
+}
+
+impl BackendKind {
+    /// Whether this backend needs the Cloudflare settings.
+    #[must_use]
+    pub fn uses_cloudflare(self) -> bool {
+        matches!(self, Self::Cloudflare | Self::Hybrid)
+    }
 }
 
 impl std::str::FromStr for BackendKind {
@@ -32,6 +42,7 @@ impl std::str::FromStr for BackendKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "sqlite" | "sqlite_vec" | "sqlite-vec" => Ok(Self::Sqlite),
             "cloudflare" => Ok(Self::Cloudflare),
+            "hybrid" => Ok(Self::Hybrid),
             _ => Err(ConfigError::Invalid {
                 variable: BACKEND_ENV,
                 value: s.to_owned(),
@@ -205,6 +216,11 @@ impl Resolution {
                                 .as_secs()
                                 .to_string(),
                         ),
+                        SettingId::SyncInterval => Some(
+                            memory_hybrid::DEFAULT_SYNC_INTERVAL
+                                .as_secs_f64()
+                                .to_string(),
+                        ),
                         SettingId::MaxSessions => Some(
                             crate::mcp::sessions::SessionLimits::DEFAULT_MAX_SESSIONS.to_string(),
                         ),
@@ -247,8 +263,8 @@ impl Resolution {
         // when Cloudflare is.
         let cloudflare_any = cloudflare_from(&found);
         let cloudflare = match (backend, &cloudflare_any) {
-            (Some(BackendKind::Cloudflare), Ok(c)) => Some(c.clone()),
-            (Some(BackendKind::Cloudflare), Err(cf)) => {
+            (Some(kind), Ok(c)) if kind.uses_cloudflare() => Some(c.clone()),
+            (Some(kind), Err(cf)) if kind.uses_cloudflare() => {
                 problems.extend(cf.iter().cloned());
                 None
             }
@@ -286,6 +302,25 @@ impl Resolution {
         let session_idle_timeout = positive(SettingId::SessionIdleTimeout);
         let max_sessions =
             positive(SettingId::MaxSessions).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let sync_interval = match found.get(&SettingId::SyncInterval) {
+            None => None,
+            Some((v, source)) => match v.expose().trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && (0.05..=86_400.0).contains(&secs) => {
+                    Some(std::time::Duration::from_secs_f64(secs))
+                }
+                _ => {
+                    problems.push(Problem::at(
+                        Setting::of(SettingId::SyncInterval),
+                        Some(source),
+                        format!(
+                            "{:?} is not a number of seconds from 0.05 to 86400",
+                            v.expose()
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
 
         let config = match (backend, sqlite_path) {
             (Some(backend), Some(sqlite_path)) if problems.is_empty() => Some(Config {
@@ -298,6 +333,7 @@ impl Resolution {
                 api_key: text(SettingId::ApiKey).map(Secret::new),
                 session_idle_timeout,
                 max_sessions,
+                sync_interval,
                 cloudflare_any,
             }),
             _ => None,
@@ -376,6 +412,9 @@ pub struct Config {
     /// Most HTTP sessions live at once, from the environment or the file (`--max-sessions`
     /// beats both), if set.
     pub max_sessions: Option<usize>,
+    /// Seconds between the hybrid backend's background sync rounds while there is work,
+    /// if set (default `memory_hybrid::DEFAULT_SYNC_INTERVAL`).
+    pub sync_interval: Option<std::time::Duration>,
     /// The Cloudflare settings checked whichever backend is selected, or their problems.
     cloudflare_any: Result<CloudflareConfig, Vec<Problem>>,
 }

@@ -29,6 +29,9 @@ pub const API_KEY_ENV: &str = "MCP_MEMORY_API_KEY";
 pub const SESSION_IDLE_TIMEOUT_ENV: &str = "MCP_MEMORY_SESSION_IDLE_TIMEOUT";
 /// Most HTTP sessions live at once.
 pub const MAX_SESSIONS_ENV: &str = "MCP_MEMORY_MAX_SESSIONS";
+/// Seconds between background sync rounds of the hybrid backend (the Python service's
+/// variable; ours is the interval while there is work, see `memory_hybrid`).
+pub const SYNC_INTERVAL_ENV: &str = "MCP_HYBRID_SYNC_INTERVAL";
 
 /// The order in which sources win, for messages and `mcp-memory config`.
 pub const PRECEDENCE: &str =
@@ -36,7 +39,7 @@ pub const PRECEDENCE: &str =
 
 /// The values `MCP_MEMORY_STORAGE_BACKEND` accepts, for messages.
 pub const SUPPORTED_BACKENDS: &str =
-    "sqlite_vec, sqlite-vec, sqlite (the embedded default) or cloudflare";
+    "sqlite_vec, sqlite-vec, sqlite (the embedded default), cloudflare or hybrid";
 
 /// Which setting: the typed key of every row of [`SETTINGS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,6 +58,8 @@ pub enum SettingId {
     SessionIdleTimeout,
     /// `http.max_sessions`.
     MaxSessions,
+    /// `hybrid.sync_interval`.
+    SyncInterval,
     /// A `cloudflare.*` setting, checked by `memory_cloudflare`.
     Cloudflare(Field),
 }
@@ -183,6 +188,12 @@ pub const SETTINGS: &[Setting] = &[
         MAX_SESSIONS_ENV,
         "http.max_sessions",
         ValueKind::Integer,
+    ),
+    setting(
+        SettingId::SyncInterval,
+        SYNC_INTERVAL_ENV,
+        "hybrid.sync_interval",
+        ValueKind::Number,
     ),
     cloudflare(Field::ApiToken, "cloudflare.api_token", ValueKind::Secret),
     cloudflare(Field::AccountId, "cloudflare.account_id", ValueKind::Text),

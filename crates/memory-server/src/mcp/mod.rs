@@ -92,7 +92,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
             .or(config.max_sessions)
             .unwrap_or(sessions::SessionLimits::DEFAULT_MAX_SESSIONS),
     };
-    let store = tools::open_in_background(async move { backend::open(&config).await });
+    let store = tools::open_in_background(async move { backend::open_serving(&config).await });
     if args.http {
         return http::serve(
             store,

@@ -81,7 +81,16 @@ pub async fn migrate(config: &Config, args: MigrateArgs, out: &Output) -> Result
              (--from sqlite --to cloudflare, or --from cloudflare --to sqlite)"
         );
     }
-    if args.from == BackendKind::Sqlite && !config.sqlite_path.exists() {
+    let local = |k| matches!(k, BackendKind::Sqlite | BackendKind::Hybrid);
+    if local(args.from) && local(args.to) {
+        anyhow::bail!(
+            "--from {from} --to {to} name the same local file ({}): to turn the hybrid backend \
+             on for it, set MCP_MEMORY_STORAGE_BACKEND=hybrid; its memories are pushed to \
+             Cloudflare by the first sync (`mcp-memory sync now`)",
+            config.sqlite_path.display()
+        );
+    }
+    if local(args.from) && !config.sqlite_path.exists() {
         anyhow::bail!(
             "the source database {} does not exist; pass --db FILE or set MCP_MEMORY_SQLITE_PATH \
              (`mcp-memory config` shows which file is used)",

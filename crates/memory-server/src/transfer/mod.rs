@@ -170,10 +170,11 @@ pub(crate) fn same_model(a: &str, a_dims: usize, b: &str, b_dims: usize) -> bool
 /// holds a secret.
 pub(crate) fn store_identity(config: &Config, kind: BackendKind) -> Result<String> {
     Ok(match kind {
-        BackendKind::Sqlite => {
+        // The hybrid backend's memories are its local file's (Cloudflare follows by sync).
+        BackendKind::Sqlite | BackendKind::Hybrid => {
             let path = std::fs::canonicalize(&config.sqlite_path)
                 .unwrap_or_else(|_| config.sqlite_path.clone());
-            format!("sqlite:{}", path.display())
+            format!("{}:{}", backend_name(kind), path.display())
         }
         BackendKind::Cloudflare => {
             let c = config.cloudflare_config()?;
@@ -197,6 +198,7 @@ pub(crate) fn backend_name(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Sqlite => "sqlite",
         BackendKind::Cloudflare => "cloudflare",
+        BackendKind::Hybrid => "hybrid",
     }
 }
 

@@ -21,8 +21,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-memory");
 
 /// Every variable the binary reads, cleared so the caller's environment cannot leak into a
 /// test (the model directory stays: tests find the model where `fetch-model` put it).
-pub const BINARY_VARS: [&str; 20] = [
+pub const BINARY_VARS: [&str; 21] = [
     "MCP_MEMORY_STORAGE_BACKEND",
+    "MCP_HYBRID_SYNC_INTERVAL",
     "MCP_MEMORY_SQLITE_PATH",
     "MCP_MEMORY_EMBEDDING_MODEL",
     "MCP_MEMORY_API_KEY",

@@ -1,0 +1,318 @@
+//! [`HybridStorage`]: the [`MemoryStorage`] of the hybrid backend. Every read and write is
+//! the local SQLite store's (opened with its change log on, so each write records its
+//! change in the same transaction); the [`SyncEngine`] moves changes to and from
+//! Cloudflare in the background, and a tool call never waits for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use memory_core::{ContentHash, Memory, MemoryQueryResult, Tags, TimeRange, Timestamp};
+use memory_sqlite::SqliteStorage;
+use memory_storage::{
+    CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
+    MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageResult, StorageStats,
+    StoreOutcome, TagCount, TagFilter,
+};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::engine::{SyncEngine, SyncReport};
+
+/// How long the background loop waits between rounds by default while there is work (and
+/// how soon after a local write it pushes).
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest wait between rounds: an idle device pulls at least this often; a failing
+/// Cloudflare is retried at least this often.
+pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(120);
+/// How long a one-shot command's [`settle`](MemoryStorage::settle) lets a round take before
+/// leaving its changes in the outbox for the next sync.
+pub const DEFAULT_SETTLE_BUDGET: Duration = Duration::from_secs(10);
+
+/// The hybrid backend: local-first memory, synced through Cloudflare.
+pub struct HybridStorage {
+    local: Arc<SqliteStorage>,
+    engine: Arc<SyncEngine>,
+    wake: Arc<Notify>,
+    background: std::sync::Mutex<Option<JoinHandle<()>>>,
+    settle_budget: Duration,
+}
+
+impl std::fmt::Debug for HybridStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HybridStorage")
+            .field("local", &self.local.path())
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HybridStorage {
+    /// The hybrid backend over `engine` (whose local store serves every call).
+    #[must_use]
+    pub fn new(engine: SyncEngine) -> Self {
+        Self {
+            local: Arc::clone(engine.local()),
+            engine: Arc::new(engine),
+            wake: Arc::new(Notify::new()),
+            background: std::sync::Mutex::new(None),
+            settle_budget: DEFAULT_SETTLE_BUDGET,
+        }
+    }
+
+    /// Sets how long [`settle`](MemoryStorage::settle) may sync before giving up.
+    #[must_use]
+    pub fn with_settle_budget(mut self, budget: Duration) -> Self {
+        self.settle_budget = budget;
+        self
+    }
+
+    /// The sync engine (for `mcp-memory sync`).
+    #[must_use]
+    pub fn engine(&self) -> &Arc<SyncEngine> {
+        &self.engine
+    }
+
+    /// The local store.
+    #[must_use]
+    pub fn local(&self) -> &Arc<SqliteStorage> {
+        &self.local
+    }
+
+    /// Starts syncing in the background (the MCP server does; one-shot commands do not):
+    /// a round every `interval` while rounds find work or local writes arrive, doubling
+    /// up to [`MAX_SYNC_INTERVAL`] while idle or failing, and back to `interval` on the
+    /// next local write. Stops when this storage is dropped. Starting twice is a no-op.
+    pub fn start_background(&self, interval: Duration) {
+        let mut slot = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return;
+        }
+        let engine = Arc::clone(&self.engine);
+        let wake = Arc::clone(&self.wake);
+        *slot = Some(tokio::spawn(background_loop(engine, wake, interval)));
+    }
+
+    /// Tells the background loop a local write happened.
+    fn written(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for HybridStorage {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The background rounds. Why a round is never run on the caller's task: a tool call must
+/// never wait for Cloudflare (`sync never blocks a tool call`).
+async fn background_loop(engine: Arc<SyncEngine>, wake: Arc<Notify>, interval: Duration) {
+    let interval = interval.max(Duration::from_millis(50));
+    let mut wait = interval;
+    loop {
+        let outcome = engine.sync_once(false, &|_| {}).await;
+        wait = next_wait(wait, interval, &outcome);
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, retry_in = ?wait, "hybrid sync round failed; changes stay in the outbox");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {
+                // A local write: push it soon, but not sooner than `interval` after the
+                // last round (a burst of writes goes in one round).
+                wait = interval;
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+}
+
+/// The wait before the next round: `interval` after a round that moved something, else
+/// twice the last wait, up to [`MAX_SYNC_INTERVAL`].
+fn next_wait(last: Duration, interval: Duration, outcome: &StorageResult<SyncReport>) -> Duration {
+    match outcome {
+        Ok(r) if r.did_work() => interval,
+        _ => (last * 2).clamp(interval, MAX_SYNC_INTERVAL.max(interval)),
+    }
+}
+
+#[async_trait]
+impl MemoryStorage for HybridStorage {
+    fn backend_name(&self) -> &'static str {
+        "hybrid"
+    }
+
+    async fn initialize(&self) -> StorageResult<()> {
+        self.local.initialize().await
+    }
+
+    async fn store(&self, memory: Memory) -> StorageResult<StoreOutcome> {
+        let out = self.local.store(memory).await;
+        self.written();
+        out
+    }
+
+    async fn store_batch(
+        &self,
+        memories: Vec<Memory>,
+    ) -> StorageResult<Vec<StorageResult<StoreOutcome>>> {
+        let out = self.local.store_batch(memories).await;
+        self.written();
+        out
+    }
+
+    async fn search(&self, query: &SemanticQuery) -> StorageResult<Vec<MemoryQueryResult>> {
+        self.local.search(query).await
+    }
+
+    async fn retrieve(&self, query: &str, n: usize) -> StorageResult<Vec<MemoryQueryResult>> {
+        self.local.retrieve(query, n).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> StorageResult<Vec<Memory>> {
+        self.local.list(query).await
+    }
+
+    async fn count(&self, filter: &MemoryFilter) -> StorageResult<u64> {
+        self.local.count(filter).await
+    }
+
+    async fn get_by_hash(&self, hash: &ContentHash) -> StorageResult<Option<Memory>> {
+        self.local.get_by_hash(hash).await
+    }
+
+    async fn get_embeddings(&self, hashes: &[ContentHash]) -> StorageResult<Vec<Option<Vec<f32>>>> {
+        self.local.get_embeddings(hashes).await
+    }
+
+    async fn search_by_tag(&self, tags: &Tags) -> StorageResult<Vec<Memory>> {
+        self.local.search_by_tag(tags).await
+    }
+
+    async fn search_by_tags(
+        &self,
+        tags: &TagFilter,
+        time: Option<TimeRange>,
+    ) -> StorageResult<Vec<Memory>> {
+        self.local.search_by_tags(tags, time).await
+    }
+
+    async fn get_memories_by_time_range(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StorageResult<Vec<Memory>> {
+        self.local.get_memories_by_time_range(start, end).await
+    }
+
+    async fn get_recent_memories(&self, n: usize) -> StorageResult<Vec<Memory>> {
+        self.local.get_recent_memories(n).await
+    }
+
+    async fn delete(&self, hash: &ContentHash) -> StorageResult<DeleteReport> {
+        let out = self.local.delete(hash).await;
+        self.written();
+        out
+    }
+
+    async fn delete_by_tag(&self, tag: &str) -> StorageResult<usize> {
+        let out = self.local.delete_by_tag(tag).await;
+        self.written();
+        out
+    }
+
+    async fn delete_memories(&self, request: &DeleteRequest) -> StorageResult<DeleteReport> {
+        let out = self.local.delete_memories(request).await;
+        self.written();
+        out
+    }
+
+    async fn cleanup_duplicates(&self) -> StorageResult<CleanupReport> {
+        let out = self.local.cleanup_duplicates().await;
+        self.written();
+        out
+    }
+
+    async fn update_memory_metadata(
+        &self,
+        hash: &ContentHash,
+        updates: MemoryUpdate,
+        preserve_timestamps: bool,
+    ) -> StorageResult<Memory> {
+        let out = self
+            .local
+            .update_memory_metadata(hash, updates, preserve_timestamps)
+            .await;
+        self.written();
+        out
+    }
+
+    async fn get_stats(&self) -> StorageResult<StorageStats> {
+        let mut stats = self.local.get_stats().await?;
+        stats.backend = self.backend_name().to_owned();
+        let status = self.engine.status().await?;
+        stats.extra.insert(
+            "sync".to_owned(),
+            serde_json::to_value(status).unwrap_or_default(),
+        );
+        Ok(stats)
+    }
+
+    async fn get_all_tags(&self) -> StorageResult<Vec<TagCount>> {
+        self.local.get_all_tags().await
+    }
+
+    async fn purge_deleted(&self, older_than: Option<Timestamp>) -> StorageResult<u64> {
+        self.local.purge_deleted(older_than).await
+    }
+
+    async fn check(&self) -> StorageResult<ConsistencyReport> {
+        let mut report = self.local.check().await?;
+        report.backend = self.backend_name().to_owned();
+        Ok(report)
+    }
+
+    async fn repair(&self) -> StorageResult<RepairReport> {
+        self.local.repair().await
+    }
+
+    /// A one-shot command's end: when it left changes in the outbox, one round within the
+    /// settle budget; if Cloudflare does not answer in time (or fails) the changes stay in
+    /// the outbox for the next sync, and this answers `false` without an error (the write
+    /// itself succeeded).
+    async fn settle(&self) -> StorageResult<bool> {
+        if self.local.outbox_len().await? == 0 {
+            return Ok(true);
+        }
+        match tokio::time::timeout(self.settle_budget, self.engine.sync_once(false, &|_| {})).await
+        {
+            Ok(Ok(report)) => Ok(report.skipped.is_none()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not push this command's changes to Cloudflare; they stay in the outbox for the next sync");
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn recall_memory_at(
+        &self,
+        query: &str,
+        n: usize,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Vec<MemoryQueryResult>> {
+        self.local.recall_memory_at(query, n, now).await
+    }
+}
