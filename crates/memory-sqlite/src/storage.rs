@@ -234,8 +234,10 @@ impl SqliteStorage {
     pub async fn outbox_len(&self) -> StorageResult<u64> {
         self.run(move |inner| {
             inner.read("counting the change log", |c| {
-                c.query_row("SELECT COUNT(*) FROM sync_outbox", [], |r| r.get::<_, i64>(0))
-                    .map(|n| u64::try_from(n).unwrap_or(0))
+                c.query_row("SELECT COUNT(*) FROM sync_outbox", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or(0))
             })
         })
         .await
