@@ -35,7 +35,7 @@ use memory_cloudflare::CloudflareStorage;
 use memory_cloudflare::change_log::ChangeLog;
 use memory_core::{ContentHash, Memory};
 use memory_sqlite::SqliteStorage;
-use memory_storage::{MemoryStorage, StorageError, StorageResult};
+use memory_storage::{ConsistencyIssue, IssueKind, MemoryStorage, StorageError, StorageResult};
 use memory_sync::{Change, DeviceId, Replica, SyncedChange};
 
 /// Changes read from the outbox per push page by default.
@@ -572,6 +572,101 @@ impl SyncEngine {
             .set_sync_meta(META_DIFFED, Some(&now_text()))
             .await?;
         Ok(full)
+    }
+
+    /// Compares this device with the deployment: every memory whose liveness here differs
+    /// from upstream's tables, leaving out what is still on its way (changes in the
+    /// outbox, log rows not pulled yet, own changes not projected yet), which are not
+    /// disagreements. Waits up to `wait` for a running round to finish, so that a round
+    /// half done is not reported.
+    ///
+    /// # Errors
+    ///
+    /// Cloudflare's (unreachable: nothing could be compared), or
+    /// [`StorageError::Unavailable`] when a round holds the lock for all of `wait`.
+    pub async fn compare(&self, wait: std::time::Duration) -> StorageResult<Vec<ConsistencyIssue>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let _lock = loop {
+            if let Some(lock) = self.try_lock()? {
+                break lock;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StorageError::Unavailable {
+                    backend: "hybrid".to_owned(),
+                    message: "a sync round held this database's sync lock for the whole \
+                              check; run the check again"
+                        .to_owned(),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let remote = self.remote().await?;
+        let mut in_flight: BTreeSet<ContentHash> = BTreeSet::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .local
+                .pending_changes(after, self.options.push_page.max(1))
+                .await?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            after = last;
+            in_flight.extend(page.into_iter().map(|e| e.change.hash().clone()));
+        }
+        let pulled = self.local.pull_cursor().await?;
+        let mut cursor = pulled;
+        loop {
+            let page = remote
+                .log
+                .read_after(cursor, self.options.pull_page.max(1), Some(self.device))
+                .await?;
+            let Some(last) = page.last().map(|c| c.seq) else {
+                break;
+            };
+            cursor = last;
+            in_flight.extend(page.into_iter().map(|c| c.synced.change.hash().clone()));
+        }
+        let projected = self.project_cursor().await?;
+        if projected < pulled {
+            let own = remote
+                .log
+                .hashes_of_device_between(projected, pulled, self.device)
+                .await?;
+            in_flight.extend(own.into_iter().map(|(_, h)| h));
+        }
+        let upstream = upstream_live_hashes(remote).await?;
+        let local = self.local_hashes().await?;
+        let mut issues = Vec::new();
+        for (hash, live) in &local {
+            if *live != upstream.contains(hash) && !in_flight.contains(hash) {
+                let detail = if *live {
+                    "live on this device but not in Cloudflare's tables; repair (a full \
+                     sync) writes it there"
+                } else {
+                    "deleted on this device but live in Cloudflare's tables; repair (a full \
+                     sync) writes the delete there"
+                };
+                issues.push(ConsistencyIssue::new(
+                    IssueKind::Unsynced,
+                    hash.as_str(),
+                    detail,
+                ));
+            }
+        }
+        for hash in upstream
+            .iter()
+            .filter(|h| !local.contains_key(*h) && !in_flight.contains(*h))
+        {
+            issues.push(ConsistencyIssue::new(
+                IssueKind::Unsynced,
+                hash.as_str(),
+                "live in Cloudflare's tables but unknown on this device (written by the \
+                 Python service or the Cloudflare backend?); repair (a full sync) stores it here",
+            ));
+        }
+        Ok(issues)
     }
 
     async fn local_hashes(&self) -> StorageResult<BTreeMap<ContentHash, bool>> {

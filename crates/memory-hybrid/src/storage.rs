@@ -12,8 +12,8 @@ use memory_core::{ContentHash, Memory, MemoryQueryResult, Tags, TimeRange, Times
 use memory_sqlite::SqliteStorage;
 use memory_storage::{
     CleanupReport, ConsistencyReport, DeleteReport, DeleteRequest, ListQuery, MemoryFilter,
-    MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageResult, StorageStats,
-    StoreOutcome, TagCount, TagFilter,
+    MemoryStorage, MemoryUpdate, RepairReport, SemanticQuery, StorageError, StorageResult,
+    StorageStats, StoreOutcome, TagCount, TagFilter,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -29,6 +29,9 @@ pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(120);
 /// How long a one-shot command's [`settle`](MemoryStorage::settle) lets a round take before
 /// leaving its changes in the outbox for the next sync.
 pub const DEFAULT_SETTLE_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long a check waits for a running sync round before comparing with Cloudflare.
+const COMPARE_WAIT: Duration = Duration::from_secs(60);
 
 /// The hybrid backend: local-first memory, synced through Cloudflare.
 pub struct HybridStorage {
@@ -278,14 +281,60 @@ impl MemoryStorage for HybridStorage {
         self.local.purge_deleted(older_than).await
     }
 
+    /// The local store's check, then this device against the deployment
+    /// ([`SyncEngine::compare`]: [`IssueKind::Unsynced`](memory_storage::IssueKind::Unsynced)
+    /// for each memory whose liveness differs once everything in flight is set aside).
+    /// Needs Cloudflare: offline, it fails saying so rather than claim a comparison it did
+    /// not make (the local part alone is `mcp-memory check` on the embedded default).
     async fn check(&self) -> StorageResult<ConsistencyReport> {
         let mut report = self.local.check().await?;
         report.backend = self.backend_name().to_owned();
+        let local_issues = report.issues.len();
+        let remote =
+            self.engine
+                .compare(COMPARE_WAIT)
+                .await
+                .map_err(|e| StorageError::Unavailable {
+                    backend: "hybrid".to_owned(),
+                    message: format!(
+                        "the local store checked with {local_issues} issue(s), but it could not \
+                     be compared with Cloudflare ({e}); check again when Cloudflare answers"
+                    ),
+                    source: Some(Box::new(e)),
+                })?;
+        report.issues.extend(remote);
+        report.sort();
         Ok(report)
     }
 
+    /// The local store's repair, then a full sync (which writes this device's merged state
+    /// upstream and stores what only Cloudflare holds), then the check again.
     async fn repair(&self) -> StorageResult<RepairReport> {
-        self.local.repair().await
+        let found = self.check().await?;
+        let local = self.local.repair().await?;
+        let mut actions = local.actions;
+        let mut fixed = local.fixed;
+        let unsynced = found
+            .issues
+            .iter()
+            .filter(|i| i.kind == memory_storage::IssueKind::Unsynced)
+            .count() as u64;
+        if unsynced > 0 {
+            let full = self.engine.sync_full(&|_| {}).await?;
+            fixed += full.imported + full.reprojected;
+            actions.push(format!(
+                "full sync: stored {} memories only Cloudflare held, wrote {} to Cloudflare's \
+                 tables again",
+                full.imported, full.reprojected
+            ));
+        }
+        let remaining = self.check().await?.issues;
+        Ok(RepairReport {
+            found,
+            fixed,
+            actions,
+            remaining,
+        })
     }
 
     /// A one-shot command's end: when it left changes in the outbox, one round within the

@@ -342,3 +342,42 @@ impl memory_embed::Embedder for Renamed {
         self.0.embed(texts).await
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_what_differs_from_cloudflare_and_repair_fixes_it_both_ways() {
+    let cf = Deployment::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, a_model) = cf.device(dir.path(), "a").await;
+    let kept = memory("Kept on the device, lost upstream.", &["x"]);
+    a.store(kept.clone()).await.unwrap();
+    sync_until_quiet(&[&a], 4).await;
+    assert!(a.check().await.unwrap().is_consistent());
+
+    // Damage behind the engine's back: the row vanishes upstream, and a memory appears
+    // there that no log row names (as the Python service would write it).
+    let remote = a.engine().remote().await.unwrap();
+    remote.storage.delete(kept.content_hash()).await.unwrap();
+    let foreign = memory("Written upstream by another client.", &["python"])
+        .with_embedding(vector(7, common::minilm().dimensions()));
+    remote.storage.store(foreign.clone()).await.unwrap();
+    remote.storage.settle().await.unwrap();
+
+    let found = a.check().await.unwrap();
+    let mut subjects: Vec<&str> = found.issues.iter().map(|i| i.subject.as_str()).collect();
+    subjects.sort_unstable();
+    let mut expected = vec![kept.content_hash().as_str(), foreign.content_hash().as_str()];
+    expected.sort_unstable();
+    assert_eq!(subjects, expected, "{found:?}");
+    assert!(found
+        .issues
+        .iter()
+        .all(|i| i.kind == memory_storage::IssueKind::Unsynced));
+
+    let repaired = a.repair().await.unwrap();
+    assert!(repaired.remaining.is_empty(), "{repaired:?}");
+    assert_eq!(repaired.fixed, 2, "{repaired:?}");
+    assert!(remote.storage.get_by_hash(kept.content_hash()).await.unwrap().is_some());
+    let imported = a.get_by_hash(foreign.content_hash()).await.unwrap().unwrap();
+    assert_eq!(imported.tags, foreign.tags);
+    assert_eq!(a_model.texts().len(), 1, "the foreign memory's vector came from Vectorize");
+}

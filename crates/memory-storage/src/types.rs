@@ -496,6 +496,11 @@ pub enum IssueKind {
     /// The storage itself is damaged (SQLite `PRAGMA integrity_check` not "ok"). Cannot be
     /// repaired in place: restore a backup, or export and import into a new store.
     Corruption,
+    /// A memory's liveness on this device differs from the deployment's although every
+    /// change of it has been exchanged (hybrid: live here but not in Cloudflare's tables,
+    /// or the reverse). Repair runs a full sync, which writes this device's merged state
+    /// upstream and stores what only Cloudflare holds.
+    Unsynced,
 }
 
 impl IssueKind {
@@ -512,6 +517,7 @@ impl IssueKind {
             Self::HashMismatch => "hash_mismatch",
             Self::MissingObject => "missing_object",
             Self::Corruption => "corruption",
+            Self::Unsynced => "unsynced",
         }
     }
 
