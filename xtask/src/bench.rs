@@ -4,8 +4,9 @@
 //! Every figure in the document is read from this run's output: criterion's
 //! `<target>/criterion/<group>/<bench>/new/{benchmark,estimates,sample}.json` (only files
 //! written after the suite started, so a stale result never appears), the request counts
-//! the Cloudflare bench writes to `$MCP_MEMORY_BENCH_OUT/cloudflare_requests.json`, and the
-//! JSON line of `examples/mcp_startup`. Nothing is hard-coded but the choice of which
+//! the Cloudflare bench writes to `$MCP_MEMORY_BENCH_OUT/cloudflare_requests.json`, the
+//! hybrid backend's ratios and sync lag (`hybrid_ratios.json`, `hybrid_sync.json` there),
+//! and the JSON line of `examples/mcp_startup`. Nothing is hard-coded but the choice of which
 //! figures the summary shows.
 //!
 //! xtask has no JSON dependency (it must build fast on a cold machine), hence the small
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long)]
     filter: Option<String>,
     /// Only these suites (repeatable): sqlite_backend, embedding, cloudflare_backend,
-    /// vector_search, transport, emulator. Default: all.
+    /// hybrid_backend, hybrid_sync, vector_search, transport, emulator. Default: all.
     #[arg(long = "suite", value_name = "SUITE")]
     suites: Vec<String>,
     /// Skip the start-up and resident-memory measurements.
@@ -99,6 +100,30 @@ const SUITES: &[Suite] = &[
                 vectors (as `import`/`migrate` do), so it measures D1 batches + Vectorize \
                 upserts, not embedding; `bulk_import_embedded/100` has the stand-in embed. \
                 See `crates/memory-cloudflare/benches/cloudflare_backend.rs`.",
+    },
+    Suite {
+        name: "hybrid_backend",
+        cargo: &["-p", "memory-hybrid", "--bench", "hybrid_backend"],
+        groups: &["hybrid_"],
+        about: "The cost of local-first: the hybrid backend (local SQLite with its change \
+                log, background sync running at the default interval, Cloudflare on the \
+                emulator with 50 ms on every request) against the embedded default (plain \
+                SQLite), both holding the same 10,000 memories with carried vectors. `store` \
+                carries its vector, `retrieve` asks the same question (its vector from the LRU \
+                cache of the real all-MiniLM-L6-v2), so backends are compared, not the model. \
+                Target: hybrid / embedded ≤ 1.1 for each. See \
+                `crates/memory-hybrid/benches/hybrid_backend.rs`.",
+    },
+    Suite {
+        name: "hybrid_sync",
+        cargo: &["-p", "memory-hybrid", "--bench", "hybrid_sync_lag"],
+        groups: &[],
+        about: "Sync lag of the hybrid backend (not a criterion bench: one measurement of a few \
+                minutes): two devices syncing in the background at the default interval, 50 ms \
+                on every Cloudflare request; device A stores 100 memories at random gaps (mean: \
+                the interval), the lag is A's store returning → the memory's vector in device \
+                B's store; requests per synced memory from the transport's accounting, both \
+                devices' rounds included. See `crates/memory-hybrid/benches/hybrid_sync_lag.rs`.",
     },
     Suite {
         name: "vector_search",
@@ -165,6 +190,10 @@ struct Report {
     criterion_args: Vec<String>,
     suites: Vec<(&'static Suite, Vec<Figure>, String)>,
     requests: Option<Json>,
+    /// `hybrid_ratios.json` of the hybrid bench.
+    hybrid_ratios: Option<Json>,
+    /// `hybrid_sync.json` of the sync lag measurement.
+    hybrid_sync: Option<Json>,
     startup: Option<Startup>,
     note: Option<String>,
     load_before: String,
@@ -223,6 +252,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut suites = Vec::new();
     let mut failures = Vec::new();
     let mut requests = None;
+    let mut hybrid_ratios = None;
+    let mut hybrid_sync = None;
     for suite in selected {
         let started = SystemTime::now();
         let mut cmd = crate::cargo();
@@ -246,6 +277,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let path = extra_out.join("cloudflare_requests.json");
             if modified_since(&path, started) {
                 requests = Some(read_json(&path)?);
+            }
+        }
+        for (name, file, slot) in [
+            ("hybrid_backend", "hybrid_ratios.json", &mut hybrid_ratios),
+            ("hybrid_sync", "hybrid_sync.json", &mut hybrid_sync),
+        ] {
+            let path = extra_out.join(file);
+            if suite.name == name && modified_since(&path, started) {
+                *slot = Some(read_json(&path)?);
             }
         }
         let command = format!(
@@ -274,6 +314,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         criterion_args,
         suites,
         requests,
+        hybrid_ratios,
+        hybrid_sync,
         startup,
         note: args.note.clone(),
         load_before,
@@ -868,6 +910,7 @@ fn summary_table(report: &Report) -> String {
             ]);
         }
     }
+    rows.extend(hybrid_summary_rows(report));
     let mut out = String::from(
         "| figure | median | spread | per operation / throughput |\n|---|---:|---:|---|\n",
     );
@@ -942,6 +985,10 @@ fn render(report: &Report) -> String {
 
     for (suite, figures, command) in &report.suites {
         let _ = writeln!(o, "## Suite `{}`\n\n{}\n", suite.name, suite.about);
+        if suite.name == "hybrid_sync" {
+            render_hybrid_sync(&mut o, report, command);
+            continue;
+        }
         if figures.is_empty() {
             let _ = writeln!(
                 o,
@@ -976,6 +1023,9 @@ fn render(report: &Report) -> String {
             );
         }
         let _ = writeln!(o);
+        if suite.name == "hybrid_backend" {
+            render_hybrid_ratios(&mut o, report);
+        }
         if suite.name == "cloudflare_backend" && report.requests.is_some() {
             let _ = writeln!(
                 o,
@@ -1072,6 +1122,148 @@ fn render(report: &Report) -> String {
         let _ = writeln!(o);
     }
     o
+}
+
+/// The hybrid / embedded ratios of `hybrid_ratios.json`: (operation, embedded ns, hybrid
+/// ns, ratio).
+fn hybrid_ratios(report: &Report) -> Vec<(String, f64, f64, f64)> {
+    let Some(Json::Obj(ops)) = report
+        .hybrid_ratios
+        .as_ref()
+        .and_then(|j| j.get("operations"))
+    else {
+        return Vec::new();
+    };
+    ops.iter()
+        .map(|(op, v)| {
+            let n = |k: &str| v.get(k).and_then(Json::as_f64).unwrap_or(f64::NAN);
+            (
+                op.clone(),
+                n("embedded_median_ns"),
+                n("hybrid_median_ns"),
+                n("ratio"),
+            )
+        })
+        .collect()
+}
+
+/// Summary rows of the hybrid backend: its ratios and the sync lag.
+fn hybrid_summary_rows(report: &Report) -> Vec<[String; 4]> {
+    let mut rows = Vec::new();
+    let context = report
+        .hybrid_ratios
+        .as_ref()
+        .map(|j| {
+            let n = |k: &str| j.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+            format!(
+                "{} memories, {} ms latency, sync on",
+                size_label(n("memories") as u64),
+                n("latency_ms")
+            )
+        })
+        .unwrap_or_default();
+    for (op, embedded, hybrid, ratio) in hybrid_ratios(report) {
+        rows.push([
+            format!("Hybrid ({context}): {op}"),
+            time(hybrid),
+            "median of samples".into(),
+            format!("{ratio:.2}× embedded ({})", time(embedded)),
+        ]);
+    }
+    if let Some(j) = &report.hybrid_sync {
+        let n = |p: &[&str]| j.path(p).and_then(Json::as_f64).unwrap_or(f64::NAN);
+        rows.push([
+            format!(
+                "Hybrid sync lag, store on A → searchable on B (interval {} s, {} ms latency)",
+                n(&["sync_interval_ms"]) / 1000.0,
+                n(&["latency_ms"])
+            ),
+            time(n(&["lag_ms", "median"]) * 1e6),
+            format!("p95 {}", time(n(&["lag_ms", "p95"]) * 1e6)),
+            format!(
+                "{} samples; {:.2} Cloudflare requests per synced memory",
+                n(&["lag_ms", "samples"]),
+                n(&["requests", "per_synced_memory"])
+            ),
+        ]);
+    }
+    rows
+}
+
+/// The hybrid suite's ratio table.
+fn render_hybrid_ratios(o: &mut String, report: &Report) {
+    let ratios = hybrid_ratios(report);
+    if ratios.is_empty() {
+        return;
+    }
+    let j = report.hybrid_ratios.as_ref();
+    let n = |p: &[&str]| {
+        j.and_then(|j| j.path(p))
+            .and_then(Json::as_f64)
+            .unwrap_or(f64::NAN)
+    };
+    let _ = writeln!(
+        o,
+        "Hybrid / embedded, the medians of the time per iteration of every sample the bench \
+         measured (`hybrid_ratios.json`; target ≤ {}):\n\n\
+         | operation | embedded | hybrid | hybrid / embedded |\n|---|---:|---:|---:|",
+        n(&["target_ratio"])
+    );
+    for (op, embedded, hybrid, ratio) in ratios {
+        let _ = writeln!(
+            o,
+            "| `{op}` | {} | {} | {ratio:.3} |",
+            time(embedded),
+            time(hybrid)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nThe background sync meanwhile ({:.0} s): {} D1, {} Vectorize, {} R2 requests; {} \
+         changes in the outbox at the end.\n",
+        n(&["background", "seconds"]),
+        n(&["background", "requests", "d1"]),
+        n(&["background", "requests", "vectorize"]),
+        n(&["background", "requests", "r2"]),
+        n(&["background", "backlog_at_end"])
+    );
+}
+
+/// The sync lag measurement's section.
+fn render_hybrid_sync(o: &mut String, report: &Report, command: &str) {
+    let Some(j) = &report.hybrid_sync else {
+        let _ = writeln!(
+            o,
+            "No results from this run (filtered out, or it failed).\n"
+        );
+        return;
+    };
+    let n = |p: &[&str]| j.path(p).and_then(Json::as_f64).unwrap_or(f64::NAN);
+    let ms = |p: &[&str]| time(n(p) * 1e6);
+    let _ = writeln!(
+        o,
+        "Command: `{command}` (criterion's options are ignored; `BENCH_SYNC_STORES`, \
+         `BENCH_SYNC_GAP_MS` change the stores and their mean gap).\n\n\
+         | lag over {} stores (mean gap {}) | median | p95 | min | max |\n|---|---:|---:|---:|---:|\n\
+         | A's store → searchable on B | {} | {} | {} | {} |\n",
+        n(&["lag_ms", "samples"]),
+        ms(&["mean_gap_ms"]),
+        ms(&["lag_ms", "median"]),
+        ms(&["lag_ms", "p95"]),
+        ms(&["lag_ms", "min"]),
+        ms(&["lag_ms", "max"])
+    );
+    let _ = writeln!(
+        o,
+        "Cloudflare requests of both devices over {:.0} s: {} D1, {} Vectorize, {} R2 = \
+         **{:.2} per synced memory** (Workers AI: {}).\n",
+        n(&["requests", "window_seconds"]),
+        n(&["requests", "by_service", "d1"]),
+        n(&["requests", "by_service", "vectorize"]),
+        n(&["requests", "by_service", "r2"]),
+        n(&["requests", "per_synced_memory"]),
+        n(&["requests", "workers_ai"])
+    );
 }
 
 /// A JSON value (just enough for criterion's and our own files).

@@ -17,6 +17,8 @@
 mod engine;
 mod open;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use engine::{
     Connect, DEFAULT_PROJECT_PAGE, DEFAULT_PULL_PAGE, DEFAULT_PUSH_PAGE, FullSyncReport, Remote,
