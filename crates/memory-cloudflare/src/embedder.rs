@@ -364,6 +364,28 @@ pub fn fallback_embedder(
     fallback_embedder_in(model, pooling, None)
 }
 
+/// The local equivalent of the Workers AI model `model_id` as Workers AI runs it by
+/// default (mean pooling), with its files in `dir` (when given) else the per-user cache:
+/// how a hybrid device joins a deployment whose vectors Workers AI computed.
+///
+/// # Errors
+///
+/// As [`fallback_embedder`], and for an id that is no Workers AI embedding model known here.
+#[cfg(feature = "local-embedding")]
+pub fn local_equivalent_of(
+    model_id: &str,
+    dir: Option<PathBuf>,
+) -> Result<LocalEquivalent, EmbedError> {
+    let model = EmbeddingModel::known(model_id).ok_or_else(|| {
+        EmbedError::Other(format!(
+            "{model_id} is not a Workers AI embedding model this build knows (local \
+             equivalents exist for @cf/baai/bge-small-en-v1.5, @cf/baai/bge-base-en-v1.5 \
+             and @cf/baai/bge-large-en-v1.5)"
+        ))
+    })?;
+    fallback_embedder_in(&model, cloudflare_ai::Pooling::Mean, dir)
+}
+
 /// [`fallback_embedder`] with the model files in `dir` (when given) instead of the
 /// per-user cache.
 ///

@@ -62,15 +62,41 @@ pub async fn open_hybrid(config: &Config) -> Result<Arc<HybridStorage>> {
         );
     }
     let cloudflare = config.cloudflare_config()?;
+    let embedder = hybrid_embedder(config, &cloudflare)?;
     let store = memory_hybrid::open(
         SqliteConfig::new(&config.sqlite_path),
         cloudflare,
-        local_embedder(config)?,
+        embedder,
         memory_hybrid::SyncOptions::default(),
     )
     .await
     .with_context(|| format!("opening {}", config.sqlite_path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The hybrid device's model: `MCP_MEMORY_EMBEDDING_MODEL`, which may name a Workers AI
+/// model (`@cf/baai/bge-small-en-v1.5`) to join a deployment the Cloudflare backend (or
+/// the Python service) built: the device then runs the same weights locally, pooled as
+/// Workers AI pools them, and reports the Workers AI id, so the model recorded in D1
+/// matches and the deployment's vectors are this device's too. Its files come from
+/// `MCP_MEMORY_MODEL_DIR`, else `CLOUDFLARE_EMBEDDING_FALLBACK_DIR`, else the model cache.
+fn hybrid_embedder(
+    config: &Config,
+    cloudflare: &memory_cloudflare::config::CloudflareConfig,
+) -> Result<Arc<dyn Embedder>> {
+    if !config
+        .embedding_model
+        .starts_with(memory_embed::spec::CLOUDFLARE_PREFIX)
+    {
+        return local_embedder(config);
+    }
+    let dir = config
+        .model_dir
+        .clone()
+        .or_else(|| cloudflare.embedding_fallback_dir.clone());
+    let local = memory_cloudflare::embedder::local_equivalent_of(&config.embedding_model, dir)
+        .context("MCP_MEMORY_EMBEDDING_MODEL")?;
+    Ok(Arc::new(CachedEmbedder::new(local)))
 }
 
 /// The local model, loaded on first use.

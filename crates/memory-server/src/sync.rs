@@ -115,6 +115,7 @@ fn round_json(r: &SyncReport) -> serde_json::Value {
         "embedded": r.embedded,
         "projected": r.projected,
         "stale_projections": r.stale_projections,
+        "imported": r.imported,
         "unresolved": r.unresolved,
         "requests": r.requests,
     })
@@ -134,8 +135,8 @@ fn round(r: &SyncReport, out: &Output) {
         }
         None => println!(
             "pushed {} changes, pulled {} ({} applied), wrote {} memories to Cloudflare's \
-             tables; {} requests",
-            r.pushed, r.pulled, r.applied, r.projected, r.requests
+             tables, stored {} found only there; {} requests",
+            r.pushed, r.pulled, r.applied, r.projected, r.imported, r.requests
         ),
     }
     if !r.unresolved.is_empty() {

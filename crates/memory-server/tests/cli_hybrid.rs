@@ -183,3 +183,78 @@ async fn the_mcp_server_syncs_in_the_background() {
     }
     drop(client);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_default_user_turns_hybrid_on_and_the_memories_are_pushed_with_vectors() {
+    let emulator = emulator().await;
+    let env = hybrid_env(&emulator, &cloudflare_emulator::d1::new_database_id());
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.db"), dir.path().join("new.db"));
+    for text in [
+        "Kept since last year.",
+        "Also from before hybrid.",
+        "A third old note.",
+    ] {
+        ok_json(&old, &[], &["store", text]);
+    }
+    let first = ok_json(&old, &env, &["sync", "now"]);
+    assert_eq!(first["pushed"], 3, "the existing memories go out: {first}");
+    let joined = ok_json(&new, &env, &["sync", "now"]);
+    assert_eq!(
+        (joined["pulled"].as_u64(), joined["embedded"].as_u64()),
+        (Some(3), Some(0)),
+        "{joined}"
+    );
+    assert_eq!(
+        ok_json(&new, &env, &["list"])["memories"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudflare_backend_user_turns_hybrid_on_and_the_device_pulls_everything() {
+    let emulator = emulator().await;
+    let db_id = cloudflare_emulator::d1::new_database_id();
+    let mut cloudflare = emulator_env(&emulator, &db_id, "hybrid-cli");
+    cloudflare.push(("MCP_MEMORY_STORAGE_BACKEND", "cloudflare".to_owned()));
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused.db");
+    for text in [
+        "Stored by the Cloudflare backend.",
+        "Embedded by Workers AI.",
+    ] {
+        ok_json(&unused, &cloudflare, &["store", text, "-t", "cf"]);
+    }
+
+    // The device runs the deployment's model locally (same weights, Workers AI's pooling).
+    let minilm = memory_embed::ModelLocation::resolve(memory_embed::DEFAULT_MODEL_ID)
+        .unwrap_or_else(|e| panic!("run `cargo xtask fetch-model`: {e}"))
+        .dir;
+    let mut env = hybrid_env(&emulator, &db_id);
+    env.push((
+        "MCP_MEMORY_EMBEDDING_MODEL",
+        "@cf/baai/bge-small-en-v1.5".to_owned(),
+    ));
+    env.push((
+        "CLOUDFLARE_EMBEDDING_FALLBACK_DIR",
+        minilm.display().to_string(),
+    ));
+    let device = dir.path().join("device.db");
+    let first = ok_json(&device, &env, &["sync", "now"]);
+    assert_eq!(first["imported"], 2, "{first}");
+    assert_eq!(first["embedded"], 0, "vectors come from Vectorize: {first}");
+    let listed = ok_json(&device, &env, &["list"]);
+    assert_eq!(listed["memories"].as_array().unwrap().len(), 2, "{listed}");
+
+    // What the device writes reaches the Cloudflare backend's readers.
+    ok_json(&device, &env, &["store", "Written on the hybrid device."]);
+    let upstream = ok_json(&unused, &cloudflare, &["list"]);
+    assert_eq!(
+        upstream["memories"].as_array().unwrap().len(),
+        3,
+        "{upstream}"
+    );
+}
