@@ -166,6 +166,18 @@ async fn the_mcp_server_syncs_in_the_background() {
         .await
         .expect("store_memory");
     assert_ne!(result.is_error, Some(true), "{result:?}");
+    let health = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("memory_health"))
+        .await
+        .expect("memory_health");
+    let text = health.content[0]
+        .as_text()
+        .expect("a text answer")
+        .text
+        .clone();
+    let health: Value = serde_json::from_str(&text).expect("health is JSON");
+    assert_eq!(health["backend"], "hybrid", "{health}");
+    assert!(health["sync"]["device"].is_string(), "{health}");
 
     // Another device sees it without anyone running `sync` on the server's database.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

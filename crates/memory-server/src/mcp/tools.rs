@@ -430,7 +430,7 @@ impl MemoryServer {
         let store = self.store().await?;
         let started = std::time::Instant::now();
         let stats = store.get_stats().await?;
-        Ok(json!({
+        let mut health = json!({
             "status": "healthy",
             "backend": stats.backend,
             "total_memories": stats.total_memories,
@@ -438,7 +438,13 @@ impl MemoryServer {
             "embedding_dimensions": stats.embedding_dimensions,
             "query_ms": started.elapsed().as_millis() as u64,
             "server": {"name": "mcp-memory", "version": env!("CARGO_PKG_VERSION")},
-        }))
+        });
+        // The hybrid backend's sync state (backlog, last push/pull, last error): a device
+        // that cannot reach Cloudflare is still healthy locally, and says so here.
+        if let Some(sync) = stats.extra.get("sync") {
+            health["sync"] = sync.clone();
+        }
+        Ok(health)
     }
 
     async fn do_stats(&self) -> ToolOutcome {
