@@ -1217,6 +1217,21 @@ fn render_hybrid_ratios(o: &mut String, report: &Report) {
             time(hybrid)
         );
     }
+    if let Some(Json::Obj(ops)) = j.and_then(|j| j.get("operations")) {
+        for (op, v) in ops {
+            if let (Some(ns), Some(ratio)) = (
+                v.get("change_log_only_median_ns").and_then(Json::as_f64),
+                v.get("change_log_only_ratio").and_then(Json::as_f64),
+            ) {
+                let _ = writeln!(
+                    o,
+                    "\n`{op}` on the hybrid device's kind of local store (change log on) without \
+                     any sync: {} ({ratio:.3} × embedded), the change log's share of the gap.",
+                    time(ns)
+                );
+            }
+        }
+    }
     let _ = writeln!(
         o,
         "\nThe background sync meanwhile ({:.0} s): {} D1, {} Vectorize, {} R2 requests; {} \

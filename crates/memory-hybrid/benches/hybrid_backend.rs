@@ -17,12 +17,21 @@
 //!   what is compared is the backend, not the model.
 //! * `search_by_tag/10_matches` returns the 10 `pinned` memories, `search_by_tag/5_percent`
 //!   one topic (500 memories, all rows read and decoded).
-//! * Each operation runs on the embedded store, then on the hybrid device, back to back.
+//! * Each operation runs on the embedded store, then on the hybrid device, back to back
+//!   (the reads first, on exactly the fill; `store` last, as every store grows the store);
+//!   `store/carried_vector/change_log_only` runs it once more on a third store, the hybrid
+//!   device's kind of local store (change log on) without any sync, which tells the change
+//!   log's cost from the background rounds'.
 //!
-//! Besides criterion's figures, the bench keeps the time per iteration of every sample it
-//! measured and prints the ratio of the medians; when `MCP_MEMORY_BENCH_OUT` names a
-//! directory, it writes them to `hybrid_ratios.json` there (with the Cloudflare requests
-//! the background rounds sent meanwhile), which `cargo xtask bench` reads.
+//! Criterion measures each backend in turn, so a change of the machine's load between the
+//! two runs of an operation would pass for a difference of the backends (on a shared
+//! machine it does, by ±30%). The ratios are therefore measured right after criterion's runs of each operation, paired: 40
+//! rounds, each a ~25 ms block of iterations on the embedded store and one on the hybrid
+//! device in alternating order; the ratio is the median of the rounds' ratios (the ratio of
+//! criterion's own medians is kept beside it). They are printed and, when
+//! `MCP_MEMORY_BENCH_OUT` names a directory, written to `hybrid_ratios.json` there (with the
+//! Cloudflare requests the background rounds sent meanwhile), which `cargo xtask bench`
+//! reads.
 //!
 //! Run with `cargo bench -p memory-hybrid --bench hybrid_backend` (needs the model:
 //! `cargo xtask fetch-model`).
@@ -136,6 +145,128 @@ impl Samples {
     }
 }
 
+/// What every operation needs besides its store.
+struct Ctx {
+    counter: AtomicU64,
+    vectors: Vec<Vec<f32>>,
+    pinned: Tags,
+    topic: Tags,
+}
+
+/// Runs `op` `iters` times on `store`; the time taken.
+async fn run(op: &str, store: &dyn MemoryStorage, ctx: &Ctx, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        match op {
+            "store" => {
+                let k = ctx.counter.fetch_add(1, Ordering::Relaxed);
+                let m = Memory::new(format!("pre-embedded note {k}"))
+                    .unwrap_or_else(|e| panic!("memory: {e}"))
+                    .with_embedding(ctx.vectors[k as usize % ctx.vectors.len()].clone());
+                black_box(
+                    store
+                        .store(m)
+                        .await
+                        .unwrap_or_else(|e| panic!("store: {e}")),
+                );
+            }
+            "retrieve" => {
+                black_box(
+                    store
+                        .retrieve("notes about topic 42", 5)
+                        .await
+                        .unwrap_or_else(|e| panic!("retrieve: {e}")),
+                );
+            }
+            "search_by_tag/10" => {
+                let found = store
+                    .search_by_tag(&ctx.pinned)
+                    .await
+                    .unwrap_or_else(|e| panic!("search_by_tag: {e}"));
+                assert_eq!(found.len(), 10, "the 10 pinned memories");
+                black_box(found);
+            }
+            _ => {
+                black_box(
+                    store
+                        .search_by_tag(&ctx.topic)
+                        .await
+                        .unwrap_or_else(|e| panic!("search_by_tag: {e}")),
+                );
+            }
+        }
+    }
+    start.elapsed()
+}
+
+/// Rounds of the paired measurement, and the time each backend's block of a round aims at.
+const ROUNDS: usize = 40;
+const BLOCK: Duration = Duration::from_millis(25);
+
+/// Per-iteration times (ns) of each round's blocks, and the per-round ratios.
+#[derive(Default)]
+struct Paired {
+    iterations: u64,
+    embedded: Vec<f64>,
+    hybrid: Vec<f64>,
+    log_only: Vec<f64>,
+    ratio: Vec<f64>,
+    log_ratio: Vec<f64>,
+}
+
+/// The paired measurement of `op`: [`ROUNDS`] rounds, each a block of iterations on the
+/// embedded store and one on the hybrid device (and one on `with_log`), in an order that
+/// alternates, so both see the same machine; the ratio of each round's blocks.
+async fn pair(
+    op: &str,
+    ctx: &Ctx,
+    embedded: &dyn MemoryStorage,
+    hybrid: &dyn MemoryStorage,
+    with_log: Option<&dyn MemoryStorage>,
+) -> Paired {
+    let probe = run(op, embedded, ctx, 10).await / 10;
+    let iterations = (BLOCK.as_secs_f64() / probe.as_secs_f64().max(1e-7)).clamp(1.0, 2_000.0);
+    let iterations = iterations as u64;
+    let ns = |d: Duration| d.as_secs_f64() * 1e9 / iterations as f64;
+    let mut p = Paired {
+        iterations,
+        ..Paired::default()
+    };
+    for round in 0..ROUNDS {
+        let (e, h) = if round % 2 == 0 {
+            let e = run(op, embedded, ctx, iterations).await;
+            (e, run(op, hybrid, ctx, iterations).await)
+        } else {
+            let h = run(op, hybrid, ctx, iterations).await;
+            (run(op, embedded, ctx, iterations).await, h)
+        };
+        let (e, h) = (ns(e), ns(h));
+        p.embedded.push(e);
+        p.hybrid.push(h);
+        p.ratio.push(h / e);
+        if let Some(store) = with_log {
+            let l = ns(run(op, store, ctx, iterations).await);
+            p.log_only.push(l);
+            p.log_ratio.push(l / e);
+        }
+    }
+    p
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -148,13 +279,21 @@ fn bench(c: &mut Criterion) {
     let dims = model.dimensions();
 
     let began = Instant::now();
-    let (embedded, cf, hybrid) = rt.block_on(async {
+    let (embedded, change_log, cf, hybrid) = rt.block_on(async {
         // One cache per store, as each process has its own.
         let embedded = SqliteConfig::new(dir.path().join("embedded.db"))
             .open(Arc::new(CachedEmbedder::new(model.clone())))
             .await
             .unwrap_or_else(|e| panic!("opening the embedded store: {e}"));
         fill(&embedded, dims).await;
+        // The hybrid device's local store alone (change log on, no sync): what the
+        // change log costs a store, apart from the background rounds.
+        let change_log = SqliteConfig::new(dir.path().join("change_log.db"))
+            .change_log(true)
+            .open(Arc::new(CachedEmbedder::new(model.clone())))
+            .await
+            .unwrap_or_else(|e| panic!("opening the change-log store: {e}"));
+        fill(&change_log, dims).await;
 
         let cf = Deployment::start().await;
         let hybrid = cf
@@ -174,10 +313,10 @@ fn bench(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("injecting latency: {e}"));
         hybrid.start_background(DEFAULT_SYNC_INTERVAL);
         cf.reset_counts();
-        (embedded, cf, hybrid)
+        (embedded, change_log, cf, hybrid)
     });
     eprintln!(
-        "hybrid_backend: two stores of {MEMORIES} memories ready in {:.1} s",
+        "hybrid_backend: three stores of {MEMORIES} memories ready in {:.1} s",
         began.elapsed().as_secs_f64()
     );
     let measuring = Instant::now();
@@ -188,10 +327,20 @@ fn bench(c: &mut Criterion) {
         let mut rng = StdRng::seed_from_u64(7);
         (0..2_000).map(|_| random_unit(&mut rng, dims)).collect()
     };
-    let pinned = Tags::parse("pinned").unwrap_or_else(|e| panic!("tags: {e}"));
-    let topic = Tags::parse("topic7").unwrap_or_else(|e| panic!("tags: {e}"));
-    let stores: [(&str, &dyn MemoryStorage); 2] = [("embedded", &embedded), ("hybrid", &hybrid)];
-    let ops = ["store", "retrieve", "search_by_tag/10", "search_by_tag/5"];
+    let ctx = Ctx {
+        counter,
+        vectors,
+        pinned: Tags::parse("pinned").unwrap_or_else(|e| panic!("tags: {e}")),
+        topic: Tags::parse("topic7").unwrap_or_else(|e| panic!("tags: {e}")),
+    };
+    let stores: [(&str, &dyn MemoryStorage); 3] = [
+        ("embedded", &embedded),
+        ("hybrid", &hybrid),
+        ("change_log_only", &change_log),
+    ];
+    // The reads first, so they run on exactly the fill in both stores; each store adds a
+    // memory (tens of thousands in a run), so `store` comes last.
+    let ops = ["retrieve", "search_by_tag/10", "search_by_tag/5", "store"];
     let id_of = |op: &str| match op {
         "store" => ("store", "carried_vector"),
         "retrieve" => ("retrieve", "cached_query"),
@@ -201,8 +350,12 @@ fn bench(c: &mut Criterion) {
 
     let group_name = format!("hybrid_{MEMORIES}");
     let mut group = c.benchmark_group(&group_name);
+    let mut paired: BTreeMap<&str, Paired> = BTreeMap::new();
     for op in ops {
         for (backend, store) in stores {
+            if backend == "change_log_only" && op != "store" {
+                continue; // a read is the same local call with or without the log
+            }
             let (name, variant) = id_of(op);
             let function = if variant.is_empty() {
                 name.to_owned()
@@ -211,57 +364,32 @@ fn bench(c: &mut Criterion) {
             };
             let id = BenchmarkId::new(function.clone(), backend);
             let full = format!("{group_name}/{function}/{backend}");
-            let (samples, counter, vectors, pinned, topic) =
-                (&samples, &counter, &vectors, &pinned, &topic);
-            let full = &full;
+            let (samples, ctx, full) = (&samples, &ctx, &full);
             group.bench_function(id, |b| {
                 b.to_async(rt).iter_custom(|iters| async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        match op {
-                            "store" => {
-                                let k = counter.fetch_add(1, Ordering::Relaxed);
-                                let m = Memory::new(format!("pre-embedded note {k}"))
-                                    .unwrap_or_else(|e| panic!("memory: {e}"))
-                                    .with_embedding(vectors[k as usize % vectors.len()].clone());
-                                black_box(
-                                    store
-                                        .store(m)
-                                        .await
-                                        .unwrap_or_else(|e| panic!("store: {e}")),
-                                );
-                            }
-                            "retrieve" => {
-                                black_box(
-                                    store
-                                        .retrieve("notes about topic 42", 5)
-                                        .await
-                                        .unwrap_or_else(|e| panic!("retrieve: {e}")),
-                                );
-                            }
-                            "search_by_tag/10" => {
-                                let found = store
-                                    .search_by_tag(pinned)
-                                    .await
-                                    .unwrap_or_else(|e| panic!("search_by_tag: {e}"));
-                                assert_eq!(found.len(), 10, "the 10 pinned memories");
-                                black_box(found);
-                            }
-                            _ => {
-                                black_box(
-                                    store
-                                        .search_by_tag(topic)
-                                        .await
-                                        .unwrap_or_else(|e| panic!("search_by_tag: {e}")),
-                                );
-                            }
-                        }
-                    }
-                    let elapsed = start.elapsed();
+                    let elapsed = run(op, store, ctx, iters).await;
                     samples.record(full, iters, elapsed);
                     elapsed
                 });
             });
+        }
+        // The ratio: paired, right after criterion's runs of `op` (so on the same stores),
+        // unless the filter skipped them.
+        let (name, variant) = id_of(op);
+        let function = if variant.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}/{variant}")
+        };
+        if samples
+            .median(&format!("{group_name}/{function}/embedded"))
+            .is_some()
+        {
+            let with_log: Option<&dyn MemoryStorage> = (op == "store").then_some(&change_log);
+            paired.insert(
+                op,
+                rt.block_on(pair(op, &ctx, &embedded, &hybrid, with_log)),
+            );
         }
     }
     group.finish();
@@ -278,28 +406,43 @@ fn bench(c: &mut Criterion) {
         } else {
             format!("{name}/{variant}")
         };
-        let (Some(e), Some(h)) = (
-            samples.median(&format!("{group_name}/{function}/embedded")),
-            samples.median(&format!("{group_name}/{function}/hybrid")),
-        ) else {
+        let Some(p) = paired.get(op) else {
             continue; // filtered out
         };
-        let ratio = h / e;
+        let (e, h, ratio) = (median(&p.embedded), median(&p.hybrid), median(&p.ratio));
         worst = worst.max(ratio);
+        let sequential = samples
+            .median(&format!("{group_name}/{function}/hybrid"))
+            .zip(samples.median(&format!("{group_name}/{function}/embedded")))
+            .map(|(h, e)| h / e);
         println!(
-            "  {function:<28} embedded {:>10.1} µs, hybrid {:>10.1} µs, ratio {ratio:.3}",
+            "  {function:<28} embedded {:>9.1} µs, hybrid {:>9.1} µs, ratio {ratio:.3} \
+             (paired, {} rounds; criterion samples: {:.3})",
             e / 1e3,
-            h / 1e3
+            h / 1e3,
+            p.ratio.len(),
+            sequential.unwrap_or(f64::NAN)
         );
-        operations.insert(
-            function,
-            json!({
-                "embedded_median_ns": e,
-                "hybrid_median_ns": h,
-                "ratio": ratio,
-                "within_target": ratio <= TARGET_RATIO,
-            }),
-        );
+        let mut entry = json!({
+            "embedded_median_ns": e,
+            "hybrid_median_ns": h,
+            "ratio": ratio,
+            "rounds": p.ratio.len(),
+            "iterations_per_round": p.iterations,
+            "within_target": ratio <= TARGET_RATIO,
+            "criterion_samples_ratio": sequential,
+        });
+        if !p.log_ratio.is_empty() {
+            let (l, r) = (median(&p.log_only), median(&p.log_ratio));
+            println!(
+                "  {:<28} change log on, no sync {:>9.1} µs, ratio {r:.3}",
+                "",
+                l / 1e3
+            );
+            entry["change_log_only_median_ns"] = json!(l);
+            entry["change_log_only_ratio"] = json!(r);
+        }
+        operations.insert(function, entry);
     }
     let status = rt
         .block_on(hybrid.engine().status())
