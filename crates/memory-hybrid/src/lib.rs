@@ -25,4 +25,7 @@ pub use engine::{
     Skipped, SyncEngine, SyncOptions, SyncProgress, SyncReport, SyncStatus,
 };
 pub use open::{connect_remote, connect_remote_with, open};
-pub use storage::{DEFAULT_SETTLE_BUDGET, DEFAULT_SYNC_INTERVAL, HybridStorage, MAX_SYNC_INTERVAL};
+pub use storage::{
+    DEFAULT_SETTLE_BUDGET, DEFAULT_SYNC_INTERVAL, HybridStorage, MAX_IDLE_INTERVAL,
+    MAX_SYNC_INTERVAL,
+};

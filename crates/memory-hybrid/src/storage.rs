@@ -23,8 +23,12 @@ use crate::engine::{SyncEngine, SyncReport};
 /// How long the background loop waits between rounds by default while there is work (and
 /// how soon after a local write it pushes).
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
-/// The longest wait between rounds: an idle device pulls at least this often; a failing
-/// Cloudflare is retried at least this often.
+/// The longest wait between rounds that find nothing to do: an idle device still pulls
+/// the others' changes at least this often (about 10 requests per 5 minutes, under 1 % of
+/// the account's budget).
+pub const MAX_IDLE_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest wait between failing rounds (Cloudflare down, or its budget spent): the
+/// backlog waits in the outbox, and the device retries at least this often.
 pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(120);
 /// How long a one-shot command's [`settle`](MemoryStorage::settle) lets a round take before
 /// leaving its changes in the outbox for the next sync.
@@ -85,8 +89,8 @@ impl HybridStorage {
 
     /// Starts syncing in the background (the MCP server does; one-shot commands do not):
     /// a round every `interval` while rounds find work or local writes arrive, doubling
-    /// up to [`MAX_SYNC_INTERVAL`] while idle or failing, and back to `interval` on the
-    /// next local write. Stops when this storage is dropped. Starting twice is a no-op.
+    /// up to [`MAX_IDLE_INTERVAL`] while idle and [`MAX_SYNC_INTERVAL`] while failing, and
+    /// back to `interval` on the next local write or the next round that moves something. Stops when this storage is dropped. Starting twice is a no-op.
     pub fn start_background(&self, interval: Duration) {
         let mut slot = self
             .background
@@ -143,12 +147,15 @@ async fn background_loop(engine: Arc<SyncEngine>, wake: Arc<Notify>, interval: D
 }
 
 /// The wait before the next round: `interval` after a round that moved something, else
-/// twice the last wait, up to [`MAX_SYNC_INTERVAL`].
+/// twice the last wait, up to [`MAX_IDLE_INTERVAL`] when idle and [`MAX_SYNC_INTERVAL`]
+/// when failing.
 fn next_wait(last: Duration, interval: Duration, outcome: &StorageResult<SyncReport>) -> Duration {
-    match outcome {
-        Ok(r) if r.did_work() => interval,
-        _ => (last * 2).clamp(interval, MAX_SYNC_INTERVAL.max(interval)),
-    }
+    let cap = match outcome {
+        Ok(r) if r.did_work() => return interval,
+        Ok(_) => MAX_IDLE_INTERVAL,
+        Err(_) => MAX_SYNC_INTERVAL,
+    };
+    (last * 2).clamp(interval, cap.max(interval))
 }
 
 #[async_trait]
@@ -363,5 +370,45 @@ impl MemoryStorage for HybridStorage {
         now: DateTime<Utc>,
     ) -> StorageResult<Vec<MemoryQueryResult>> {
         self.local.recall_memory_at(query, n, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memory_storage::StorageError;
+
+    fn idle() -> StorageResult<SyncReport> {
+        Ok(SyncReport::default())
+    }
+
+    #[test]
+    fn waits_double_to_their_caps_and_work_resets_them() {
+        let i = Duration::from_secs(5);
+        let mut w = i;
+        for _ in 0..10 {
+            w = next_wait(w, i, &idle());
+        }
+        assert_eq!(
+            w, MAX_IDLE_INTERVAL,
+            "an idle device still pulls every 30 s"
+        );
+        let failed: StorageResult<SyncReport> = Err(StorageError::invalid("x", "down"));
+        for _ in 0..10 {
+            w = next_wait(w, i, &failed);
+        }
+        assert_eq!(
+            w, MAX_SYNC_INTERVAL,
+            "a failing Cloudflare is retried every 2 min"
+        );
+        let moved = Ok(SyncReport {
+            pulled: 1,
+            ..SyncReport::default()
+        });
+        assert_eq!(next_wait(w, i, &moved), i, "work brings the interval back");
+        assert_eq!(
+            next_wait(i, Duration::from_secs(60), &idle()),
+            Duration::from_secs(60)
+        );
     }
 }
