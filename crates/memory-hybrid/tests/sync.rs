@@ -365,19 +365,39 @@ async fn check_finds_what_differs_from_cloudflare_and_repair_fixes_it_both_ways(
     let found = a.check().await.unwrap();
     let mut subjects: Vec<&str> = found.issues.iter().map(|i| i.subject.as_str()).collect();
     subjects.sort_unstable();
-    let mut expected = vec![kept.content_hash().as_str(), foreign.content_hash().as_str()];
+    let mut expected = vec![
+        kept.content_hash().as_str(),
+        foreign.content_hash().as_str(),
+    ];
     expected.sort_unstable();
     assert_eq!(subjects, expected, "{found:?}");
-    assert!(found
-        .issues
-        .iter()
-        .all(|i| i.kind == memory_storage::IssueKind::Unsynced));
+    assert!(
+        found
+            .issues
+            .iter()
+            .all(|i| i.kind == memory_storage::IssueKind::Unsynced)
+    );
 
     let repaired = a.repair().await.unwrap();
     assert!(repaired.remaining.is_empty(), "{repaired:?}");
     assert_eq!(repaired.fixed, 2, "{repaired:?}");
-    assert!(remote.storage.get_by_hash(kept.content_hash()).await.unwrap().is_some());
-    let imported = a.get_by_hash(foreign.content_hash()).await.unwrap().unwrap();
+    assert!(
+        remote
+            .storage
+            .get_by_hash(kept.content_hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let imported = a
+        .get_by_hash(foreign.content_hash())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(imported.tags, foreign.tags);
-    assert_eq!(a_model.texts().len(), 1, "the foreign memory's vector came from Vectorize");
+    assert_eq!(
+        a_model.texts().len(),
+        1,
+        "the foreign memory's vector came from Vectorize"
+    );
 }
