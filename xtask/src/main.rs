@@ -11,7 +11,7 @@
 //! | `bench` | runs the criterion suites and start-up/memory measurements, writes `docs/BENCHMARKS.md` |
 //! | `emulator` | runs the local Cloudflare API emulator (`cloudflare-emulator --help` for options) |
 //! | `fuzz` | runs the cargo-fuzz targets of `fuzz/` for `--time` seconds each (nightly; installs cargo-fuzz if missing) |
-//! | `soak` | the fault matrix and crash-recovery tests at large sizes (`docs/SOAK.md`); never part of CI |
+//! | `soak` | the fault matrix, crash-recovery and hybrid convergence tests at large sizes (`docs/SOAK.md`); never part of CI |
 //!
 //! Only the standard library and a process runner: xtask must build fast on a cold machine.
 
@@ -88,8 +88,8 @@ enum Task {
         /// Targets to run (default: all of fuzz/fuzz_targets/).
         targets: Vec<String>,
     },
-    /// Run the fault matrix and the crash-recovery tests at soak sizes (opt-in, never in CI)
-    /// and print a summary; see docs/SOAK.md.
+    /// Run the fault matrix, the crash-recovery tests and the hybrid convergence test at soak
+    /// sizes (opt-in, never in CI) and print a summary; see docs/SOAK.md.
     Soak {
         /// Operations per fault-matrix row and seed (CI runs 30).
         #[arg(long, default_value_t = 2000)]
@@ -101,6 +101,16 @@ enum Task {
         /// (CI runs 3000).
         #[arg(long, default_value_t = 20_000)]
         crash_n: usize,
+        /// Size multiplier of the hybrid convergence test (CI runs 1).
+        #[arg(long, default_value_t = 10)]
+        scale: usize,
+        /// Seed of the hybrid convergence test (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run only this test target (`fault_matrix`, `crash_recovery`,
+        /// `hybrid_convergence`).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -129,11 +139,17 @@ fn main() -> Result<()> {
             ops,
             seeds,
             crash_n,
+            scale,
+            seed,
+            only,
         } => soak::run(
             soak::Sizes {
                 ops,
                 seeds,
                 crash_n,
+                scale,
+                seed: seed.unwrap_or_else(soak::random_seed),
+                only,
             },
             has_nextest(),
         ),

@@ -1,4 +1,5 @@
-//! `cargo xtask soak`: the fault matrix and the crash-recovery tests at soak sizes.
+//! `cargo xtask soak`: the fault matrix, the crash-recovery tests and the hybrid backend's
+//! convergence under faults at soak sizes.
 //!
 //! CI runs both test files at small sizes; this task raises the sizes through environment
 //! variables the tests read, runs them with nextest (or `cargo test`), and prints a summary:
@@ -11,6 +12,8 @@
 //! | `MCP_MEMORY_SOAK_OPS` | `memory-cloudflare/tests/fault_matrix.rs` | operations per matrix row and seed |
 //! | `MCP_MEMORY_SOAK_SEEDS` | same | seeds 1..=K per row, a fresh emulator each |
 //! | `MCP_MEMORY_SOAK_CRASH_N` | `memory-server/tests/crash_recovery.rs` | memories imported (a fifth, at least 300, migrated) |
+//! | `MCP_MEMORY_SOAK_SCALE` | `memory-server/tests/hybrid_convergence.rs` | size multiplier of the hybrid convergence test (rounds, operations, the killed backlog) |
+//! | `MCP_MEMORY_SOAK_SEED` | same | its seed (printed; random when not given) |
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -18,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Soak sizes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sizes {
     /// Operations per matrix row and seed.
     pub ops: usize,
@@ -26,6 +29,12 @@ pub struct Sizes {
     pub seeds: usize,
     /// Memories of the crash-recovery import (a fifth, at least 300, for migrate).
     pub crash_n: usize,
+    /// Size multiplier of the hybrid convergence test.
+    pub scale: usize,
+    /// Seed of the hybrid convergence test.
+    pub seed: u64,
+    /// Run only the test target of this name (e.g. `hybrid_convergence`).
+    pub only: Option<String>,
 }
 
 /// One test target of the soak.
@@ -34,7 +43,7 @@ struct Target {
     test: &'static str,
 }
 
-const TARGETS: [Target; 2] = [
+const TARGETS: [Target; 3] = [
     Target {
         package: "memory-cloudflare",
         test: "fault_matrix",
@@ -43,7 +52,21 @@ const TARGETS: [Target; 2] = [
         package: "memory-server",
         test: "crash_recovery",
     },
+    Target {
+        package: "memory-server",
+        test: "hybrid_convergence",
+    },
 ];
+
+/// A seed from the clock, for a run not given one (printed, so it can be replayed).
+#[must_use]
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Fold the 128 bits, and mix in the process id so two runs in one tick differ.
+    (nanos as u64) ^ ((nanos >> 64) as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
 
 /// Runs the soak and prints its summary.
 ///
@@ -52,13 +75,17 @@ const TARGETS: [Target; 2] = [
 /// When a test fails or cannot be started.
 pub fn run(sizes: Sizes, nextest: bool) -> Result<()> {
     eprintln!(
-        "==> soak: {} ops x {} seed(s) per fault-matrix row, {} memories for crash recovery",
-        sizes.ops, sizes.seeds, sizes.crash_n
+        "==> soak: {} ops x {} seed(s) per fault-matrix row, {} memories for crash recovery, \
+         hybrid convergence at scale {} with seed {} (replay: MCP_MEMORY_SOAK_SEED={})",
+        sizes.ops, sizes.seeds, sizes.crash_n, sizes.scale, sizes.seed, sizes.seed
     );
     let started = Instant::now();
     let mut lines = Vec::new();
     let mut failures = Vec::new();
-    for target in &TARGETS {
+    for target in TARGETS
+        .iter()
+        .filter(|t| sizes.only.as_deref().is_none_or(|o| o == t.test))
+    {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         if nextest {
             cmd.args(["nextest", "run", "--no-fail-fast", "--no-capture"]);
@@ -72,6 +99,8 @@ pub fn run(sizes: Sizes, nextest: bool) -> Result<()> {
         cmd.env("MCP_MEMORY_SOAK_OPS", sizes.ops.to_string())
             .env("MCP_MEMORY_SOAK_SEEDS", sizes.seeds.to_string())
             .env("MCP_MEMORY_SOAK_CRASH_N", sizes.crash_n.to_string())
+            .env("MCP_MEMORY_SOAK_SCALE", sizes.scale.to_string())
+            .env("MCP_MEMORY_SOAK_SEED", sizes.seed.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         eprintln!("==> {} --test {}", target.package, target.test);
@@ -88,6 +117,7 @@ pub fn run(sizes: Sizes, nextest: bool) -> Result<()> {
             let line = line.trim();
             if line.starts_with("[fault-matrix]")
                 || line.starts_with("[crash-recovery]")
+                || line.starts_with("[convergence]")
                 || line.starts_with("PASS")
                 || line.starts_with("FAIL")
                 || line.starts_with("test ")

@@ -984,10 +984,21 @@ async fn three_devices_converge_under_faults_and_a_kill() {
     // and knows no memory the log does not.
     let mut first_payloads = None;
     for (name, local, _) in devices {
-        assert_eq!(
-            all_sync_hashes(local).await,
-            fold_live,
-            "{name}: the known memories and their liveness are the log's"
+        let known = all_sync_hashes(local).await;
+        let differ: Vec<String> = known
+            .keys()
+            .chain(fold_live.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|h| known.get(*h) != fold_live.get(*h))
+            .map(|h| format!("{h}: here {:?}, log {:?}", known.get(h), fold_live.get(h)))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{name}: {} memories known here differ from the log (live flag, None = \
+             unknown), e.g. {:?}",
+            differ.len(),
+            &differ[..differ.len().min(5)]
         );
         let replicas = replicas_of(local, &fold_hashes).await;
         for (hash, r) in fold_hashes.iter().zip(&replicas) {
