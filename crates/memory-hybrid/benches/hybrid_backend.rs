@@ -66,10 +66,7 @@ const TARGET_RATIO: f64 = 1.1;
 const OUT_ENV: &str = "MCP_MEMORY_BENCH_OUT";
 
 fn random_unit(rng: &mut StdRng, dims: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
+    memory_hybrid::testing::unit_vector(rng.random(), dims)
 }
 
 /// The `j`th fill memory (the same in both stores: the vector comes from `rng`, seeded

@@ -211,3 +211,21 @@ pub async fn sync_until_quiet(devices: &[&HybridStorage], max_passes: usize) {
     }
     panic!("the devices still move changes after {max_passes} passes");
 }
+
+/// A deterministic unit vector of `dims` dimensions, different for each `seed`: for memories
+/// stored with a carried vector, so that filling a store embeds nothing.
+#[must_use]
+pub fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
+    // xorshift64: cheap, deterministic, and far from zero after the first step.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..dims)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
+    v.into_iter().map(|a| a / n).collect()
+}

@@ -147,21 +147,6 @@ async fn two_devices_converge_with_vectors_deletions_and_a_conflict_without_embe
     assert_eq!(b_model.texts().len(), 1);
 }
 
-/// Unit vectors of the model's dimensions, different for each `i`.
-fn vector(i: u64, dims: usize) -> Vec<f32> {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..dims)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-    v.into_iter().map(|a| a / n).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_memories_push_in_at_most_250_requests_and_a_new_device_pulls_them_in_100_without_embedding()
  {
@@ -179,7 +164,7 @@ async fn ten_thousand_memories_push_in_at_most_250_requests_and_a_new_device_pul
                 ),
                 &["bulk", if i % 2 == 0 { "even" } else { "odd" }],
             )
-            .with_embedding(vector(i, dims))
+            .with_embedding(common::unit_vector(i, dims))
         })
         .collect();
     for r in a.store_batch(batch).await.unwrap() {
@@ -358,7 +343,7 @@ async fn check_finds_what_differs_from_cloudflare_and_repair_fixes_it_both_ways(
     let remote = a.engine().remote().await.unwrap();
     remote.storage.delete(kept.content_hash()).await.unwrap();
     let foreign = memory("Written upstream by another client.", &["python"])
-        .with_embedding(vector(7, common::minilm().dimensions()));
+        .with_embedding(common::unit_vector(7, common::minilm().dimensions()));
     remote.storage.store(foreign.clone()).await.unwrap();
     remote.storage.settle().await.unwrap();
 

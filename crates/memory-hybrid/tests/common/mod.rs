@@ -5,4 +5,4 @@
 // Each test file uses a subset of these helpers.
 #![allow(unused_imports)]
 
-pub use memory_hybrid::testing::{Counting, Deployment, minilm, sync_until_quiet};
+pub use memory_hybrid::testing::{Counting, Deployment, minilm, sync_until_quiet, unit_vector};
