@@ -1088,6 +1088,7 @@ async fn three_devices_converge_under_faults_and_a_kill() {
             NAMES[*dev]
         );
     }
+    let mut counted = Vec::new();
     for ((dev, kind), n) in &acked {
         let logged = fold.counts.get(&(ids[*dev], *kind)).copied().unwrap_or(0);
         assert!(
@@ -1095,7 +1096,12 @@ async fn three_devices_converge_under_faults_and_a_kill() {
             "{}: {n} acknowledged {kind:?}s, {logged} in the log",
             NAMES[*dev]
         );
+        counted.push(format!("{} {kind:?} {n}/{logged}", NAMES[*dev]));
     }
+    eprintln!(
+        "[convergence] acknowledged/logged changes: {}",
+        counted.join(", ")
+    );
 
     // `check()` is clean on every device and on Cloudflare.
     for (name, _, store) in devices {
