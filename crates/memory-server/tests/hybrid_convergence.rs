@@ -1102,6 +1102,34 @@ async fn three_devices_converge_under_faults_and_a_kill() {
         "[convergence] acknowledged/logged changes: {}",
         counted.join(", ")
     );
+    // Stores a device logged of a memory it never stored: the first round's content-hash
+    // diff imports a memory another device projected into upstream's tables after this
+    // device's pull (see the report of issue 15's acceptance test).
+    let acked_stores: BTreeSet<(DeviceId, &ContentHash)> = ledger
+        .acks
+        .iter()
+        .filter(|(_, kind, _)| *kind == Kind::Store)
+        .map(|(dev, _, hash)| (ids[*dev], hash))
+        .collect();
+    let foreign_stores: Vec<String> = fold
+        .logged
+        .iter()
+        .filter(|(device, kind, hash)| {
+            *kind == Kind::Store && !acked_stores.contains(&(*device, hash))
+        })
+        .map(|(device, _, hash)| {
+            let name = ids
+                .iter()
+                .position(|d| d == device)
+                .map_or("?", |i| NAMES[i]);
+            format!("{name} {hash}")
+        })
+        .collect();
+    eprintln!(
+        "[convergence] stores logged without a store acknowledged on that device: {} {:?}",
+        foreign_stores.len(),
+        foreign_stores
+    );
 
     // `check()` is clean on every device and on Cloudflare.
     for (name, _, store) in devices {
