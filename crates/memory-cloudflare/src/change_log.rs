@@ -479,6 +479,42 @@ impl ChangeLog {
             })
             .collect()
     }
+
+    /// Which of `hashes` the log holds any change of (one D1 query per 1,000 hashes, on
+    /// the hash index). What a full sync must not import from upstream's tables as if no
+    /// device had written it: those memories reach every device through the log, with
+    /// their own stamps.
+    ///
+    /// # Errors
+    ///
+    /// D1's error.
+    pub async fn logged_hashes(
+        &self,
+        hashes: &[ContentHash],
+    ) -> StorageResult<std::collections::BTreeSet<ContentHash>> {
+        let mut found = std::collections::BTreeSet::new();
+        for chunk in hashes.chunks(1000) {
+            let list: Vec<&str> = chunk.iter().map(ContentHash::as_str).collect();
+            let s = Statement::new(format!(
+                "SELECT DISTINCT content_hash FROM {} WHERE content_hash IN \
+                 (SELECT value FROM json_each(?))",
+                self.table
+            ))
+            .bind(Value::from(list).to_string())
+            .idempotent(true);
+            let r = self
+                .d1
+                .query(s)
+                .await
+                .map_err(|e| d1_error("looking memories up in the sync log", e))?;
+            for row in &r.rows {
+                if let Some(Ok(hash)) = text(row, "content_hash").map(|t| t.parse()) {
+                    found.insert(hash);
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// The names in a `PRAGMA table_info` answer.

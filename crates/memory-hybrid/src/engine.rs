@@ -527,12 +527,20 @@ impl SyncEngine {
         let mut full = FullSyncReport::default();
         let upstream = upstream_live_hashes(remote).await?;
         let local = self.local_hashes().await?;
-        // Upstream only: import. Stored locally like a local write, so it reaches the
-        // other devices through the log, and they never diff for it.
-        let missing: Vec<ContentHash> = upstream
+        // Upstream only and in no log row: import. Stored locally like a local write, so it
+        // reaches the other devices through the log, and they never diff for it. A memory
+        // the log names is another device's, projected after this device's pull: it comes
+        // with the next pull under its own stamps, and importing it here would give it a
+        // newer Store that could undo a delete logged meanwhile.
+        let candidates: Vec<ContentHash> = upstream
             .iter()
             .filter(|h| !local.contains_key(*h))
             .cloned()
+            .collect();
+        let logged = remote.log.logged_hashes(&candidates).await?;
+        let missing: Vec<ContentHash> = candidates
+            .into_iter()
+            .filter(|h| !logged.contains(h))
             .collect();
         // 100 a call: a fetch reads vectors with Vectorize `get_by_ids`, 20 ids a request.
         for chunk in missing.chunks(100) {
