@@ -10,13 +10,14 @@
 //!
 //! | variable | file key | meaning | default |
 //! |---|---|---|---|
-//! | `MCP_MEMORY_STORAGE_BACKEND` | `storage.backend` | `sqlite` (aliases `sqlite_vec`, upstream's name, and `sqlite-vec`) or `cloudflare`; flag `--backend` | `sqlite` |
+//! | `MCP_MEMORY_STORAGE_BACKEND` | `storage.backend` | `sqlite` (aliases `sqlite_vec`, upstream's name, and `sqlite-vec`), `cloudflare` or `hybrid`; flag `--backend` | `sqlite` |
 //! | `MCP_MEMORY_SQLITE_PATH` | `sqlite.path` | the database file; flag `--db` | `<data dir>/mcp-memory/memories.db` |
 //! | `MCP_MEMORY_EMBEDDING_MODEL` | `embedding.model` | embedding model id | `sentence-transformers/all-MiniLM-L6-v2` |
 //! | `MCP_MEMORY_MODEL_DIR` | `embedding.model_dir` | directory holding the model files | `<cache dir>/mcp-memory/models/<model>` |
 //! | `MCP_MEMORY_API_KEY` | `http.api_key` | key clients of `serve --http` must send (secret); flag `serve --api-key` | none |
 //! | `MCP_MEMORY_SESSION_IDLE_TIMEOUT` | `http.session_idle_timeout` | seconds without a request after which an HTTP session ends; flag `serve --session-idle-timeout` | `1800` |
 //! | `MCP_MEMORY_MAX_SESSIONS` | `http.max_sessions` | most HTTP sessions live at once; flag `serve --max-sessions` | `200` |
+//! | `MCP_HYBRID_SYNC_INTERVAL` | `hybrid.sync_interval` | seconds between the hybrid backend's background sync rounds while there is work (0.05–86400) | `5` |
 //! | `CLOUDFLARE_API_TOKEN` | `cloudflare.api_token` | API token (secret) | required |
 //! | `CLOUDFLARE_ACCOUNT_ID` | `cloudflare.account_id` | account id | required |
 //! | `CLOUDFLARE_VECTORIZE_INDEX` | `cloudflare.vectorize_index` | Vectorize index name | required |
