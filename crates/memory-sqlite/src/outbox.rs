@@ -219,20 +219,31 @@ pub(crate) struct Recorder<'t> {
 }
 
 impl Recorder<'_> {
+    /// The next stamp of this transaction's clock (for a write that puts the stamp in its
+    /// own row statement, then records the change with [`store_at`](Self::store_at)).
+    pub(crate) fn tick(&self) -> Result<Hlc, TxError> {
+        Ok(self.clock.tick(now_ms()).map_err(OutboxError::Clock)?)
+    }
+
     /// Stamps a change and writes it to the outbox, and the stamp to `meta`.
     pub(crate) fn record(&self, make: impl FnOnce(Hlc) -> Change) -> Result<(), TxError> {
-        let at = self.clock.tick(now_ms()).map_err(OutboxError::Clock)?;
+        let at = self.tick()?;
         let change = make(at);
-        let kind = match &change {
+        let stamp = at.to_string();
+        stamp_row(self.tx, &change, &stamp)?;
+        self.write(&change, &stamp)
+    }
+
+    /// Writes a stamped change to the outbox, and its stamp to `meta`.
+    fn write(&self, change: &Change, stamp: &str) -> Result<(), TxError> {
+        let kind = match change {
             Change::Store { .. } => "store",
             Change::Update { .. } => "update",
             Change::Delete { .. } => "delete",
         };
-        let json = serde_json::to_string(&change).map_err(|e| {
+        let json = serde_json::to_string(change).map_err(|e| {
             StorageError::backend(BACKEND, "serialising a change for the outbox", e)
         })?;
-        let stamp = at.to_string();
-        stamp_row(self.tx, &change, &stamp)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO sync_outbox (hlc, content_hash, kind, change_json) \
@@ -252,6 +263,22 @@ impl Recorder<'_> {
             fields: fields_of(memory),
             at,
         })
+    }
+
+    /// Records a Store of `memory` stamped `at` (from [`tick`](Self::tick)) whose row the
+    /// caller already wrote with both stamp columns set to `at`: saves the row's second
+    /// write, the one extra cost a store pays for the change log that is not the log row.
+    pub(crate) fn store_at(&self, memory: &Memory, at: Hlc) -> Result<(), TxError> {
+        let hash = memory.content_hash();
+        self.tx
+            .prepare_cached("DELETE FROM sync_tombstones WHERE content_hash = ?1")?
+            .execute([hash.as_str()])?;
+        let change = Change::Store {
+            hash: hash.clone(),
+            fields: fields_of(memory),
+            at,
+        };
+        self.write(&change, &at.to_string())
     }
 
     /// Records an Update of `memory` with its fields as they are now.

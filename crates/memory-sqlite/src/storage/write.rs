@@ -326,19 +326,26 @@ pub(super) fn put_memory(
     // One statement for both cases: a new row, or the soft-deleted row with this hash
     // revived with every field of the new memory (a live one was left alone above).
     let seq = seq.get(tx)?;
+    // With the change log on, the row carries its stamps from the insert (no second write
+    // of the row); with it off they are NULL, so a revive made with the log off is
+    // stamped and recorded by the next open with the log on (`outbox::seed`).
+    let at = rec.map(Recorder::tick).transpose()?;
+    let stamp = at.map(|a| a.to_string());
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO memories (content_hash, content, tags, memory_type, metadata, \
              created_at, created_at_iso, created_at_us, updated_at, updated_at_iso, \
-             updated_at_us, embedding, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             updated_at_us, embedding, seq, sync_fields_hlc, sync_life_hlc) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
              ON CONFLICT (content_hash) DO UPDATE SET content = excluded.content, \
              tags = excluded.tags, memory_type = excluded.memory_type, \
              metadata = excluded.metadata, created_at = excluded.created_at, \
              created_at_iso = excluded.created_at_iso, created_at_us = excluded.created_at_us, \
              updated_at = excluded.updated_at, updated_at_iso = excluded.updated_at_iso, \
              updated_at_us = excluded.updated_at_us, deleted_at = NULL, \
-             embedding = excluded.embedding, seq = excluded.seq \
+             embedding = excluded.embedding, seq = excluded.seq, \
+             sync_fields_hlc = excluded.sync_fields_hlc, \
+             sync_life_hlc = excluded.sync_life_hlc \
              RETURNING id",
         )?
         .query_row(
@@ -355,13 +362,14 @@ pub(super) fn put_memory(
                 u.to_iso(),
                 u.epoch_micros(),
                 blob,
-                seq
+                seq,
+                stamp
             ],
             |r| r.get(0),
         )?;
     set_tags(tx, id, &memory.tags)?;
-    if let Some(rec) = rec {
-        rec.store(memory)?;
+    if let (Some(rec), Some(at)) = (rec, at) {
+        rec.store_at(memory, at)?;
     }
     let outcome = if existing.is_some() {
         StoreOutcome::Revived
