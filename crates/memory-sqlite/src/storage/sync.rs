@@ -128,7 +128,7 @@ impl SqliteStorage {
                     for item in &items {
                         apply_one(tx, item, &mut seq, &mut pending, &mut report)?;
                     }
-                    report.unresolved = pending.0.into_iter().map(|s| s.hash).collect();
+                    keep_pending(tx, pending, &mut report)?;
                     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
                         .execute(params![META_PULL_CURSOR, cursor])?;
                     Ok(report)
@@ -427,6 +427,31 @@ fn apply_one(
                 pending.0.push(incoming);
             }
         },
+    }
+    Ok(())
+}
+
+/// What is left pending at the end of a page. A store that travelled without content is
+/// kept as a tombstone at its own stamp: its device pushes the content of live memories
+/// only, so it had deleted the memory before pushing, and that Delete (stamped later)
+/// follows in the log. Merged with that Delete, or with any later store carrying content,
+/// the tombstone gives what the store itself would have given, and its fields are not
+/// lost (a dropped store would leave this device with older fields than every other).
+/// Anything else (an update of a memory never received) is reported unresolved.
+fn keep_pending(
+    tx: &Transaction<'_>,
+    pending: Pending,
+    report: &mut ApplyReport,
+) -> Result<(), TxError> {
+    for incoming in pending.0 {
+        let local = load(tx, &incoming.hash)?;
+        let merged = local.state.merge(incoming);
+        match (&merged.life, local.row) {
+            (Some(life), None) if life.value == Life::Live => {
+                put_tombstone(tx, &merged.hash, life.at, merged.fields.as_ref())?;
+            }
+            _ => report.unresolved.push(merged.hash),
+        }
     }
     Ok(())
 }

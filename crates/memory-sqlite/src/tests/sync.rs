@@ -370,9 +370,14 @@ async fn an_update_of_a_memory_this_device_never_got_is_unresolved_not_invented(
     let mut store_without_content = remote_store(&b, "elsewhere too", stamp(1_700_000_000_001));
     store_without_content.content = None;
     let report = apply(&b, vec![update, store_without_content]).await;
-    assert_eq!(report.unresolved, [h("elsewhere"), h("elsewhere too")]);
+    assert_eq!(report.unresolved, [h("elsewhere")]);
     assert_eq!(report.applied, 0);
-    assert!(b.store.sync_hashes(None, 10).await.unwrap().is_empty());
+    // The store without content is kept (as a tombstone at its stamp, see the next test),
+    // the update of a memory never received is not.
+    assert_eq!(
+        b.store.sync_hashes(None, 10).await.unwrap(),
+        [(h("elsewhere too"), false)]
+    );
     // Its store later in the same page resolves it, with the (newer) update's fields.
     let newer = m.clone().with_tags(tags("updated"));
     let update = SyncedChange::bare(Change::Update {
@@ -682,4 +687,48 @@ async fn a_rekeyed_memorys_old_hash_is_known_as_deleted_and_its_new_one_as_live(
     assert_eq!(old.state.life.as_ref().unwrap().at, changes[1].at());
     assert_eq!(new.state.latest(), Some(changes[2].at()));
     assert_eq!(new.content.as_deref(), Some("rekey me"));
+}
+
+#[tokio::test]
+async fn a_store_without_content_in_one_page_keeps_its_fields_for_its_delete_in_a_later_one() {
+    // Device X stored a memory, deleted it, then pushed: its Store travels without content
+    // and its Delete follows, here in a later page; a third device's older store with
+    // content arrives last. Every device must end with X's fields (the latest) and X's
+    // delete, as the fold of the three changes says.
+    let b = Logged::new().await;
+    let t = 1_700_000_000_000;
+    let mut x_store = remote_store(&b, "short-lived", stamp(t + 2));
+    x_store.content = None;
+    x_store.vector = None;
+    let Change::Store {
+        fields: x_fields, ..
+    } = &x_store.change
+    else {
+        unreachable!()
+    };
+    let x_fields = x_fields.clone();
+    let report = apply(&b, vec![x_store]).await;
+    assert!(report.unresolved.is_empty(), "{report:?}");
+    apply(
+        &b,
+        vec![SyncedChange::bare(Change::Delete {
+            hash: h("short-lived"),
+            at: stamp(t + 4),
+        })],
+    )
+    .await;
+    let mut older = remote_store(&b, "short-lived", stamp(t + 1));
+    if let Change::Store { fields, .. } = &mut older.change {
+        fields.tags = tags("older");
+    }
+    apply(&b, vec![older]).await;
+    let r = replicas(&b, &[h("short-lived")]).await;
+    let state = &r[0].as_ref().unwrap().state;
+    assert_eq!(state.life.as_ref().unwrap().at, stamp(t + 4), "{state:?}");
+    assert_eq!(
+        state.life.as_ref().unwrap().value,
+        memory_sync::Life::Deleted
+    );
+    let fields = state.fields.as_ref().unwrap();
+    assert_eq!((fields.at, &fields.value), (stamp(t + 2), &x_fields));
 }
