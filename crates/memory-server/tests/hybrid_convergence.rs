@@ -1203,9 +1203,5 @@ fn client(cf: &Deployment, breaker: Option<BreakerConfig>, counted: bool) -> Cli
 /// A deterministic unit vector for pool memory `i` (imported with its vector: nothing is
 /// embedded).
 fn vector(i: usize) -> Vec<f32> {
-    let raw: Vec<f32> = (0..DIMS)
-        .map(|d| (((i * 7919 + d * 104_729) % 2001) as f32 - 1000.0) / 1000.0)
-        .collect();
-    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-    raw.iter().map(|x| x / norm).collect()
+    memory_hybrid::testing::unit_vector(i as u64, DIMS)
 }
