@@ -4,7 +4,8 @@
 //! Cloudflare in the background, and a tool call never waits for it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,6 +35,11 @@ pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(120);
 /// leaving its changes in the outbox for the next sync.
 pub const DEFAULT_SETTLE_BUDGET: Duration = Duration::from_secs(10);
 
+/// During a burst of local writes, the longest a push is held back, as a multiple of the
+/// sync interval (30 s at the default 5 s): a burst is pushed when the writes pause (see
+/// [`burst_hold`]) or after this long, whichever comes first.
+pub const MAX_BURST_HOLD_INTERVALS: u32 = 6;
+
 /// How long a check waits for a running sync round before comparing with Cloudflare.
 const COMPARE_WAIT: Duration = Duration::from_secs(60);
 
@@ -41,7 +47,7 @@ const COMPARE_WAIT: Duration = Duration::from_secs(60);
 pub struct HybridStorage {
     local: Arc<SqliteStorage>,
     engine: Arc<SyncEngine>,
-    wake: Arc<Notify>,
+    writes: Arc<Writes>,
     background: std::sync::Mutex<Option<JoinHandle<()>>>,
     settle_budget: Duration,
 }
@@ -62,7 +68,7 @@ impl HybridStorage {
         Self {
             local: Arc::clone(engine.local()),
             engine: Arc::new(engine),
-            wake: Arc::new(Notify::new()),
+            writes: Arc::new(Writes::new()),
             background: std::sync::Mutex::new(None),
             settle_budget: DEFAULT_SETTLE_BUDGET,
         }
@@ -90,7 +96,10 @@ impl HybridStorage {
     /// Starts syncing in the background (the MCP server does; one-shot commands do not):
     /// a round every `interval` while rounds find work or local writes arrive, doubling
     /// up to [`MAX_IDLE_INTERVAL`] while idle and [`MAX_SYNC_INTERVAL`] while failing, and
-    /// back to `interval` on the next local write or the next round that moves something. Stops when this storage is dropped. Starting twice is a no-op.
+    /// back to `interval` on the next local write or the next round that moves something.
+    /// A local write is pushed `interval` after it, or, in a burst of writes, when the
+    /// burst pauses (at most [`MAX_BURST_HOLD_INTERVALS`] intervals later). Stops when this
+    /// storage is dropped. Starting twice is a no-op.
     pub fn start_background(&self, interval: Duration) {
         let mut slot = self
             .background
@@ -100,13 +109,42 @@ impl HybridStorage {
             return;
         }
         let engine = Arc::clone(&self.engine);
-        let wake = Arc::clone(&self.wake);
-        *slot = Some(tokio::spawn(background_loop(engine, wake, interval)));
+        let writes = Arc::clone(&self.writes);
+        *slot = Some(tokio::spawn(background_loop(engine, writes, interval)));
     }
 
     /// Tells the background loop a local write happened.
     fn written(&self) {
+        self.writes.record();
+    }
+}
+
+/// The local writes the background loop waits for: a wake-up and the time of the last one.
+#[derive(Debug)]
+struct Writes {
+    wake: Notify,
+    base: Instant,
+    /// Microseconds from `base` to the last write.
+    last: AtomicU64,
+}
+
+impl Writes {
+    fn new() -> Self {
+        Self {
+            wake: Notify::new(),
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self) {
+        let since = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last.fetch_max(since, Ordering::Relaxed);
         self.wake.notify_one();
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_micros(self.last.load(Ordering::Relaxed))
     }
 }
 
@@ -125,7 +163,7 @@ impl Drop for HybridStorage {
 
 /// The background rounds. Why a round is never run on the caller's task: a tool call must
 /// never wait for Cloudflare (`sync never blocks a tool call`).
-async fn background_loop(engine: Arc<SyncEngine>, wake: Arc<Notify>, interval: Duration) {
+async fn background_loop(engine: Arc<SyncEngine>, writes: Arc<Writes>, interval: Duration) {
     let interval = interval.max(Duration::from_millis(50));
     let mut wait = interval;
     loop {
@@ -136,14 +174,35 @@ async fn background_loop(engine: Arc<SyncEngine>, wake: Arc<Notify>, interval: D
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = wake.notified() => {
-                // A local write: push it soon, but not sooner than `interval` after the
-                // last round (a burst of writes goes in one round).
+            () = writes.wake.notified() => {
+                // A local write: push it `interval` later, held while a burst goes on.
                 wait = interval;
-                tokio::time::sleep(interval).await;
+                let first = Instant::now();
+                while let Some(until) = burst_hold(first, writes.last(), Instant::now(), interval) {
+                    tokio::time::sleep_until(until.into()).await;
+                }
             }
         }
     }
+}
+
+/// When the push of writes that began at `first` may run, given the `last` write and
+/// `now`: `None` to run now, else the instant to look again. Never sooner than `interval`
+/// after the first write, so a burst goes in one round; then held while writes keep coming
+/// less than a fifth of the interval apart (1 s at the default), up to
+/// [`MAX_BURST_HOLD_INTERVALS`] × `interval` after the first. Why hold: a round during a
+/// burst competes with the writes for the machine (serialising, TLS, applying its pull) and
+/// spends requests of the account's budget on a batch that is still growing; the burst
+/// is pushed whole once it pauses, and never later than the cap.
+fn burst_hold(first: Instant, last: Instant, now: Instant, interval: Duration) -> Option<Instant> {
+    let earliest = first + interval;
+    if now < earliest {
+        return Some(earliest);
+    }
+    let deadline = first + interval * MAX_BURST_HOLD_INTERVALS;
+    let quiet = interval / 5;
+    let resume = last + quiet;
+    (now < deadline && now < resume).then(|| resume.min(deadline))
 }
 
 /// The wait before the next round: `interval` after a round that moved something, else
@@ -410,5 +469,22 @@ mod tests {
             next_wait(i, Duration::from_secs(60), &idle()),
             Duration::from_secs(60)
         );
+    }
+
+    #[test]
+    fn a_burst_is_held_until_it_pauses_or_the_cap() {
+        let i = Duration::from_secs(5);
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        // Never sooner than the interval after the first write.
+        assert_eq!(burst_hold(t0, t0, at(1.0), i), Some(at(5.0)));
+        // One write, nothing since: push at the interval.
+        assert_eq!(burst_hold(t0, t0, at(5.0), i), None);
+        // Writes still coming (the last 0.5 s ago): wait for a 1 s pause.
+        assert_eq!(burst_hold(t0, at(4.5), at(5.0), i), Some(at(5.5)));
+        assert_eq!(burst_hold(t0, at(4.5), at(5.5), i), None);
+        // A burst that never pauses is pushed at the cap, 6 intervals after it began.
+        assert_eq!(burst_hold(t0, at(29.5), at(29.6), i), Some(at(30.0)));
+        assert_eq!(burst_hold(t0, at(30.0), at(30.0), i), None);
     }
 }
