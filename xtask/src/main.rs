@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `ci` | everything CI checks: fmt, clippy `-D warnings`, cargo-deny (licenses, bans, sources), the tests |
 //! | `test` | fetches the test model, Prism and the Python compat environment if missing, then runs the whole test suite |
-//! | `fetch-model` | puts the all-MiniLM-L6-v2 model files into the per-user model cache |
+//! | `fetch-model` | puts the all-MiniLM-L6-v2 model files and ONNX Runtime (the fast embedding engine, from PyPI) into the per-user cache |
 //! | `fetch-prism` | installs Prism (OpenAPI mock/validating proxy, from npm) into the per-user tool cache |
 //! | `fetch-python` | a venv in the per-user tool cache with the pinned Python `mcp-memory-service` (the compat test's) |
 //! | `deny` | `cargo deny check licenses bans sources` (installs cargo-deny if missing) |
@@ -48,7 +48,7 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
-    /// Put sentence-transformers/all-MiniLM-L6-v2 into the per-user model cache.
+    /// Put sentence-transformers/all-MiniLM-L6-v2 and ONNX Runtime into the per-user cache.
     FetchModel {
         /// Fetch again even if the files are present.
         #[arg(long)]

@@ -74,6 +74,27 @@ pub enum EmbedError {
         reason: String,
     },
 
+    /// `MCP_MEMORY_EMBED_ENGINE` names no engine.
+    #[error("MCP_MEMORY_EMBED_ENGINE={value:?} is not an engine; use auto, onnx or candle")]
+    InvalidEngine {
+        /// The value given.
+        value: String,
+    },
+
+    /// The ONNX Runtime library cannot be loaded, or refuses the model's graph.
+    #[error(
+        "ONNX Runtime at {} is unusable: {reason}; set MCP_MEMORY_ONNXRUNTIME to a working \
+         libonnxruntime (`cargo xtask fetch-model` installs one), or MCP_MEMORY_EMBED_ENGINE=candle \
+         to embed without it",
+        .library.display()
+    )]
+    Runtime {
+        /// The library that was loaded.
+        library: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The directory holds a different model than the id claims
     /// (e.g. 384-d files loaded as `BAAI/bge-base-en-v1.5`, which is 768-d).
     #[error(

@@ -75,6 +75,8 @@ mod hub;
 #[cfg(feature = "bert")]
 mod lazy;
 mod location;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod spec;
 #[cfg(feature = "bert")]
 mod tokens;
@@ -84,7 +86,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 #[cfg(feature = "bert")]
-pub use bert::{BertEmbedder, DEFAULT_BATCH_SIZE};
+pub use bert::{BertEmbedder, DEFAULT_BATCH_SIZE, ENGINE_ENV, Engine, EngineChoice};
 pub use cache::{CacheStats, CachedEmbedder};
 pub use error::EmbedError;
 #[cfg(feature = "bert")]

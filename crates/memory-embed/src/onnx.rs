@@ -1,0 +1,759 @@
+//! The BERT encoder on ONNX Runtime: the graph is built in memory from the same
+//! `model.safetensors` and `config.json` candle reads (ONNX Runtime's Model Editor API), so
+//! no ONNX file has to be downloaded or kept in step with the weights, and the two engines
+//! compute the same function of the same numbers.
+//!
+//! ONNX Runtime is a shared library loaded at run time ([`runtime_library`]): from
+//! `MCP_MEMORY_ONNXRUNTIME` (or `ort`'s own `ORT_DYLIB_PATH`), else the per-user cache that
+//! `cargo xtask fetch-model` fills from the `onnxruntime` package on PyPI. Nothing is
+//! downloaded at build time; without the library the embedder runs on candle.
+//!
+//! The graph is the BERT encoder exactly as candle's `BertModel` computes it (and as
+//! `transformers` does): embeddings (word + position + token type) and LayerNorm, then per
+//! layer self-attention (one fused Q/K/V projection, scaled dot product, the additive mask,
+//! softmax), output projection, residual and LayerNorm, the feed-forward block with exact
+//! (erf) GELU, residual and LayerNorm. It returns the last hidden states; pooling and
+//! normalisation are the caller's, shared with the candle engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::editor::{Graph, Model, Node, ONNX_DOMAIN, Opset};
+use ort::memory::Allocator;
+use ort::operator::Attribute;
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::{Outlet, Shape, SymbolicDimensions, Tensor, TensorElementType, ValueType};
+use safetensors::SafeTensors;
+
+use crate::error::EmbedError;
+
+/// The variable naming the ONNX Runtime shared library (`libonnxruntime.so.*`,
+/// `libonnxruntime.*.dylib` or `onnxruntime.dll`).
+pub const RUNTIME_ENV: &str = "MCP_MEMORY_ONNXRUNTIME";
+/// `ort`'s own variable for the same library, honoured too.
+const ORT_ENV: &str = "ORT_DYLIB_PATH";
+/// The ONNX Runtime release `cargo xtask fetch-model` installs (from PyPI's `onnxruntime`).
+pub const RUNTIME_VERSION: &str = "1.32.0";
+/// The ONNX opset the graph is written in (LayerNormalization is 17, Gelu 20).
+const OPSET: u32 = 22;
+
+/// The ONNX Runtime library to load: `MCP_MEMORY_ONNXRUNTIME`, else `ORT_DYLIB_PATH`, else
+/// the per-user cache's copy (`<cache>/onnxruntime/<version>/`), if any. `None` when none
+/// is set or present.
+pub fn runtime_library() -> Option<PathBuf> {
+    for var in [RUNTIME_ENV, ORT_ENV] {
+        if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+    }
+    let dir = cached_runtime_dir()?;
+    std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| is_runtime_library(p))
+}
+
+/// Where `cargo xtask fetch-model` puts the ONNX Runtime library:
+/// `<per-user cache>/onnxruntime/<RUNTIME_VERSION>/`.
+pub fn cached_runtime_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|cache| {
+        cache
+            .join("mcp-memory")
+            .join("onnxruntime")
+            .join(RUNTIME_VERSION)
+    })
+}
+
+/// Whether `path` names an ONNX Runtime library by its file name.
+fn is_runtime_library(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("libonnxruntime.so")
+        || (name.starts_with("libonnxruntime") && name.ends_with(".dylib"))
+        || name == "onnxruntime.dll"
+}
+
+/// The process's ONNX Runtime environment, loaded once from the first library asked for
+/// (a process can hold one ONNX Runtime). The error is kept so every later load reports it.
+fn environment(library: &Path) -> Result<&'static ort::environment::Environment, EmbedError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    let unusable = |reason: String| EmbedError::Runtime {
+        library: library.to_path_buf(),
+        reason,
+    };
+    ENV.get_or_init(|| {
+        if !library.is_file() {
+            return Err(format!("no such file; set {RUNTIME_ENV} to the library's path or run `cargo xtask fetch-model`"));
+        }
+        let builder = ort::init_from(library).map_err(|e| e.to_string())?;
+        builder
+            .with_name("mcp-memory")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|reason| unusable(reason.clone()))
+}
+
+/// The BERT dimensions the graph is built for, from `config.json`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BertShape {
+    /// Hidden size (the vector length).
+    pub hidden: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Encoder layers.
+    pub layers: usize,
+    /// Feed-forward inner size.
+    pub intermediate: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+/// A BERT encoder session. `run` takes `&mut` in ONNX Runtime's binding, so one call at a
+/// time; each call already uses every core (ONNX Runtime's intra-op pool).
+pub(crate) struct OnnxBert {
+    session: Mutex<Session>,
+    hidden: usize,
+    words: WordTable,
+}
+
+/// The word-embedding table, read in place from the memory-mapped checkpoint: the lookup
+/// of a text's rows is done here, not in the graph, so the table (half of MiniLM's weights)
+/// is never copied and only the rows of words actually seen are ever resident.
+struct WordTable {
+    map: memmap2::Mmap,
+    rows: usize,
+    hidden: usize,
+}
+
+impl WordTable {
+    /// Appends the embedding of token `id` to `out`.
+    fn push_row(&self, id: u32, out: &mut Vec<f32>) -> Result<(), ort::Error> {
+        let id = id as usize;
+        if id >= self.rows {
+            return Err(ort::Error::new(format!(
+                "token id {id} is outside the vocabulary of {} words",
+                self.rows
+            )));
+        }
+        let start = id * self.hidden * 4;
+        let bytes = &self.map[start..start + self.hidden * 4];
+        out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for OnnxBert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxBert")
+            .field("hidden", &self.hidden)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnnxBert {
+    /// Builds the encoder graph from `weights` (a BERT `model.safetensors`) and opens a
+    /// session on the ONNX Runtime `library` with `threads` intra-op threads.
+    ///
+    /// # Errors
+    /// [`EmbedError::Runtime`] when the library cannot be loaded or refuses the graph;
+    /// [`EmbedError::InvalidWeights`] when a tensor is missing or misshapen.
+    pub(crate) fn load(
+        library: &Path,
+        weights: &Path,
+        shape: BertShape,
+        threads: usize,
+    ) -> Result<Self, EmbedError> {
+        let env = environment(library)?;
+        let runtime = |e: ort::Error| EmbedError::Runtime {
+            library: library.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let invalid = |reason: String| EmbedError::InvalidWeights {
+            path: weights.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::open(weights).map_err(|e| invalid(e.to_string()))?;
+        // SAFETY: the map is read while the graph's initializers are copied out of it, then
+        // dropped; a file replaced by rename (as downloads do) leaves the mapped inode intact.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| invalid(e.to_string()))?;
+        let tensors = SafeTensors::deserialize(&map).map_err(|e| invalid(e.to_string()))?;
+        let weights = Weights {
+            tensors: &tensors,
+            prefix: if tensors.names().iter().any(|n| n.starts_with("bert.")) {
+                "bert."
+            } else {
+                ""
+            },
+        };
+        let word_table = "embeddings.word_embeddings.weight";
+        let rows = weights.rows(word_table).map_err(|e| match e {
+            BuildError::Weights(reason) => invalid(reason),
+            BuildError::Ort(e) => runtime(e),
+        })?;
+        let table = weights
+            .bytes(word_table, &[rows, shape.hidden])
+            .map_err(|e| match e {
+                BuildError::Weights(reason) => invalid(reason),
+                BuildError::Ort(e) => runtime(e),
+            })?;
+        let offset = table.as_ptr() as usize - map.as_ptr() as usize;
+        let started = std::time::Instant::now();
+        let graph = build_graph(&weights, shape).map_err(|e| match e {
+            BuildError::Weights(reason) => invalid(reason),
+            BuildError::Ort(e) => runtime(e),
+        })?;
+        let mut model =
+            Model::new([Opset::new(ONNX_DOMAIN, OPSET).map_err(runtime)?]).map_err(runtime)?;
+        model.set_graph(graph).map_err(runtime)?;
+        let builder = SessionBuilder::new(env)
+            .map_err(runtime)?
+            // Measured on MiniLM: the extended and layout levels' fusions gain nothing on
+            // this graph and cost start-up time; basic (constant folding) is kept.
+            .with_optimization_level(GraphOptimizationLevel::Level1)
+            .map_err(|e| runtime(e.into()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| runtime(e.into()))?;
+        let built = started.elapsed();
+        let session = model.into_session(&builder).map_err(runtime)?;
+        tracing::debug!(
+            graph_ms = built.as_millis() as u64,
+            session_ms = (started.elapsed() - built).as_millis() as u64,
+            "ONNX Runtime encoder ready"
+        );
+        // Keep a map of the word table alone: the pages of the other tensors, read once
+        // to build the graph, leave the process with the full map.
+        let table_len = table.len();
+        drop(tensors);
+        drop(map);
+        // SAFETY: as above; the table's bytes are only ever read.
+        let words = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset as u64)
+                .len(table_len)
+                .map(&file)
+        }
+        .map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            session: Mutex::new(session),
+            hidden: shape.hidden,
+            words: WordTable {
+                map: words,
+                rows,
+                hidden: shape.hidden,
+            },
+        })
+    }
+
+    /// The last hidden states, `rows × len × hidden`, row-major, for `rows` texts padded to
+    /// `len` tokens: `ids` and `type_ids` are `rows × len`, `mask` is 1 for a token, 0 for
+    /// padding.
+    pub(crate) fn forward(
+        &self,
+        ids: &[u32],
+        type_ids: &[u32],
+        mask: &[u32],
+        rows: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, ort::Error> {
+        let as_i64 = |v: &[u32]| v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>();
+        let (r, l) = (rows as i64, len as i64);
+        let mut words = Vec::with_capacity(ids.len() * self.hidden);
+        for &id in ids {
+            self.words.push_row(id, &mut words)?;
+        }
+        let words = Tensor::from_array(([r, l, self.hidden as i64], words))?;
+        let type_ids = Tensor::from_array(([r, l], as_i64(type_ids)))?;
+        let positions = Tensor::from_array(([l], (0..l).collect::<Vec<i64>>()))?;
+        // candle's and transformers' extended mask: 0 for a token, the lowest f32 for padding.
+        let bias: Vec<f32> = mask
+            .iter()
+            .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        let bias = Tensor::from_array(([r, 1, 1, l], bias))?;
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(ort::inputs![
+            "word_embeddings" => words,
+            "token_type_ids" => type_ids,
+            "position_ids" => positions,
+            "mask_bias" => bias,
+        ])?;
+        let (_, hidden) = outputs["hidden"].try_extract_tensor::<f32>()?;
+        debug_assert_eq!(hidden.len(), rows * len * self.hidden);
+        Ok(hidden.to_vec())
+    }
+}
+
+/// Why a graph could not be built.
+enum BuildError {
+    /// A tensor is missing or misshapen.
+    Weights(String),
+    /// ONNX Runtime refused a node or an initializer.
+    Ort(ort::Error),
+}
+
+impl From<ort::Error> for BuildError {
+    fn from(e: ort::Error) -> Self {
+        Self::Ort(e)
+    }
+}
+
+/// The checkpoint's tensors, by their `transformers` names (a `bert.` prefix tolerated).
+struct Weights<'a> {
+    tensors: &'a SafeTensors<'a>,
+    prefix: &'static str,
+}
+
+impl<'a> Weights<'a> {
+    /// The raw little-endian f32 bytes of `name`, checked to have `shape`.
+    fn bytes(&self, name: &str, shape: &[usize]) -> Result<&'a [u8], BuildError> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self
+            .tensors
+            .tensor(&full)
+            .map_err(|e| BuildError::Weights(format!("tensor `{full}`: {e}")))?;
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(BuildError::Weights(format!(
+                "tensor `{full}` is {:?}; only F32 checkpoints are supported",
+                view.dtype()
+            )));
+        }
+        if view.shape() != shape {
+            return Err(BuildError::Weights(format!(
+                "tensor `{full}` has shape {:?}, config.json implies {shape:?}",
+                view.shape()
+            )));
+        }
+        Ok(view.data())
+    }
+
+    /// The number of rows of the 2-d tensor `name` (an embedding table's vocabulary).
+    fn rows(&self, name: &str) -> Result<usize, BuildError> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self
+            .tensors
+            .tensor(&full)
+            .map_err(|e| BuildError::Weights(format!("tensor `{full}`: {e}")))?;
+        Ok(view.shape().first().copied().unwrap_or(0))
+    }
+
+    /// Copies `name` (of `shape`) into `dst`.
+    fn copy(&self, name: &str, shape: &[usize], dst: &mut [f32]) -> Result<(), BuildError> {
+        let src = self.bytes(name, shape)?;
+        if cfg!(target_endian = "little") {
+            // The checkpoint's bytes are the f32s' own: one memcpy.
+            bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(src);
+        } else {
+            for (d, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the linear layer weight `name` (`out × inp`, PyTorch's layout) into `dst`
+    /// transposed to `inp × out`, as `MatMul` takes it, at column offset `at` of rows
+    /// `stride` wide (so Q, K and V land side by side in one `inp × 3·out` matrix).
+    fn copy_transposed(
+        &self,
+        name: &str,
+        (out, inp): (usize, usize),
+        dst: &mut [f32],
+        (stride, at): (usize, usize),
+    ) -> Result<(), BuildError> {
+        let src = self.bytes(name, &[out, inp])?;
+        // Blocks of 32 × 32 keep both sides in cache.
+        const BLOCK: usize = 32;
+        for o0 in (0..out).step_by(BLOCK) {
+            for i0 in (0..inp).step_by(BLOCK) {
+                for o in o0..(o0 + BLOCK).min(out) {
+                    for i in i0..(i0 + BLOCK).min(inp) {
+                        let b = &src[(o * inp + i) * 4..(o * inp + i) * 4 + 4];
+                        dst[i * stride + at + o] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds the f32 initializer `name` of `shape`, filled by `fill`.
+fn init_f32(
+    graph: &mut Graph,
+    name: &str,
+    shape: &[usize],
+    fill: impl FnOnce(&mut [f32]) -> Result<(), BuildError>,
+) -> Result<(), BuildError> {
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let mut t = Tensor::<f32>::new(&Allocator::default(), dims)?;
+    fill(t.extract_tensor_mut().1)?;
+    // `external`: ONNX Runtime keeps this tensor (allocated by its own allocator, owned
+    // by the graph and then the session) instead of copying it, which saves a copy of the
+    // weights at load. It refuses that for tensors of 127 bytes or less.
+    let external = shape.iter().product::<usize>() * 4 > 127;
+    graph.add_initializer(name, t, external)?;
+    Ok(())
+}
+
+/// Adds the f32 initializer `name`, a copy of the checkpoint's tensor of the same name.
+fn init_copy(
+    graph: &mut Graph,
+    w: &Weights<'_>,
+    name: &str,
+    shape: &[usize],
+) -> Result<(), BuildError> {
+    init_f32(graph, name, shape, |dst| w.copy(name, shape, dst))
+}
+
+/// Adds the i64 initializer `name` (a 1-d shape operand).
+fn init_i64(graph: &mut Graph, name: &str, values: &[i64]) -> ort::Result<()> {
+    let mut t = Tensor::<i64>::new(&Allocator::default(), [values.len() as i64])?;
+    t.extract_tensor_mut().1.copy_from_slice(values);
+    graph.add_initializer(name, t, false)
+}
+
+/// A graph input or output of element type `ty` with named (dynamic) dimensions.
+fn outlet(name: &str, ty: TensorElementType, dims: &[&str]) -> Outlet {
+    Outlet::new(
+        name,
+        ValueType::Tensor {
+            ty,
+            shape: Shape::new(dims.iter().map(|d| if d.is_empty() { 1 } else { -1 })),
+            dimension_symbols: SymbolicDimensions::new(dims.iter().map(|d| (*d).to_owned())),
+        },
+    )
+}
+
+/// Adds node `op` named `out`, reading `inputs` and writing the one output `out`.
+fn node(
+    graph: &mut Graph,
+    op: &str,
+    inputs: &[&str],
+    out: &str,
+    attributes: Vec<Attribute>,
+) -> ort::Result<()> {
+    graph.add_node(Node::new(op, ONNX_DOMAIN, out, inputs, [out], attributes)?)
+}
+
+/// The BERT encoder graph (see the module docs).
+fn build_graph(w: &Weights<'_>, s: BertShape) -> Result<Graph, BuildError> {
+    let (h, heads, inner) = (s.hidden, s.heads, s.intermediate);
+    if heads == 0 || h % heads != 0 {
+        return Err(BuildError::Weights(format!(
+            "hidden size {h} is not a multiple of {heads} attention heads"
+        )));
+    }
+    let head = h / heads;
+    let eps = s.layer_norm_eps as f32;
+    let mut g = Graph::new()?;
+    g.set_inputs([
+        outlet(
+            "word_embeddings",
+            TensorElementType::Float32,
+            &["batch", "tokens", "hidden_size"],
+        ),
+        outlet(
+            "token_type_ids",
+            TensorElementType::Int64,
+            &["batch", "tokens"],
+        ),
+        outlet("position_ids", TensorElementType::Int64, &["tokens"]),
+        outlet(
+            "mask_bias",
+            TensorElementType::Float32,
+            &["batch", "", "", "tokens"],
+        ),
+    ])?;
+    g.set_outputs([outlet(
+        "hidden",
+        TensorElementType::Float32,
+        &["batch", "tokens", "hidden_size"],
+    )])?;
+
+    // Shape operands: 0 keeps the input's dimension (Reshape's default, allowzero = 0).
+    init_i64(&mut g, "shape.heads", &[0, 0, heads as i64, head as i64])?;
+    init_i64(&mut g, "shape.hidden", &[0, 0, h as i64])?;
+    let scale = 1.0 / (head as f32).sqrt();
+    init_f32(&mut g, "attention.scale", &[], |d| {
+        d[0] = scale;
+        Ok(())
+    })?;
+    let ln = |g: &mut Graph, name: &str, x: &str, out: &str| -> Result<(), BuildError> {
+        init_copy(g, w, &format!("{name}.weight"), &[h])?;
+        init_copy(g, w, &format!("{name}.bias"), &[h])?;
+        node(
+            g,
+            "LayerNormalization",
+            &[x, &format!("{name}.weight"), &format!("{name}.bias")],
+            out,
+            vec![
+                Attribute::new("axis", -1_i64)?,
+                Attribute::new("epsilon", eps)?,
+            ],
+        )?;
+        Ok(())
+    };
+
+    // Embeddings.
+    // The word embeddings come in as an input (see `WordTable`).
+    for table in ["position", "token_type"] {
+        let name = format!("embeddings.{table}_embeddings.weight");
+        let rows = w.rows(&name)?;
+        init_copy(&mut g, w, &name, &[rows, h])?;
+    }
+    node(
+        &mut g,
+        "Gather",
+        &["embeddings.position_embeddings.weight", "position_ids"],
+        "emb.position",
+        vec![],
+    )?;
+    node(
+        &mut g,
+        "Gather",
+        &["embeddings.token_type_embeddings.weight", "token_type_ids"],
+        "emb.type",
+        vec![],
+    )?;
+    node(
+        &mut g,
+        "Add",
+        &["word_embeddings", "emb.type"],
+        "emb.sum1",
+        vec![],
+    )?;
+    node(
+        &mut g,
+        "Add",
+        &["emb.sum1", "emb.position"],
+        "emb.sum",
+        vec![],
+    )?;
+    ln(&mut g, "embeddings.LayerNorm", "emb.sum", "layer.0.in")?;
+
+    for l in 0..s.layers {
+        let p = format!("encoder.layer.{l}");
+        let x = format!("layer.{l}.in");
+        let t = |s: &str| format!("layer.{l}.{s}");
+        // Q, K and V in one MatMul: [h, 3h], their biases concatenated.
+        init_f32(&mut g, &t("qkv.weight"), &[h, 3 * h], |d| {
+            for (j, part) in ["query", "key", "value"].into_iter().enumerate() {
+                let name = format!("{p}.attention.self.{part}.weight");
+                w.copy_transposed(&name, (h, h), d, (3 * h, j * h))?;
+            }
+            Ok(())
+        })?;
+        init_f32(&mut g, &t("qkv.bias"), &[3 * h], |d| {
+            for (j, part) in ["query", "key", "value"].into_iter().enumerate() {
+                let name = format!("{p}.attention.self.{part}.bias");
+                w.copy(&name, &[h], &mut d[j * h..(j + 1) * h])?;
+            }
+            Ok(())
+        })?;
+        node(
+            &mut g,
+            "MatMul",
+            &[&x, &t("qkv.weight")],
+            &t("qkv.mm"),
+            vec![],
+        )?;
+        node(
+            &mut g,
+            "Add",
+            &[&t("qkv.mm"), &t("qkv.bias")],
+            &t("qkv"),
+            vec![],
+        )?;
+        g.add_node(Node::new(
+            "Split",
+            ONNX_DOMAIN,
+            t("split"),
+            [t("qkv")],
+            [t("q"), t("k"), t("v")],
+            [
+                Attribute::new("axis", -1_i64)?,
+                Attribute::new("num_outputs", 3_i64)?,
+            ],
+        )?)?;
+        for (name, perm) in [
+            ("q", [0, 2, 1, 3]),
+            ("k", [0, 2, 3, 1]),
+            ("v", [0, 2, 1, 3]),
+        ] {
+            node(
+                &mut g,
+                "Reshape",
+                &[&t(name), "shape.heads"],
+                &t(&format!("{name}.heads")),
+                vec![],
+            )?;
+            node(
+                &mut g,
+                "Transpose",
+                &[&t(&format!("{name}.heads"))],
+                &t(&format!("{name}.t")),
+                vec![Attribute::new("perm", perm.to_vec())?],
+            )?;
+        }
+        node(
+            &mut g,
+            "MatMul",
+            &[&t("q.t"), &t("k.t")],
+            &t("scores.raw"),
+            vec![],
+        )?;
+        node(
+            &mut g,
+            "Mul",
+            &[&t("scores.raw"), "attention.scale"],
+            &t("scores.scaled"),
+            vec![],
+        )?;
+        node(
+            &mut g,
+            "Add",
+            &[&t("scores.scaled"), "mask_bias"],
+            &t("scores"),
+            vec![],
+        )?;
+        node(
+            &mut g,
+            "Softmax",
+            &[&t("scores")],
+            &t("probs"),
+            vec![Attribute::new("axis", -1_i64)?],
+        )?;
+        node(
+            &mut g,
+            "MatMul",
+            &[&t("probs"), &t("v.t")],
+            &t("context.heads"),
+            vec![],
+        )?;
+        node(
+            &mut g,
+            "Transpose",
+            &[&t("context.heads")],
+            &t("context.t"),
+            vec![Attribute::new("perm", vec![0_i64, 2, 1, 3])?],
+        )?;
+        node(
+            &mut g,
+            "Reshape",
+            &[&t("context.t"), "shape.hidden"],
+            &t("context"),
+            vec![],
+        )?;
+        dense(
+            &mut g,
+            w,
+            &format!("{p}.attention.output.dense"),
+            h,
+            h,
+            &t("context"),
+            &t("attn.out"),
+        )?;
+        node(
+            &mut g,
+            "Add",
+            &[&t("attn.out"), &x],
+            &t("attn.residual"),
+            vec![],
+        )?;
+        ln(
+            &mut g,
+            &format!("{p}.attention.output.LayerNorm"),
+            &t("attn.residual"),
+            &t("attn"),
+        )?;
+
+        dense(
+            &mut g,
+            w,
+            &format!("{p}.intermediate.dense"),
+            inner,
+            h,
+            &t("attn"),
+            &t("ffn.in"),
+        )?;
+        node(
+            &mut g,
+            "Gelu",
+            &[&t("ffn.in")],
+            &t("ffn.act"),
+            vec![Attribute::new("approximate", "none".to_owned())?],
+        )?;
+        dense(
+            &mut g,
+            w,
+            &format!("{p}.output.dense"),
+            h,
+            inner,
+            &t("ffn.act"),
+            &t("ffn.out"),
+        )?;
+        node(
+            &mut g,
+            "Add",
+            &[&t("ffn.out"), &t("attn")],
+            &t("ffn.residual"),
+            vec![],
+        )?;
+        let out = if l + 1 == s.layers {
+            "hidden".to_owned()
+        } else {
+            format!("layer.{}.in", l + 1)
+        };
+        ln(
+            &mut g,
+            &format!("{p}.output.LayerNorm"),
+            &t("ffn.residual"),
+            &out,
+        )?;
+    }
+    if s.layers == 0 {
+        node(&mut g, "Identity", &["layer.0.in"], "hidden", vec![])?;
+    }
+    Ok(g)
+}
+
+/// A linear layer `name` (`out × inp` weight and `out` bias) from `x` to `y`.
+fn dense(
+    g: &mut Graph,
+    w: &Weights<'_>,
+    name: &str,
+    out: usize,
+    inp: usize,
+    x: &str,
+    y: &str,
+) -> Result<(), BuildError> {
+    init_f32(g, &format!("{name}.weight"), &[inp, out], |d| {
+        w.copy_transposed(&format!("{name}.weight"), (out, inp), d, (out, 0))
+    })?;
+    init_copy(g, w, &format!("{name}.bias"), &[out])?;
+    node(
+        g,
+        "MatMul",
+        &[x, &format!("{name}.weight")],
+        &format!("{y}.mm"),
+        vec![],
+    )?;
+    node(
+        g,
+        "Add",
+        &[&format!("{y}.mm"), &format!("{name}.bias")],
+        y,
+        vec![],
+    )?;
+    Ok(())
+}
