@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// Only benchmarks whose id matches this regular expression (criterion's filter).
     #[arg(long)]
     filter: Option<String>,
-    /// Only these suites (repeatable): sqlite_backend, embedding, cloudflare_backend,
+    /// Only these suites (repeatable): sqlite_backend, embedding, import, cloudflare_backend,
     /// hybrid_backend, hybrid_sync, vector_search, transport, emulator. Default: all.
     #[arg(long = "suite", value_name = "SUITE")]
     suites: Vec<String>,
@@ -87,8 +87,21 @@ const SUITES: &[Suite] = &[
         name: "embedding",
         cargo: &["--bench", "embedding"],
         groups: &["embedding"],
-        about: "Local all-MiniLM-L6-v2 (candle, CPU), no cache: one text, and a batch of 32 \
-                (one forward pass). Throughput in texts/s. See `benches/embedding.rs`.",
+        about: "Local all-MiniLM-L6-v2 on this CPU, no cache, on each engine side by side: \
+                candle (pure Rust) and ONNX Runtime (the same encoder built from the same \
+                weights). Ids are `embedding/<case>/<engine>`: one 8-word query, one 64-word \
+                text, one text at the 256-token window, batches of 32 short and 32 long texts \
+                (one call each), and loading the model. Throughput in texts/s. See \
+                `benches/embedding.rs`.",
+    },
+    Suite {
+        name: "import",
+        cargo: &["--bench", "import"],
+        groups: &[],
+        about: "A 10,000-memory import with no carried vectors (batches of 100 through \
+                `store_batch` of the embedded default, as `mcp-memory import` does), on each \
+                embedding engine: candle (before) and ONNX Runtime (after). Not a criterion \
+                bench: one timed run per engine. See `benches/import.rs`.",
     },
     Suite {
         name: "cloudflare_backend",
@@ -181,7 +194,10 @@ impl Figure {
 /// The start-up and memory measurement of `examples/mcp_startup`.
 struct Startup {
     command: String,
+    /// On the default engine (ONNX Runtime when installed).
     json: Json,
+    /// The same on candle (`MCP_MEMORY_EMBED_ENGINE=candle`), if it ran.
+    candle: Option<Json>,
 }
 
 /// Everything the document is written from.
@@ -192,6 +208,8 @@ struct Report {
     requests: Option<Json>,
     /// `hybrid_ratios.json` of the hybrid bench.
     hybrid_ratios: Option<Json>,
+    /// `import.json` of the import measurement.
+    import: Option<Json>,
     /// `hybrid_sync.json` of the sync lag measurement.
     hybrid_sync: Option<Json>,
     startup: Option<Startup>,
@@ -254,6 +272,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut requests = None;
     let mut hybrid_ratios = None;
     let mut hybrid_sync = None;
+    let mut import = None;
     for suite in selected {
         let started = SystemTime::now();
         let mut cmd = crate::cargo();
@@ -282,6 +301,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         for (name, file, slot) in [
             ("hybrid_backend", "hybrid_ratios.json", &mut hybrid_ratios),
             ("hybrid_sync", "hybrid_sync.json", &mut hybrid_sync),
+            ("import", "import.json", &mut import),
         ] {
             let path = extra_out.join(file);
             if suite.name == name && modified_since(&path, started) {
@@ -316,6 +336,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         requests,
         hybrid_ratios,
         hybrid_sync,
+        import,
         startup,
         note: args.note.clone(),
         load_before,
@@ -489,36 +510,60 @@ fn startup(target: &Path, runs: usize, rss_store: usize) -> Result<Startup> {
     let release = target.join("release");
     let example = release.join("examples").join("mcp_startup");
     let binary = release.join("mcp-memory");
-    let mut cmd = Command::new(&example);
-    cmd.arg(&binary)
-        .arg(runs.to_string())
-        .args(["--rss", &rss_store.to_string(), "--json"]);
-    eprintln!("==> {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {}", example.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} exited with {}: {}",
-            example.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("mcp_startup printed no JSON")?;
+    // The default engine, then candle (fewer start-up runs: start-up does not load the model).
+    let run = |engine: Option<&str>, runs: usize| -> Result<Json> {
+        let mut cmd = Command::new(&example);
+        cmd.arg(&binary).arg(runs.to_string()).args([
+            "--rss",
+            &rss_store.to_string(),
+            "--first-search",
+            &FIRST_SEARCH_RUNS.to_string(),
+            "--json",
+        ]);
+        if let Some(engine) = engine {
+            cmd.env("MCP_MEMORY_EMBED_ENGINE", engine);
+        }
+        eprintln!("==> {cmd:?}");
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", example.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} exited with {}: {}",
+                example.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .context("mcp_startup printed no JSON")?;
+        Json::parse(line)
+    };
+    let json = run(None, runs)?;
+    let candle = match run(Some("candle"), 3) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            eprintln!("==> the candle start-up measurement failed: {e:#}");
+            None
+        }
+    };
     Ok(Startup {
         command: format!(
             "cargo build --release -p memory-server && cargo run --release -p memory-server \
-             --example mcp_startup -- <target>/release/mcp-memory {runs} --rss {rss_store}"
+             --example mcp_startup -- <target>/release/mcp-memory {runs} --rss {rss_store} \
+             --first-search {FIRST_SEARCH_RUNS} (and with MCP_MEMORY_EMBED_ENGINE=candle)"
         ),
-        json: Json::parse(line)?,
+        json,
+        candle,
     })
 }
+
+/// Runs of the first-search measurement.
+const FIRST_SEARCH_RUNS: usize = 10;
 
 /// Cores, memory, CPU, kernel, toolchain, date and commit.
 fn machine() -> Vec<(String, String)> {
@@ -796,15 +841,37 @@ fn summary_table(report: &Report) -> String {
     }
     for f in report.figures_like("embedding/", "") {
         let (median, spread) = cell(f);
-        let what = f.full_id.rsplit('/').next().unwrap_or("").replace('_', " ");
+        let mut parts = f.full_id.split('/').skip(1);
+        let case = parts.next().unwrap_or("").replace('_', " ");
+        let engine = parts.next().unwrap_or("");
         rows.push([
-            format!("Embedding all-MiniLM-L6-v2, {what}"),
+            format!("Embedding all-MiniLM-L6-v2 ({engine}), {case}"),
             median,
             spread,
             f.per_second()
                 .map(|r| format!("{} texts", rate(r)))
                 .unwrap_or_default(),
         ]);
+    }
+    if let Some(j) = &report.import {
+        for engine in ["candle", "onnx"] {
+            let n = |k: &str| {
+                j.path(&["engines", engine, k])
+                    .and_then(Json::as_f64)
+                    .unwrap_or(f64::NAN)
+            };
+            if !n("seconds").is_nan() {
+                rows.push([
+                    format!(
+                        "Import of {} memories, embedded ({engine})",
+                        j.path(&["memories"]).and_then(Json::as_f64).unwrap_or(0.0)
+                    ),
+                    time(n("seconds") * 1e9),
+                    "one run".into(),
+                    format!("{} memories", rate(n("per_second"))),
+                ]);
+            }
+        }
     }
     if let Some(s) = &report.startup {
         let j = &s.json;
@@ -830,6 +897,51 @@ fn summary_table(report: &Report) -> String {
             .path(&["rss", "store_memories"])
             .and_then(Json::as_f64)
             .unwrap_or(0.0);
+        for (engine, j) in [("default engine", Some(j)), ("candle", s.candle.as_ref())] {
+            let Some(j) = j else { continue };
+            for (pause, label) in [("at_once", "at once"), ("after_500_ms", "500 ms after")] {
+                let n = |k: &str| {
+                    j.path(&["first_search", pause, k])
+                        .and_then(Json::as_f64)
+                        .unwrap_or(f64::NAN)
+                };
+                if n("first_search_ms").is_nan() {
+                    continue;
+                }
+                rows.push([
+                    format!(
+                        "MCP first search after start ({engine}), {label} `tools/list`: \
+                         extra over a warm search"
+                    ),
+                    time(n("first_minus_warm_ms") * 1e6),
+                    format!("{} runs", n("runs")),
+                    format!(
+                        "first {}, warm {}",
+                        time(n("first_search_ms") * 1e6),
+                        time(n("warm_search_ms") * 1e6)
+                    ),
+                ]);
+            }
+            if engine == "candle" {
+                let rss = j
+                    .path(&["rss", "after_search", "rss_kib"])
+                    .and_then(Json::as_f64);
+                let hwm = j
+                    .path(&["rss", "after_search", "hwm_kib"])
+                    .and_then(Json::as_f64);
+                if let (Some(rss), Some(hwm)) = (rss, hwm) {
+                    rows.push([
+                        format!(
+                            "Resident memory, {} memories open + one search, candle",
+                            size_label(n as u64)
+                        ),
+                        mib(rss),
+                        "one run".into(),
+                        format!("peak (VmHWM) {}", mib(hwm)),
+                    ]);
+                }
+            }
+        }
         for (key, label) in [
             (
                 "idle_after_initialize",
@@ -973,7 +1085,7 @@ fn render(report: &Report) -> String {
         "* **median** is criterion's median time per iteration; **spread** in the summary is \
          half the 95% confidence interval of that median, relative to it; the suite tables \
          give the interval itself and the median absolute deviation (MAD) of the samples.\n\
-         * Embedding runs on this CPU (candle, no GPU): every `with_embedding` figure and every \
+         * Embedding runs on this CPU (no GPU; ONNX Runtime when installed, else candle): every `with_embedding` figure and every \
          Cloudflare figure that embeds (the emulator's Workers AI stand-in runs the same local \
          model) is dominated by it. Real Workers AI embeds on Cloudflare's side.\n\
          * Cloudflare figures are on the local emulator with the latency injected on every \
@@ -987,6 +1099,10 @@ fn render(report: &Report) -> String {
         let _ = writeln!(o, "## Suite `{}`\n\n{}\n", suite.name, suite.about);
         if suite.name == "hybrid_sync" {
             render_hybrid_sync(&mut o, report, command);
+            continue;
+        }
+        if suite.name == "import" {
+            render_import(&mut o, report, command);
             continue;
         }
         if figures.is_empty() {
@@ -1025,6 +1141,9 @@ fn render(report: &Report) -> String {
         let _ = writeln!(o);
         if suite.name == "hybrid_backend" {
             render_hybrid_ratios(&mut o, report);
+        }
+        if suite.name == "embedding" {
+            render_engine_speedups(&mut o, report);
         }
         if suite.name == "cloudflare_backend" && report.requests.is_some() {
             let _ = writeln!(
@@ -1190,6 +1309,42 @@ fn hybrid_summary_rows(report: &Report) -> Vec<[String; 4]> {
     rows
 }
 
+/// The embedding suite's engines side by side: candle's median over ONNX Runtime's.
+fn render_engine_speedups(o: &mut String, report: &Report) {
+    let mut cases: Vec<&str> = report
+        .figures_like("embedding/", "/candle")
+        .iter()
+        .filter_map(|f| f.full_id.split('/').nth(1))
+        .collect();
+    cases.dedup();
+    let rows: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let candle = report.figure(&format!("embedding/{case}/candle"))?;
+            let onnx = report.figure(&format!("embedding/{case}/onnx"))?;
+            Some(format!(
+                "| `{case}` | {} | {} | {:.1}× |",
+                time(candle.median_ns),
+                time(onnx.median_ns),
+                candle.median_ns / onnx.median_ns
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "The engines in the same run (medians per call; speed-up = candle / ONNX Runtime; \
+         `load` is the time to load the model, less is better on both):\n\n\
+         | case | candle | ONNX Runtime | speed-up |\n|---|---:|---:|---:|"
+    );
+    for row in rows {
+        let _ = writeln!(o, "{row}");
+    }
+    let _ = writeln!(o);
+}
+
 /// The hybrid suite's ratio table.
 fn render_hybrid_ratios(o: &mut String, report: &Report) {
     let ratios = hybrid_ratios(report);
@@ -1242,6 +1397,34 @@ fn render_hybrid_ratios(o: &mut String, report: &Report) {
         n(&["background", "requests", "r2"]),
         n(&["background", "backlog_at_end"])
     );
+}
+
+/// The import measurement's section.
+fn render_import(o: &mut String, report: &Report, command: &str) {
+    let Some(j) = &report.import else {
+        let _ = writeln!(
+            o,
+            "No results from this run (filtered out, or it failed).\n"
+        );
+        return;
+    };
+    let n = |p: &[&str]| j.path(p).and_then(Json::as_f64).unwrap_or(f64::NAN);
+    let _ = writeln!(
+        o,
+        "`{command}`\n\n| engine | {} memories | memories/s |\n|---|---:|---:|",
+        n(&["memories"])
+    );
+    for engine in ["candle", "onnx"] {
+        let seconds = n(&["engines", engine, "seconds"]);
+        if !seconds.is_nan() {
+            let _ = writeln!(
+                o,
+                "| {engine} | {seconds:.1} s | {:.0} |",
+                n(&["engines", engine, "per_second"])
+            );
+        }
+    }
+    let _ = writeln!(o);
 }
 
 /// The sync lag measurement's section.

@@ -1,15 +1,19 @@
-//! Measures [`BertEmbedder`] latency on this machine.
+//! Measures [`BertEmbedder`] latency and resident memory on this machine, on one engine.
 //!
 //! ```text
-//! cargo run --release -p memory-embed --example latency [model-id]
+//! cargo run --release -p memory-embed --features onnx --example latency -- [--engine auto|onnx|candle] [model-id]
 //! ```
 //!
-//! Prints the load time, one short sentence (median of 20), a batch of 32 sentences per text
-//! (median of 5), and a 1 MB note. Needs the model locally (`cargo xtask fetch-model`).
+//! Prints the engine, the load time and the resident memory after it (Linux: `VmRSS`, peak
+//! `VmHWM`), one short sentence (median of 20), a batch of 32 sentences per text (median of
+//! 5), texts of 8 to 250 words, one at the token limit, a 1 MB note, and the resident
+//! memory at the end. One engine per process, so each one's memory is its own; the
+//! criterion bench `embedding` compares their speed in one run. Needs the model locally
+//! (`cargo xtask fetch-model`, which also installs ONNX Runtime).
 
 use std::time::{Duration, Instant};
 
-use memory_embed::{BertEmbedder, DEFAULT_MODEL_ID, EmbedError};
+use memory_embed::{BertEmbedder, DEFAULT_MODEL_ID, EmbedError, EngineChoice, ModelLocation};
 
 /// Runs of the single-sentence measurement.
 const SINGLE_RUNS: usize = 20;
@@ -65,15 +69,37 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn main() -> Result<(), EmbedError> {
-    let model_id = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_MODEL_ID.to_owned());
+/// `VmRSS` and `VmHWM` of this process (Linux), for printing.
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?".to_owned(), |v| v.trim().to_owned())
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+}
 
+fn main() -> Result<(), EmbedError> {
+    let mut engine = EngineChoice::from_env()?;
+    let mut model_id = DEFAULT_MODEL_ID.to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--engine" {
+            engine = EngineChoice::parse(&args.next().unwrap_or_default())?;
+        } else {
+            model_id = arg;
+        }
+    }
+
+    let dir = ModelLocation::resolve(&model_id)?.dir;
     let started = Instant::now();
-    let embedder = BertEmbedder::open(&model_id)?;
+    let embedder = BertEmbedder::load_with(&dir, &model_id, None, engine)?;
+    let load = started.elapsed();
     println!("model       {model_id} from {}", embedder.dir().display());
-    println!("load        {:8.1} ms", ms(started.elapsed()));
+    println!("engine      {}", embedder.engine().name());
+    println!("load        {:8.1} ms ({})", ms(load), memory());
 
     let batch = sentences();
     embedder.embed_blocking(&batch)?; // warm up
@@ -127,5 +153,24 @@ fn main() -> Result<(), EmbedError> {
         ms(t.elapsed()),
         note[0].len()
     );
+    // Batch size sweep: 128 sentences embedded in calls of `size` texts each (sorted and
+    // padded per call as the embedder does), to choose the bulk paths' batch size.
+    let many: Vec<String> = (0..128)
+        .map(|i| format!("{} (item {i})", batch[i % batch.len()]))
+        .collect();
+    for size in [1usize, 4, 8, 16, 32, 64, 128] {
+        let sized = embedder.clone().with_batch_size(size);
+        let runs = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                sized.embed_blocking(&many).map(|_| t.elapsed())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        println!(
+            "batch {size:3}   {:8.2} ms per text (128 sentences, median of 3)",
+            ms(median(runs)) / many.len() as f64
+        );
+    }
+    println!("memory at the end: {}", memory());
     Ok(())
 }

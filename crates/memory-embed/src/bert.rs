@@ -401,6 +401,12 @@ impl Embedder for BertEmbedder {
         self.dimensions
     }
 
+    /// Runs the model once on a short text: the engine's first call sets up its buffers
+    /// and threads (ONNX Runtime's take tens of milliseconds).
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        self.embed(&["warm up".to_owned()]).await.map(|_| ())
+    }
+
     /// One unit vector per text, in order. An empty slice gives an empty result without
     /// touching the model; an empty string is a valid text (`[CLS] [SEP]`).
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -734,6 +740,26 @@ mod tests {
             std::fs::write(to, content).unwrap();
         }
         dir
+    }
+
+    // ---- pooling (shared by both engines) -----------------------------------------------
+
+    #[test]
+    fn mean_pooling_ignores_padding_and_cls_takes_the_first_token() {
+        // Two rows of 3 tokens, 2 dims; the second row has one padding token whose
+        // (huge) hidden state must not count.
+        let hidden = [
+            3.0, 0.0, 1.0, 0.0, 2.0, 0.0, // row 0: mean (2, 0) → (1, 0)
+            0.0, 1.0, 0.0, 3.0, 1e6, 1e6, // row 1: mean of 2 tokens (0, 2) → (0, 1)
+        ];
+        let mask = [1, 1, 1, 1, 1, 0];
+        let mean = pool(&hidden, &mask, 2, 3, Pooling::Mean);
+        assert_eq!(mean, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        let cls = pool(&hidden, &mask, 2, 3, Pooling::Cls);
+        assert_eq!(cls, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        // A zero vector stays finite (no division by zero).
+        let zero = pool(&[0.0, 0.0], &[1], 1, 1, Pooling::Mean);
+        assert!(zero[0].iter().all(|x| x.is_finite()));
     }
 
     // ---- the real model ------------------------------------------------------------------

@@ -151,6 +151,10 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.report()
     }
 
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        self.inner.warm_up().await
+    }
+
     fn dimensions(&self) -> usize {
         self.inner.dimensions()
     }

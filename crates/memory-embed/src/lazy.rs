@@ -139,6 +139,12 @@ impl Embedder for LazyEmbedder {
         }
         self.load().await?.embed(texts).await
     }
+
+    /// Loads the model (the same load a first `embed` would wait for, shared with it) and
+    /// runs it once.
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        self.load().await?.warm_up().await
+    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,12 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     fn report(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
     }
+    /// Gets ready to embed at full speed (loads a lazily loaded model and runs it once), so
+    /// that the first real call does not pay for it. A server calls it in the background
+    /// right after it starts. Default: nothing to do. Decorators forward it.
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -125,6 +131,10 @@ impl<T: Embedder + ?Sized> Embedder for Arc<T> {
 
     fn report(&self) -> serde_json::Map<String, serde_json::Value> {
         (**self).report()
+    }
+
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        (**self).warm_up().await
     }
 
     fn dimensions(&self) -> usize {
@@ -144,6 +154,10 @@ impl<T: Embedder + ?Sized> Embedder for Box<T> {
 
     fn report(&self) -> serde_json::Map<String, serde_json::Value> {
         (**self).report()
+    }
+
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        (**self).warm_up().await
     }
 
     fn dimensions(&self) -> usize {

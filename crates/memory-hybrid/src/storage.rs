@@ -407,6 +407,10 @@ impl MemoryStorage for HybridStorage {
     /// settle budget; if Cloudflare does not answer in time (or fails) the changes stay in
     /// the outbox for the next sync, and this answers `false` without an error (the write
     /// itself succeeded).
+    async fn warm_up(&self) -> StorageResult<()> {
+        self.local.warm_up().await
+    }
+
     async fn settle(&self) -> StorageResult<bool> {
         if self.local.outbox_len().await? == 0 {
             return Ok(true);

@@ -16,6 +16,14 @@
 //!   store (the model loaded, the query embedded and ranked). The store is built here first,
 //!   its memories carrying seeded random unit vectors (no embedding time), in a temporary
 //!   directory removed afterwards.
+//! * `--first-search N` measures the cold first search: `N` runs, each a fresh server on a
+//!   store of 1,000 memories, as a client talks to it: `initialize`, `initialized`,
+//!   `tools/list`, then at once a `memory_search` (the first: the model loads in the
+//!   background from start-up, and this search waits for what is left), then another
+//!   (warm; another query, so no cache answers it). Reported: the medians of both and of
+//!   their difference per run, also for a first search sent 500 ms after `tools/list` (a
+//!   client that is a person typing never asks sooner). `MCP_MEMORY_EMBED_ENGINE` passes
+//!   through to the server, so each engine can be measured.
 //! * `--json` prints one JSON object instead of text (for `cargo xtask bench`).
 //!
 //! Nothing here asserts a timing.
@@ -40,12 +48,14 @@ struct Options {
     binary: PathBuf,
     runs: usize,
     rss_store: Option<usize>,
+    first_search: Option<usize>,
     json: bool,
 }
 
 fn options() -> Options {
     let mut positional = Vec::new();
     let mut rss_store = None;
+    let mut first_search = None;
     let mut json = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +68,14 @@ fn options() -> Options {
                     .filter(|n| *n > 0)
                     .unwrap_or_else(|| panic!("--rss needs a store size, e.g. --rss 10000"));
                 rss_store = Some(n);
+            }
+            "--first-search" => {
+                let n = args
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| panic!("--first-search needs a number of runs, e.g. 10"));
+                first_search = Some(n);
             }
             _ => positional.push(arg),
         }
@@ -83,6 +101,7 @@ fn options() -> Options {
         binary,
         runs,
         rss_store,
+        first_search,
         json,
     }
 }
@@ -298,6 +317,53 @@ fn rss(binary: &Path, n: usize, dir: &Path) -> Value {
     })
 }
 
+/// The cold first search against a warm one (see the crate docs): medians in ms.
+fn first_search(binary: &Path, runs: usize, dir: &Path) -> Value {
+    let db = dir.join("first_search.db");
+    build_store(&db, 1_000);
+    let tools_list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let measure = |pause: Duration| {
+        let (mut first, mut warm, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..runs {
+            let mut server = Server::spawn(binary, &db);
+            server.send(INITIALIZE);
+            server.answer(1);
+            server.send(INITIALIZED);
+            server.send(tools_list);
+            server.answer(2);
+            std::thread::sleep(pause);
+            let timed = |server: &mut Server, id: u64, query: String| {
+                let started = Instant::now();
+                server.call_tool(id, "memory_search", json!({"query": query, "limit": 5}));
+                started.elapsed()
+            };
+            let cold = timed(&mut server, 3, format!("notes about project {run} (first)"));
+            let hot = timed(&mut server, 4, format!("notes about topic {run} (second)"));
+            server.stop();
+            first.push(cold);
+            warm.push(hot);
+            extra.push(cold.as_secs_f64() - hot.as_secs_f64());
+        }
+        let med = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1000.0
+        };
+        extra.sort_by(f64::total_cmp);
+        json!({
+            "pause_ms": pause.as_millis() as u64,
+            "runs": runs,
+            "first_search_ms": med(first),
+            "warm_search_ms": med(warm),
+            "first_minus_warm_ms": extra[extra.len() / 2] * 1000.0,
+        })
+    };
+    json!({
+        "store_memories": 1_000,
+        "at_once": measure(Duration::ZERO),
+        "after_500_ms": measure(Duration::from_millis(500)),
+    })
+}
+
 fn main() {
     let options = options();
     let dir = std::env::temp_dir().join(format!("mcp_startup_{}", std::process::id()));
@@ -305,6 +371,9 @@ fn main() {
 
     let times = startup(&options.binary, options.runs, &dir);
     let rss = options.rss_store.map(|n| rss(&options.binary, n, &dir));
+    let first = options
+        .first_search
+        .map(|runs| first_search(&options.binary, runs, &dir));
     let _ = std::fs::remove_dir_all(&dir);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -321,6 +390,7 @@ fn main() {
                 "max": at(1.0),
             },
             "rss": rss.unwrap_or(Value::Null),
+            "first_search": first.unwrap_or(Value::Null),
         });
         println!("{out}");
         return;
@@ -337,6 +407,12 @@ fn main() {
         println!(
             "resident memory (KiB): {}",
             serde_json::to_string_pretty(&rss).expect("json")
+        );
+    }
+    if let Some(first) = first {
+        println!(
+            "first search after start vs a warm one (ms, medians): {}",
+            serde_json::to_string_pretty(&first).expect("json")
         );
     }
 }

@@ -872,6 +872,18 @@ impl MemoryStorage for SqliteStorage {
             .await
     }
 
+    async fn warm_up(&self) -> StorageResult<()> {
+        let inner = &self.inner;
+        inner
+            .embedder
+            .warm_up()
+            .await
+            .map_err(|e| StorageError::Embedding {
+                message: format!("model {} could not be warmed up: {e}", inner.model),
+                source: Some(Box::new(e)),
+            })
+    }
+
     async fn get_stats(&self) -> StorageResult<StorageStats> {
         self.run(|inner| inner.stats()).await
     }

@@ -287,6 +287,13 @@ pub trait MemoryStorage: Send + Sync + std::fmt::Debug {
         Ok(true)
     }
 
+    /// Gets ready to serve at full speed, e.g. loads and runs a local embedding model, so
+    /// the first search does not pay for it. A server calls it in the background right after
+    /// it starts; nothing waits for it. Default: nothing to do.
+    async fn warm_up(&self) -> StorageResult<()> {
+        Ok(())
+    }
+
     /// Upstream's `recall_memory`: a query that may hold a time expression ("what did I
     /// note about the release last week"). See [`recall_memory_at`](Self::recall_memory_at).
     async fn recall_memory(&self, query: &str, n: usize) -> StorageResult<Vec<MemoryQueryResult>> {

@@ -10,6 +10,7 @@
 //! call waits for the store (the embedding model itself loads on the first embed).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
@@ -92,7 +93,23 @@ pub async fn serve(config: Config, args: ServeArgs) -> Result<()> {
             .or(config.max_sessions)
             .unwrap_or(sessions::SessionLimits::DEFAULT_MAX_SESSIONS),
     };
-    let store = tools::open_in_background(async move { backend::open_serving(&config).await });
+    let store = tools::open_in_background(async move {
+        let store = backend::open_serving(&config).await?;
+        // Warm the model up now, off every request's path: the first search then waits
+        // only for what is left of it (it shares the same load), not for all of it.
+        let warming = Arc::clone(&store);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match warming.warm_up().await {
+                Ok(()) => tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "embedding model warmed up"
+                ),
+                Err(e) => tracing::warn!("warming the embedding model up failed: {e}"),
+            }
+        });
+        Ok(store)
+    });
     if args.http {
         return http::serve(
             store,
