@@ -258,11 +258,23 @@ impl BertEmbedder {
             .min(config.max_position_embeddings);
 
         let tokenizer_path = dir.join(files::TOKENIZER);
-        let (tokenizer, pad_id) = load_tokenizer(&tokenizer_path, max_tokens, &config)?;
-
         let weights_path = dir.join(files::WEIGHTS);
         let device = Device::Cpu;
-        let encoder = load_encoder(&weights_path, &config, engine, &device)?;
+        // The tokenizer (a JSON parse) and the weights (a copy, and on ONNX Runtime the
+        // library's start) load on two threads: the slower of the two is the load time.
+        let (tokenizer, encoder) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| load_tokenizer(&tokenizer_path, max_tokens, &config));
+            let encoder = load_encoder(&weights_path, &config, engine, &device);
+            let tokenizer = tokenizer.join().unwrap_or_else(|_| {
+                Err(EmbedError::InvalidTokenizer {
+                    path: tokenizer_path.clone(),
+                    reason: "the tokenizer's loading thread panicked".to_owned(),
+                })
+            });
+            (tokenizer, encoder)
+        });
+        let (tokenizer, pad_id) = tokenizer?;
+        let encoder = encoder?;
         tracing::info!(
             model_id,
             dir = %dir.display(),
