@@ -171,7 +171,7 @@ impl WorkersAiEmbedder {
     /// `text` as sent: cut to what the model reads.
     fn cut<'a>(&self, text: &'a str) -> &'a str {
         let text = match self.max_chars {
-            Some(max) => truncate_chars(text, max),
+            Some(max) => memory_embed::truncate_chars(text, max),
             None => text,
         };
         match &self.wordpiece {
@@ -214,7 +214,7 @@ impl WorkersAiEmbedder {
                         v.len()
                     ))));
                 }
-                normalise(&mut v);
+                memory_embed::normalise(&mut v);
                 Ok(v)
             })
             .collect()
@@ -253,24 +253,6 @@ impl Embedder for WorkersAiEmbedder {
         self.embed_raw(texts)
             .await
             .map_err(|e| self.embed_error(texts.len(), e))
-    }
-}
-
-/// The first `max` characters of `text` (all of it if shorter).
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
-}
-
-/// Scales `v` to unit length (a zero vector stays zero).
-fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 && norm.is_finite() {
-        for x in v {
-            *x /= norm;
-        }
     }
 }
 
@@ -539,7 +521,7 @@ mod tests {
         assert_eq!(e.max_chars(), Some(3));
         e.embed(&strings(&["éééé", "ab"])).await.unwrap();
         assert_eq!(
-            truncate_chars(&"x".repeat(5000), DEFAULT_MAX_CHARS).len(),
+            memory_embed::truncate_chars(&"x".repeat(5000), DEFAULT_MAX_CHARS).len(),
             2000
         );
     }

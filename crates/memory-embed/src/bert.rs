@@ -32,10 +32,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::Embedder;
 use crate::error::EmbedError;
 use crate::location::ModelLocation;
 use crate::spec::{self, BERT_MAX_TOKENS, ModelSpec, Pooling};
+use crate::{Embedder, truncate_chars};
 
 /// Texts per forward pass. Bounds memory: the attention scores of one chunk take
 /// `batch × heads × tokens² × 4` bytes (32 × 12 × 256² × 4 B ≈ 100 MB for MiniLM at its limit).
@@ -545,13 +545,7 @@ fn pool(hidden: &[f32], mask: &[u32], rows: usize, len: usize, pooling: Pooling)
                 }
                 Pooling::Cls => token(0).to_vec(),
             };
-            let norm = v
-                .iter()
-                .map(|x| x * x)
-                .sum::<f32>()
-                .sqrt()
-                .max(f32::MIN_POSITIVE);
-            v.iter_mut().for_each(|x| *x /= norm);
+            crate::normalise(&mut v);
             v
         })
         .collect()
@@ -645,14 +639,6 @@ fn load_tokenizer(
         }))
         .map_err(|e| invalid(e.to_string()))?;
     Ok((tokenizer, pad_id))
-}
-
-/// The first `max_chars` characters of `text`, cut at a character boundary.
-fn truncate_chars(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().nth(max_chars) {
-        Some((byte, _)) => &text[..byte],
-        None => text,
-    }
 }
 
 #[cfg(test)]

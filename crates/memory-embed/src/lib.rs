@@ -96,6 +96,27 @@ pub use spec::{DEFAULT_MODEL_ID, ModelSpec, Pooling};
 #[cfg(feature = "bert")]
 pub use tokens::TokenCounter;
 
+/// Scales `v` to unit length in place (a zero or non-finite vector is left as it is): the
+/// one normalisation every embedder's output goes through.
+pub fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
+
+/// The first `max_chars` characters of `text` (all of it if shorter), cut at a character
+/// boundary: how embedders bound what they tokenize.
+#[must_use]
+pub fn truncate_chars(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => &text[..byte],
+        None => text,
+    }
+}
+
 /// Turns texts into vectors.
 ///
 /// Object-safe (`Arc<dyn Embedder>` works); mock it with `MockEmbedder` (in this crate's tests,
