@@ -82,7 +82,7 @@ fn has_runtime(dir: &Path) -> bool {
         entries.filter_map(Result::ok).any(|e| {
             e.file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with("libonnxruntime"))
+                .is_some_and(|n| n.starts_with("libonnxruntime."))
         })
     })
 }

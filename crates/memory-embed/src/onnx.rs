@@ -69,31 +69,33 @@ pub fn cached_runtime_dir() -> Option<PathBuf> {
 /// Whether `path` names an ONNX Runtime library by its file name.
 fn is_runtime_library(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("libonnxruntime.so")
-        || (name.starts_with("libonnxruntime") && name.ends_with(".dylib"))
-        || name == "onnxruntime.dll"
+    // `libonnxruntime.so.1.32.0`, `libonnxruntime.1.32.0.dylib`; not the wheel's
+    // `libonnxruntime_providers_shared.so`.
+    name.starts_with("libonnxruntime.") || name == "onnxruntime.dll"
 }
 
 /// The process's ONNX Runtime environment, loaded once from the first library asked for
-/// (a process can hold one ONNX Runtime). The error is kept so every later load reports it.
+/// (a process can hold one ONNX Runtime): a later call naming another library gets the
+/// first one's environment, or its error, which names the library that failed.
 fn environment(library: &Path) -> Result<&'static ort::environment::Environment, EmbedError> {
-    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-    let unusable = |reason: String| EmbedError::Runtime {
-        library: library.to_path_buf(),
-        reason,
-    };
-    ENV.get_or_init(|| {
-        if !library.is_file() {
-            return Err(format!("no such file; set {RUNTIME_ENV} to the library's path or run `cargo xtask fetch-model`"));
-        }
-        let builder = ort::init_from(library).map_err(|e| e.to_string())?;
-        builder
-            .with_name("mcp-memory")
-            .build()
-            .map_err(|e| e.to_string())
+    type Loaded = (PathBuf, Result<ort::environment::Environment, String>);
+    static ENV: OnceLock<Loaded> = OnceLock::new();
+    let (loaded_from, env) = ENV.get_or_init(|| {
+        let env = if library.is_file() {
+            ort::init_from(library)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.with_name("mcp-memory").build().map_err(|e| e.to_string()))
+        } else {
+            Err(format!(
+                "no such file; set {RUNTIME_ENV} to the library's path or run `cargo xtask fetch-model`"
+            ))
+        };
+        (library.to_path_buf(), env)
+    });
+    env.as_ref().map_err(|reason| EmbedError::Runtime {
+        library: loaded_from.clone(),
+        reason: reason.clone(),
     })
-    .as_ref()
-    .map_err(|reason| unusable(reason.clone()))
 }
 
 /// The BERT dimensions the graph is built for, from `config.json`.
@@ -179,6 +181,10 @@ impl OnnxBert {
             path: weights.to_path_buf(),
             reason,
         };
+        let build_error = |e: BuildError| match e {
+            BuildError::Weights(reason) => invalid(reason),
+            BuildError::Ort(e) => runtime(e),
+        };
         let file = std::fs::File::open(weights).map_err(|e| invalid(e.to_string()))?;
         // SAFETY: the map is read while the graph's initializers are copied out of it, then
         // dropped; a file replaced by rename (as downloads do) leaves the mapped inode intact.
@@ -193,22 +199,13 @@ impl OnnxBert {
             },
         };
         let word_table = "embeddings.word_embeddings.weight";
-        let rows = weights.rows(word_table).map_err(|e| match e {
-            BuildError::Weights(reason) => invalid(reason),
-            BuildError::Ort(e) => runtime(e),
-        })?;
+        let rows = weights.rows(word_table).map_err(build_error)?;
         let table = weights
             .bytes(word_table, &[rows, shape.hidden])
-            .map_err(|e| match e {
-                BuildError::Weights(reason) => invalid(reason),
-                BuildError::Ort(e) => runtime(e),
-            })?;
+            .map_err(build_error)?;
         let offset = table.as_ptr() as usize - map.as_ptr() as usize;
         let started = std::time::Instant::now();
-        let graph = build_graph(&weights, shape).map_err(|e| match e {
-            BuildError::Weights(reason) => invalid(reason),
-            BuildError::Ort(e) => runtime(e),
-        })?;
+        let graph = build_graph(&weights, shape).map_err(build_error)?;
         let mut model =
             Model::new([Opset::new(ONNX_DOMAIN, OPSET).map_err(runtime)?]).map_err(runtime)?;
         model.set_graph(graph).map_err(runtime)?;
