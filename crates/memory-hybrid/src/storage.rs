@@ -119,28 +119,49 @@ impl HybridStorage {
     }
 }
 
-/// The local writes the background loop waits for: a wake-up and the time of the last one.
+/// The local writes the background loop waits for: a wake-up, and the times of the first
+/// write since the loop last started a round and of the last write.
 #[derive(Debug)]
 struct Writes {
     wake: Notify,
     base: Instant,
+    /// Microseconds from `base` to the first write since [`take_first`](Self::take_first)
+    /// ([`NONE`](Self::NONE) when there was none).
+    first: AtomicU64,
     /// Microseconds from `base` to the last write.
     last: AtomicU64,
 }
 
 impl Writes {
+    /// `first` when no write happened since the last round started.
+    const NONE: u64 = u64::MAX;
+
     fn new() -> Self {
         Self {
             wake: Notify::new(),
             base: Instant::now(),
+            first: AtomicU64::new(Self::NONE),
             last: AtomicU64::new(0),
         }
     }
 
     fn record(&self) {
-        let since = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let since = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        self.first.fetch_min(since, Ordering::Relaxed);
         self.last.fetch_max(since, Ordering::Relaxed);
         self.wake.notify_one();
+    }
+
+    /// Forgets the first write: called as a round starts, whose push takes every write
+    /// made so far.
+    fn take_first(&self) {
+        self.first.store(Self::NONE, Ordering::Relaxed);
+    }
+
+    /// The first write since the current round started, if any.
+    fn first(&self) -> Option<Instant> {
+        let first = self.first.load(Ordering::Relaxed);
+        (first != Self::NONE).then(|| self.base + Duration::from_micros(first))
     }
 
     fn last(&self) -> Instant {
@@ -167,6 +188,7 @@ async fn background_loop(engine: Arc<SyncEngine>, writes: Arc<Writes>, interval:
     let interval = interval.max(Duration::from_millis(50));
     let mut wait = interval;
     loop {
+        writes.take_first();
         let outcome = engine.sync_once(false, &|_| {}).await;
         wait = next_wait(wait, interval, &outcome);
         if let Err(e) = &outcome {
@@ -174,13 +196,15 @@ async fn background_loop(engine: Arc<SyncEngine>, writes: Arc<Writes>, interval:
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = writes.wake.notified() => {
-                // A local write: push it `interval` later, held while a burst goes on.
-                wait = interval;
-                let first = Instant::now();
-                while let Some(until) = burst_hold(first, writes.last(), Instant::now(), interval) {
-                    tokio::time::sleep_until(until.into()).await;
-                }
+            // A local write: back to the base interval.
+            () = writes.wake.notified() => wait = interval,
+        }
+        // Writes since the last round: push them `interval` after the first, held while a
+        // burst goes on, whether a write or the timer woke the loop (a timer running out
+        // in the middle of a burst would otherwise push the burst's first part alone).
+        if let Some(first) = writes.first() {
+            while let Some(until) = burst_hold(first, writes.last(), Instant::now(), interval) {
+                tokio::time::sleep_until(until.into()).await;
             }
         }
     }
@@ -490,5 +514,25 @@ mod tests {
         // A burst that never pauses is pushed at the cap, 6 intervals after it began.
         assert_eq!(burst_hold(t0, at(29.5), at(29.6), i), Some(at(30.0)));
         assert_eq!(burst_hold(t0, at(30.0), at(30.0), i), None);
+    }
+
+    #[test]
+    fn the_first_write_since_a_round_started_is_what_a_hold_counts_from() {
+        let writes = Writes::new();
+        assert_eq!(
+            writes.first(),
+            None,
+            "no write yet: a timer round runs at once"
+        );
+        writes.record();
+        let first = writes.first().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        writes.record();
+        assert_eq!(writes.first(), Some(first), "later writes keep the first");
+        assert!(writes.last() > first);
+        writes.take_first();
+        assert_eq!(writes.first(), None, "a round started: its push takes them");
+        writes.record();
+        assert!(writes.first().unwrap() > first);
     }
 }

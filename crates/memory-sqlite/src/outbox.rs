@@ -9,8 +9,10 @@
 //!   the log on, and kept in `meta` (`sync_device_id`).
 //! * The last stamp given out is kept in `meta` (`sync_last_hlc`) and updated in the same
 //!   transaction as the rows it stamps, so it survives restarts and acks.
-//! * Each row holds the change as JSON; `seq` (AUTOINCREMENT, never reused) orders the rows
-//!   in commit order, which is the order a sync engine pushes them.
+//! * Each row holds the change as JSON; `seq` orders the rows in commit order, which is the
+//!   order a sync engine pushes them. A seq is never reused: rows are numbered above the
+//!   greatest seq ever acked (`meta.sync_outbox_floor`), not with AUTOINCREMENT, whose
+//!   `sqlite_sequence` update cost every local write one more page.
 //! * [`SqliteStorage::ack_changes`](crate::SqliteStorage::ack_changes) deletes the rows up
 //!   to a seq once they are pushed; acking again is a no-op.
 //! * Purging tombstones does not touch the outbox: a Delete not yet pushed must still
@@ -42,6 +44,8 @@ use crate::schema::meta_value;
 pub(crate) const META_DEVICE: &str = "sync_device_id";
 /// `meta` key of the last stamp given to a change (`Hlc` text form).
 pub(crate) const META_LAST_HLC: &str = "sync_last_hlc";
+/// `meta` key of the greatest outbox seq ever acked: new rows are numbered above it.
+pub(crate) const META_OUTBOX_FLOOR: &str = "sync_outbox_floor";
 /// `meta` key of the sync engine's position in the remote change log.
 pub(crate) const META_PULL_CURSOR: &str = "sync_pull_cursor";
 
@@ -244,12 +248,22 @@ impl Recorder<'_> {
         let json = serde_json::to_string(change).map_err(|e| {
             StorageError::backend(BACKEND, "serialising a change for the outbox", e)
         })?;
+        // Numbered above the rows left and above every seq ever acked (`ack`), so a seq is
+        // never reused even once the outbox was emptied: a sync engine that pushed up to
+        // seq n must never see a new row <= n. Both lookups are one B-tree seek.
         self.tx
             .prepare_cached(
-                "INSERT INTO sync_outbox (hlc, content_hash, kind, change_json) \
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO sync_outbox (seq, hlc, content_hash, kind, change_json) \
+                 VALUES (max(coalesce((SELECT max(seq) FROM sync_outbox), 0), \
+                 coalesce((SELECT value FROM meta WHERE key = ?5), 0)) + 1, ?1, ?2, ?3, ?4)",
             )?
-            .execute(params![stamp, change.hash().as_str(), kind, json])?;
+            .execute(params![
+                stamp,
+                change.hash().as_str(),
+                kind,
+                json,
+                META_OUTBOX_FLOOR
+            ])?;
         self.tx
             .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
             .execute(params![META_LAST_HLC, stamp])?;
@@ -381,10 +395,24 @@ pub(crate) fn decode(rows: Vec<(i64, String)>) -> Result<Vec<OutboxEntry>, Outbo
 }
 
 /// Deletes the outbox rows with a seq up to `up_to`; returns how many went.
+///
+/// The greatest seq removed becomes the floor new rows are numbered above (see
+/// [`Recorder`]'s insert), so no later row can take a seq already pushed.
 pub(crate) fn ack(tx: &Transaction<'_>, up_to: u64) -> rusqlite::Result<u64> {
     let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+    let removed: Option<i64> = tx
+        .prepare_cached("SELECT max(seq) FROM sync_outbox WHERE seq <= ?1")?
+        .query_row([up_to], |r| r.get(0))?;
+    let Some(greatest) = removed else {
+        return Ok(0);
+    };
     let n = tx
         .prepare_cached("DELETE FROM sync_outbox WHERE seq <= ?1")?
         .execute([up_to])?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![META_OUTBOX_FLOOR, greatest])?;
     Ok(n as u64)
 }
