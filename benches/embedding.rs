@@ -10,7 +10,9 @@
 //! * `text_256_tokens`: one text at the model's 256-token window;
 //! * `batch_32_short`: 32 sentences of 15–25 words, one call (an import's batch);
 //! * `batch_32_long`: 32 texts at the token window, one call;
-//! * `load`: loading the model from its files (page cache warm).
+//! * `load`: loading the model from its files (page cache warm). ONNX Runtime loads the
+//!   session it cached on the first load, as every start after the first does; run with
+//!   `MCP_MEMORY_ONNX_SESSION_CACHE=off` to measure building it each time.
 //!
 //! No cache: `BertEmbedder` itself, so every iteration runs the model. Throughput is in
 //! texts per second. Load time and resident memory per engine in separate processes:

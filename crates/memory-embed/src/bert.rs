@@ -581,7 +581,14 @@ fn load_encoder(
                     layer_norm_eps: config.layer_norm_eps,
                 };
                 let threads = std::thread::available_parallelism().map_or(1, usize::from);
-                match crate::onnx::OnnxBert::load(&library, weights_path, shape, threads) {
+                let cache = crate::onnx::session_cache::default_root();
+                match crate::onnx::OnnxBert::load(
+                    &library,
+                    weights_path,
+                    shape,
+                    threads,
+                    cache.as_deref(),
+                ) {
                     Ok(model) => return Ok(Encoder::Onnx(model)),
                     Err(e) if choice == EngineChoice::Auto => {
                         tracing::warn!(error = %e, "ONNX Runtime unusable; embedding on candle");

@@ -28,6 +28,8 @@ use safetensors::SafeTensors;
 
 use crate::error::EmbedError;
 
+pub mod session_cache;
+
 /// The variable naming the ONNX Runtime shared library (`libonnxruntime.so.*`,
 /// `libonnxruntime.*.dylib` or `onnxruntime.dll`).
 pub const RUNTIME_ENV: &str = "MCP_MEMORY_ONNXRUNTIME";
@@ -119,6 +121,8 @@ pub(crate) struct OnnxBert {
     session: Mutex<Session>,
     hidden: usize,
     words: WordTable,
+    /// Whether the session came from the session cache (else the graph was built).
+    from_cache: bool,
 }
 
 /// The word-embedding table, read in place from the memory-mapped checkpoint: the lookup
@@ -155,13 +159,16 @@ impl std::fmt::Debug for OnnxBert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnnxBert")
             .field("hidden", &self.hidden)
+            .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
 }
 
 impl OnnxBert {
-    /// Builds the encoder graph from `weights` (a BERT `model.safetensors`) and opens a
-    /// session on the ONNX Runtime `library` with `threads` intra-op threads.
+    /// Opens a session of the encoder for `weights` (a BERT `model.safetensors`) on the
+    /// ONNX Runtime `library` with `threads` intra-op threads: from the session cache under
+    /// `cache` when it holds one for these weights, library and CPU (see
+    /// [`session_cache`]), else by building the graph, which then also fills the cache.
     ///
     /// # Errors
     /// [`EmbedError::Runtime`] when the library cannot be loaded or refuses the graph;
@@ -171,6 +178,7 @@ impl OnnxBert {
         weights: &Path,
         shape: BertShape,
         threads: usize,
+        cache: Option<&Path>,
     ) -> Result<Self, EmbedError> {
         let env = environment(library)?;
         let runtime = |e: ort::Error| EmbedError::Runtime {
@@ -190,7 +198,7 @@ impl OnnxBert {
         // dropped; a file replaced by rename (as downloads do) leaves the mapped inode intact.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| invalid(e.to_string()))?;
         let tensors = SafeTensors::deserialize(&map).map_err(|e| invalid(e.to_string()))?;
-        let weights = Weights {
+        let checkpoint = Weights {
             tensors: &tensors,
             prefix: if tensors.names().iter().any(|n| n.starts_with("bert.")) {
                 "bert."
@@ -199,57 +207,160 @@ impl OnnxBert {
             },
         };
         let word_table = "embeddings.word_embeddings.weight";
-        let rows = weights.rows(word_table).map_err(build_error)?;
-        let table = weights
+        let rows = checkpoint.rows(word_table).map_err(build_error)?;
+        let table = checkpoint
             .bytes(word_table, &[rows, shape.hidden])
             .map_err(build_error)?;
-        let offset = table.as_ptr() as usize - map.as_ptr() as usize;
+        let table_at = (table.as_ptr() as usize - map.as_ptr() as usize) as u64;
+        let table_len = table.len();
+        // SAFETY: as above; the table's bytes are only ever read. A map of the table alone:
+        // the pages of the other tensors, read once to build the graph, leave with the
+        // checkpoint's full map.
+        let words = || -> Result<WordTable, EmbedError> {
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(table_at)
+                    .len(table_len)
+                    .map(&file)
+            }
+            .map_err(|e| invalid(e.to_string()))?;
+            Ok(WordTable {
+                map,
+                rows,
+                hidden: shape.hidden,
+            })
+        };
+        let builder = || -> Result<SessionBuilder, EmbedError> {
+            SessionBuilder::new(env)
+                .map_err(runtime)?
+                .with_intra_threads(threads.max(1))
+                .map_err(|e| runtime(e.into()))?
+                // Memory patterns plan buffers for one input shape; every batch has its own
+                // shape here, so they only keep memory (30 MB measured), never speed
+                // anything up.
+                .with_memory_pattern(false)
+                .map_err(|e| runtime(e.into()))
+        };
+        let entry = cache.and_then(|root| {
+            session_cache::Entry::new(root, library, weights, &format!("{shape:?} opset {OPSET}"))
+        });
+
+        // A session cached by an earlier process: no graph to build, nothing to prepack.
+        if let Some(entry) = &entry
+            && let Some(model_file) = entry.model()
+        {
+            let started = std::time::Instant::now();
+            let loaded = builder()?
+                // Already optimised when it was written.
+                .with_optimization_level(GraphOptimizationLevel::Disable)
+                .map_err(|e| runtime(e.into()))?
+                .commit_from_file(&model_file)
+                .map_err(runtime);
+            match loaded {
+                Ok(session) => {
+                    let model = Self {
+                        session: Mutex::new(session),
+                        hidden: shape.hidden,
+                        words: words()?,
+                        from_cache: true,
+                    };
+                    match model.probe() {
+                        Ok(out) if entry.probe_matches(&out) => {
+                            tracing::debug!(
+                                ms = started.elapsed().as_millis() as u64,
+                                model = %model_file.display(),
+                                "ONNX Runtime encoder loaded from the session cache"
+                            );
+                            return Ok(model);
+                        }
+                        Ok(_) => tracing::warn!(
+                            model = %model_file.display(),
+                            "a cached ONNX session computes other numbers than when it was \
+                             written; building the graph again"
+                        ),
+                        Err(e) => tracing::warn!(model = %model_file.display(), error = %e,
+                            "a cached ONNX session fails; building the graph again"),
+                    }
+                }
+                Err(e) => tracing::warn!(model = %model_file.display(), error = %e,
+                    "a cached ONNX session does not load; building the graph again"),
+            }
+            entry.remove();
+        }
+
         let started = std::time::Instant::now();
-        let graph = build_graph(&weights, shape).map_err(build_error)?;
+        let graph = build_graph(&checkpoint, shape).map_err(build_error)?;
         let mut model =
             Model::new([Opset::new(ONNX_DOMAIN, OPSET).map_err(runtime)?]).map_err(runtime)?;
         model.set_graph(graph).map_err(runtime)?;
-        let builder = SessionBuilder::new(env)
-            .map_err(runtime)?
+        let mut builder = builder()?
             // Measured on MiniLM: the extended and layout levels' fusions gain nothing on
             // this graph and cost start-up time; basic (constant folding) is kept.
             .with_optimization_level(GraphOptimizationLevel::Level1)
-            .map_err(|e| runtime(e.into()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| runtime(e.into()))?
-            // Memory patterns plan buffers for one input shape; every batch has its own
-            // shape here, so they only keep memory (30 MB measured), never speed anything up.
-            .with_memory_pattern(false)
             .map_err(|e| runtime(e.into()))?;
+        // Also write the session for the next process (see `session_cache`).
+        let staging = match entry.as_ref().map(session_cache::Entry::staging) {
+            Some(Ok(staging)) => {
+                builder = builder
+                    .with_optimized_model_path(staging.model())
+                    .map_err(|e| runtime(e.into()))?;
+                for (key, value) in [
+                    (
+                        "session.optimized_model_external_initializers_file_name",
+                        session_cache::DATA_FILE,
+                    ),
+                    (
+                        "session.optimized_model_external_initializers_min_size_in_bytes",
+                        "1024",
+                    ),
+                    ("session.save_external_prepacked_constant_initializers", "1"),
+                ] {
+                    builder = builder
+                        .with_config_entry(key, value)
+                        .map_err(|e| runtime(e.into()))?;
+                }
+                Some(staging)
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "no ONNX session cache: its directory cannot be written");
+                None
+            }
+            None => None,
+        };
         let built = started.elapsed();
         let session = model.into_session(&builder).map_err(runtime)?;
         tracing::debug!(
             graph_ms = built.as_millis() as u64,
             session_ms = (started.elapsed() - built).as_millis() as u64,
-            "ONNX Runtime encoder ready"
+            "ONNX Runtime encoder built"
         );
-        // Keep a map of the word table alone: the pages of the other tensors, read once
-        // to build the graph, leave the process with the full map.
-        let table_len = table.len();
         drop(tensors);
         drop(map);
-        // SAFETY: as above; the table's bytes are only ever read.
-        let words = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(offset as u64)
-                .len(table_len)
-                .map(&file)
-        }
-        .map_err(|e| invalid(e.to_string()))?;
-        Ok(Self {
+        let model = Self {
             session: Mutex::new(session),
             hidden: shape.hidden,
-            words: WordTable {
-                map: words,
-                rows,
-                hidden: shape.hidden,
-            },
-        })
+            words: words()?,
+            from_cache: false,
+        };
+        if let (Some(entry), Some(staging)) = (&entry, staging) {
+            let saved = model
+                .probe()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|out| entry.commit(staging, &out));
+            if let Err(e) = saved {
+                tracing::warn!(error = %e, "could not save the ONNX session for the next start");
+            }
+        }
+        Ok(model)
+    }
+
+    /// The encoder's output for the session cache's probe input.
+    fn probe(&self) -> Result<Vec<f32>, ort::Error> {
+        // Inside any vocabulary, however small.
+        let rows = u32::try_from(self.words.rows).unwrap_or(u32::MAX).max(1);
+        let ids = session_cache::PROBE_IDS.map(|id| id % rows);
+        let n = ids.len();
+        self.forward(&ids, &vec![0; n], &vec![1; n], 1, n)
     }
 
     /// The last hidden states, `rows × len × hidden`, row-major, for `rows` texts padded to
@@ -757,4 +868,91 @@ fn dense(
         vec![],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default model's files and MiniLM's dimensions (read from its `config.json`).
+    fn model() -> (PathBuf, PathBuf, BertShape) {
+        let dir = crate::ModelLocation::resolve(crate::DEFAULT_MODEL_ID)
+            .unwrap_or_else(|e| {
+                panic!("this test needs the model: run `cargo xtask fetch-model`. Error: {e}")
+            })
+            .dir;
+        let library = runtime_library().unwrap_or_else(|| {
+            panic!("this test needs ONNX Runtime: run `cargo xtask fetch-model`")
+        });
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        let get = |k: &str| config[k].as_u64().unwrap() as usize;
+        let shape = BertShape {
+            hidden: get("hidden_size"),
+            heads: get("num_attention_heads"),
+            layers: get("num_hidden_layers"),
+            intermediate: get("intermediate_size"),
+            layer_norm_eps: config["layer_norm_eps"].as_f64().unwrap(),
+        };
+        (library, dir.join("model.safetensors"), shape)
+    }
+
+    /// The hidden states of a two-text padded batch.
+    fn run(model: &OnnxBert) -> Vec<f32> {
+        let ids = [101, 7592, 2088, 102, 101, 2023, 2003, 102];
+        let mask = [1, 1, 1, 1, 1, 1, 1, 0];
+        model.forward(&ids, &[0; 8], &mask, 2, 4).unwrap()
+    }
+
+    #[test]
+    fn a_cached_session_loads_without_building_and_computes_the_same_numbers() {
+        let (library, weights, shape) = model();
+        let cache = tempfile::tempdir().unwrap();
+        let load = || OnnxBert::load(&library, &weights, shape, 2, Some(cache.path())).unwrap();
+
+        let built = load();
+        assert!(!built.from_cache, "nothing cached yet: the graph is built");
+        let cached = load();
+        assert!(cached.from_cache, "the second load comes from the cache");
+        let (a, b) = (run(&built), run(&cached));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst <= 1e-5, "cached session differs by {worst}");
+
+        // An entry whose numbers differ (damaged, or written for other kernels) is never
+        // used: the graph is built again and the entry rewritten.
+        let entry = std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.path().join("probe.f32").is_file())
+            .unwrap()
+            .path();
+        let probe = entry.join("probe.f32");
+        let len = std::fs::metadata(&probe).unwrap().len() as usize;
+        std::fs::write(&probe, vec![0u8; len]).unwrap();
+        let rebuilt = load();
+        assert!(
+            !rebuilt.from_cache,
+            "a cached session with other numbers is not used"
+        );
+        assert_eq!(run(&rebuilt), a);
+        assert!(load().from_cache, "the rebuilt entry is used again");
+    }
+
+    #[test]
+    fn without_a_writable_cache_the_graph_is_built_each_time() {
+        let (library, weights, shape) = model();
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the cache directory should be: nothing can be created under it.
+        let blocked = dir.path().join("not-a-directory");
+        std::fs::write(&blocked, b"").unwrap();
+        for _ in 0..2 {
+            let model = OnnxBert::load(&library, &weights, shape, 2, Some(&blocked)).unwrap();
+            assert!(!model.from_cache);
+        }
+    }
 }
