@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Prints the engine, the load time and the resident memory after it (Linux: `VmRSS`, peak
-//! `VmHWM`), one short sentence (median of 20), a batch of 32 sentences per text (median of
+//! `VmHWM`, and `Pss`), one short sentence (median of 20), a batch of 32 sentences per text (median of
 //! 5), texts of 8 to 250 words, one at the token limit, a 1 MB note, and the resident
 //! memory at the end. One engine per process, so each one's memory is its own; the
 //! criterion bench `embedding` compares their speed in one run. Needs the model locally
@@ -69,16 +69,23 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `VmRSS` and `VmHWM` of this process (Linux), for printing.
+/// `VmRSS` and `VmHWM` of this process, and its proportional set size (Linux), for
+/// printing. RSS counts a file mapped twice twice (ONNX Runtime's batch workers map the
+/// same cached weights as the main session); PSS counts each page once.
 fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
+    let read = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
+    let (status, rollup) = (read("/proc/self/status"), read("/proc/self/smaps_rollup"));
+    let field = |text: &str, name: &str| {
+        text.lines()
             .find_map(|l| l.strip_prefix(name))
             .map_or("?".to_owned(), |v| v.trim().to_owned())
     };
-    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+    format!(
+        "RSS {}, peak {}, PSS {}",
+        field(&status, "VmRSS:"),
+        field(&status, "VmHWM:"),
+        field(&rollup, "Pss:")
+    )
 }
 
 fn main() -> Result<(), EmbedError> {

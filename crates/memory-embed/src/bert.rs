@@ -414,9 +414,24 @@ impl Embedder for BertEmbedder {
     }
 
     /// Runs the model once on a short text: the engine's first call sets up its buffers
-    /// and threads (ONNX Runtime's take tens of milliseconds).
+    /// and threads (ONNX Runtime's take tens of milliseconds); on ONNX Runtime also opens
+    /// the batch workers, so the first batch does not wait for them.
     async fn warm_up(&self) -> Result<(), EmbedError> {
-        self.embed(&["warm up".to_owned()]).await.map(|_| ())
+        self.embed(&["warm up".to_owned()]).await?;
+        #[cfg(feature = "onnx")]
+        if matches!(self.runner.encoder, Encoder::Onnx(_)) {
+            let runner = Arc::clone(&self.runner);
+            tokio::task::spawn_blocking(move || {
+                if let Encoder::Onnx(model) = &runner.encoder {
+                    model.prepare_workers();
+                }
+            })
+            .await
+            .map_err(|e| EmbedError::TaskFailed {
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
     }
 
     /// One unit vector per text, in order. An empty slice gives an empty result without

@@ -123,6 +123,18 @@ pub(crate) struct OnnxBert {
     words: WordTable,
     /// Whether the session came from the session cache (else the graph was built).
     from_cache: bool,
+    /// Where the batch workers come from; `None` without a cached session or with one core.
+    workers_from: Option<WorkerSource>,
+    /// One single-threaded session per core, opened from the cached model on the first
+    /// batch (see [`forward`](Self::forward)); empty when they could not be opened.
+    workers: OnceLock<Vec<Mutex<Session>>>,
+}
+
+/// What opening a batch worker needs: the cached model and the runtime's environment.
+struct WorkerSource {
+    model: PathBuf,
+    env: &'static ort::environment::Environment,
+    count: usize,
 }
 
 /// The word-embedding table, read in place from the memory-mapped checkpoint: the lookup
@@ -263,6 +275,12 @@ impl OnnxBert {
                         hidden: shape.hidden,
                         words: words()?,
                         from_cache: true,
+                        workers_from: (threads > 1).then(|| WorkerSource {
+                            model: model_file.clone(),
+                            env,
+                            count: threads,
+                        }),
+                        workers: OnceLock::new(),
                     };
                     match model.probe() {
                         Ok(out) if entry.probe_matches(&out) => {
@@ -336,19 +354,34 @@ impl OnnxBert {
         );
         drop(tensors);
         drop(map);
-        let model = Self {
+        let mut model = Self {
             session: Mutex::new(session),
             hidden: shape.hidden,
             words: words()?,
             from_cache: false,
+            workers_from: None,
+            workers: OnceLock::new(),
         };
         if let (Some(entry), Some(staging)) = (&entry, staging) {
             let saved = model
                 .probe()
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .and_then(|out| entry.commit(staging, &out));
-            if let Err(e) = saved {
-                tracing::warn!(error = %e, "could not save the ONNX session for the next start");
+            match saved {
+                Ok(()) => {
+                    model.workers_from =
+                        entry
+                            .model()
+                            .filter(|_| threads > 1)
+                            .map(|model| WorkerSource {
+                                model,
+                                env,
+                                count: threads,
+                            });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the ONNX session for the next start");
+                }
             }
         }
         Ok(model)
@@ -366,8 +399,105 @@ impl OnnxBert {
     /// The last hidden states, `rows × len × hidden`, row-major, for `rows` texts padded to
     /// `len` tokens: `ids` and `type_ids` are `rows × len`, `mask` is 1 for a token, 0 for
     /// padding.
+    ///
+    /// A batch is split between the batch workers, one single-threaded session per core
+    /// running a contiguous share of the rows at the same time; one text runs on the main
+    /// session, whose intra-op threads share each operator. Why: on short texts ONNX
+    /// Runtime's intra-op threads meet at every one of the graph's ~180 operators, and
+    /// running whole rows apart is faster (measured on 2 cores, 32 short texts: 1.1 ms per
+    /// text against 1.5 ms); on one text only the intra-op threads can share the work.
     pub(crate) fn forward(
         &self,
+        ids: &[u32],
+        type_ids: &[u32],
+        mask: &[u32],
+        rows: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, ort::Error> {
+        let workers = if rows >= 2 { self.workers() } else { &[] };
+        if workers.len() < 2 {
+            return self.forward_on(&self.session, ids, type_ids, mask, rows, len);
+        }
+        let parts = workers.len().min(rows);
+        let cells = |k: usize| (rows * k / parts) * len;
+        let outputs: Vec<Result<Vec<f32>, ort::Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..parts)
+                .map(|k| {
+                    let (a, b) = (cells(k), cells(k + 1));
+                    let worker = &workers[k];
+                    scope.spawn(move || {
+                        self.forward_on(
+                            worker,
+                            &ids[a..b],
+                            &type_ids[a..b],
+                            &mask[a..b],
+                            (b - a) / len,
+                            len,
+                        )
+                    })
+                })
+                .collect();
+            let (a, b) = (0, cells(1));
+            let first = self.forward_on(
+                &workers[0],
+                &ids[a..b],
+                &type_ids[a..b],
+                &mask[a..b],
+                (b - a) / len,
+                len,
+            );
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(ort::Error::new("a batch worker panicked")))
+                }))
+                .collect()
+        });
+        let mut hidden = Vec::with_capacity(rows * len * self.hidden);
+        for part in outputs {
+            hidden.extend(part?);
+        }
+        Ok(hidden)
+    }
+
+    /// The batch workers, opened on first use; empty when there are none to open or they
+    /// failed to open (then the main session runs batches too).
+    fn workers(&self) -> &[Mutex<Session>] {
+        self.workers.get_or_init(|| {
+            let Some(source) = &self.workers_from else {
+                return Vec::new();
+            };
+            let open = || -> Result<Session, ort::Error> {
+                let plain = |e: ort::Error<SessionBuilder>| -> ort::Error { e.into() };
+                SessionBuilder::new(source.env)?
+                    .with_intra_threads(1)
+                    .map_err(plain)?
+                    .with_memory_pattern(false)
+                    .map_err(plain)?
+                    // Already optimised when it was written.
+                    .with_optimization_level(GraphOptimizationLevel::Disable)
+                    .map_err(plain)?
+                    .commit_from_file(&source.model)
+            };
+            match (0..source.count).map(|_| open().map(Mutex::new)).collect() {
+                Ok(workers) => workers,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ONNX batch workers did not open; batches run on one session");
+                    Vec::new()
+                }
+            }
+        })
+    }
+
+    /// Opens the batch workers now rather than on the first batch (the server's warm-up).
+    pub(crate) fn prepare_workers(&self) {
+        let _ = self.workers();
+    }
+
+    /// [`forward`](Self::forward) on one session.
+    fn forward_on(
+        &self,
+        session: &Mutex<Session>,
         ids: &[u32],
         type_ids: &[u32],
         mask: &[u32],
@@ -389,8 +519,7 @@ impl OnnxBert {
             .map(|&m| if m == 0 { f32::MIN } else { 0.0 })
             .collect();
         let bias = Tensor::from_array(([r, 1, 1, l], bias))?;
-        let mut session = self
-            .session
+        let mut session = session
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let outputs = session.run(ort::inputs![
@@ -944,6 +1073,34 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_split_between_the_workers_gives_the_main_sessions_numbers() {
+        let (library, weights, shape) = model();
+        let cache = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            // Built (workers from the entry it just wrote), then loaded from the cache.
+            let model = OnnxBert::load(&library, &weights, shape, 2, Some(cache.path())).unwrap();
+            assert_eq!(model.workers().len(), 2);
+            // Five rows of four tokens: an uneven split, one padded row.
+            let ids = [
+                101, 7592, 2088, 102, 101, 2023, 2003, 102, 101, 3638, 2326, 102, 101, 1037, 102,
+                0, 101, 2158, 2003, 102,
+            ];
+            let mask: Vec<u32> = ids.iter().map(|&i| u32::from(i != 0)).collect();
+            let split = model.forward(&ids, &[0; 20], &mask, 5, 4).unwrap();
+            let whole = model
+                .forward_on(&model.session, &ids, &[0; 20], &mask, 5, 4)
+                .unwrap();
+            assert_eq!(split.len(), whole.len());
+            let worst = split
+                .iter()
+                .zip(&whole)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(worst <= 1e-5, "split batch differs by {worst}");
+        }
+    }
+
+    #[test]
     fn without_a_writable_cache_the_graph_is_built_each_time() {
         let (library, weights, shape) = model();
         let dir = tempfile::tempdir().unwrap();
@@ -953,6 +1110,10 @@ mod tests {
         for _ in 0..2 {
             let model = OnnxBert::load(&library, &weights, shape, 2, Some(&blocked)).unwrap();
             assert!(!model.from_cache);
+            assert!(
+                model.workers().is_empty(),
+                "workers open from the cached model only"
+            );
         }
     }
 }
