@@ -617,7 +617,7 @@ fn machine() -> Vec<(String, String)> {
     m
 }
 
-fn command_line(program: &str, args: &[&str]) -> String {
+pub(crate) fn command_line(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
         .output()

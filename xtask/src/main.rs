@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod eval;
 mod fuzz;
 mod model;
 mod prism;
@@ -79,6 +80,9 @@ enum Task {
     /// Run the criterion suites, the start-up and resident-memory measurements, and write
     /// docs/BENCHMARKS.md from them (`--quick` for shorter measurements).
     Bench(bench::BenchArgs),
+    /// Measure retrieval quality on the development set (../shared/eval/devbench.json) and
+    /// write the table into docs/QUALITY.md.
+    Eval,
     /// Run the cargo-fuzz targets of fuzz/ (nightly toolchain) for --time seconds each;
     /// fails if any crashed, naming the crash input.
     Fuzz {
@@ -134,6 +138,7 @@ fn main() -> Result<()> {
             run(&mut cmd)
         }
         Task::Bench(args) => bench::run(&args),
+        Task::Eval => eval::run(&root),
         Task::Fuzz { time, targets } => fuzz::run(&root, time, &targets),
         Task::Soak {
             ops,

@@ -100,7 +100,7 @@ fn hybrid_embedder(
 }
 
 /// The local model, loaded on first use.
-fn local_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
+pub(crate) fn local_embedder(config: &Config) -> Result<Arc<dyn Embedder>> {
     let model = LazyEmbedder::new(&config.embedding_model, config.model_dir.clone())
         .context("MCP_MEMORY_EMBEDDING_MODEL")?;
     Ok(Arc::new(CachedEmbedder::new(model)))

@@ -18,6 +18,7 @@ use memory_storage::{
 mod backend;
 mod config;
 mod consistency;
+mod eval;
 mod health;
 mod input;
 mod mcp;
@@ -97,6 +98,9 @@ enum Command {
     Config,
     /// Run the MCP server (stdio by default; --http for streamable HTTP).
     Serve(mcp::ServeArgs),
+    /// Measure retrieval quality on a benchmark file (DevBench format), on a fresh
+    /// temporary store with the configured model: recall@5/10, NDCG@10, MRR per category.
+    Eval(eval::EvalArgs),
     /// Sync the hybrid backend with Cloudflare: `status`, `now` (default), `--full`,
     /// `pause`, `resume`.
     Sync(sync::SyncArgs),
@@ -276,6 +280,7 @@ async fn run(cli: Cli, out: &Output) -> Result<()> {
     let command = match command {
         Command::Serve(args) => return mcp::serve(config, args).await,
         Command::Migrate(args) => return transfer::migrate(&config, args, out).await,
+        Command::Eval(args) => return eval::run(&config, args, out).await,
         Command::Sync(args) => {
             let store = backend::open_hybrid(&config).await?;
             return sync::run(&store, args, out).await;
@@ -341,7 +346,11 @@ async fn run_on(
         Command::Repair(args) => consistency::repair(store, args, out).await?,
         #[cfg(feature = "emulator")]
         Command::Emulator(_) => unreachable!("handled above"),
-        Command::Serve(_) | Command::Migrate(_) | Command::Sync(_) | Command::Config => {
+        Command::Serve(_)
+        | Command::Migrate(_)
+        | Command::Sync(_)
+        | Command::Eval(_)
+        | Command::Config => {
             unreachable!("handled above")
         }
     }

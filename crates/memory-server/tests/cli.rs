@@ -548,3 +548,39 @@ fn a_missing_model_is_reported_with_how_to_get_it() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_scores_a_benchmark_on_a_fresh_store_and_leaves_the_users_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(
+        &db,
+        &["store", "A memory of the user's own.", "--tags", "mine"],
+    );
+    let bench = dir.path().join("bench.json");
+    std::fs::write(
+        &bench,
+        r#"{"memories": [
+             {"id": "cat", "content": "The cat sleeps on the warm windowsill all afternoon.", "tags": ["bench:cat"]},
+             {"id": "db", "content": "The database migration timed out during the deployment.", "tags": ["bench:db"]}],
+           "queries": [
+             {"id": "q", "category": "semantic", "question": "Where does the cat nap?", "expected_tags": ["bench:cat"]},
+             {"id": "n", "category": "negative", "question": "What is the capital of Peru?", "expected_tags": []}]}"#,
+    )
+    .unwrap();
+    let out = ok(&db, &["--json", "eval", bench.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report"]["overall"]["mrr"], 1.0, "{v}");
+    assert_eq!(v["report"]["memories"], 2);
+    // The benchmark went into its own store: the user's holds only the user's memory.
+    let listed = ok(&db, &["--json", "list"]);
+    assert!(
+        listed.contains("own") && !listed.contains("windowsill"),
+        "{listed}"
+    );
+    let err = fails(
+        &db,
+        &["eval", dir.path().join("none.json").to_str().unwrap()],
+    );
+    assert!(err.contains("none.json"), "{err}");
+}
