@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use memory_embed::MockEmbedder;
 use memory_eval::{Dataset, evaluate};
-use memory_sqlite::SqliteConfig;
+use memory_sqlite::{SqliteConfig, SqliteStorage};
 
 /// A unit vector counting `sqlite`, `model` and `billing` (a fourth axis for none).
 fn vector(text: &str) -> Vec<f32> {
@@ -21,6 +21,24 @@ fn vector(text: &str) -> Vec<f32> {
     });
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / norm).collect()
+}
+
+/// An empty embedded store whose embedder is the scripted [`vector`].
+async fn store() -> (tempfile::TempDir, SqliteStorage) {
+    let mut embedder = MockEmbedder::new();
+    embedder
+        .expect_model_id()
+        .return_const("scripted".to_owned());
+    embedder.expect_dimensions().return_const(4usize);
+    embedder
+        .expect_embed()
+        .returning(|texts| Ok(texts.iter().map(|t| vector(t)).collect()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteConfig::new(dir.path().join("eval.db"))
+        .open(Arc::new(embedder))
+        .await
+        .unwrap();
+    (dir, store)
 }
 
 const DATA: &str = r#"{
@@ -39,19 +57,7 @@ const DATA: &str = r#"{
 
 #[tokio::test]
 async fn every_query_is_scored_against_its_expected_memories() {
-    let mut embedder = MockEmbedder::new();
-    embedder
-        .expect_model_id()
-        .return_const("scripted".to_owned());
-    embedder.expect_dimensions().return_const(4usize);
-    embedder
-        .expect_embed()
-        .returning(|texts| Ok(texts.iter().map(|t| vector(t)).collect()));
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteConfig::new(dir.path().join("eval.db"))
-        .open(Arc::new(embedder))
-        .await
-        .unwrap();
+    let (_dir, store) = store().await;
     let data = Dataset::parse(DATA).unwrap();
     let report = evaluate(&store, &data).await.unwrap();
 
@@ -81,16 +87,7 @@ async fn a_memory_that_is_not_valid_here_is_named() {
             "queries": [{"id": "q", "category": "c", "question": "?"}]}"#,
     )
     .unwrap();
-    let mut embedder = MockEmbedder::new();
-    embedder
-        .expect_model_id()
-        .return_const("scripted".to_owned());
-    embedder.expect_dimensions().return_const(4usize);
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteConfig::new(dir.path().join("eval.db"))
-        .open(Arc::new(embedder))
-        .await
-        .unwrap();
+    let (_dir, store) = store().await;
     let err = evaluate(&store, &data).await.unwrap_err();
     assert!(err.to_string().contains("\"bad\""), "{err}");
 }

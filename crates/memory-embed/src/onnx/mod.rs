@@ -404,8 +404,10 @@ impl OnnxBert {
     /// running a contiguous share of the rows at the same time; one text runs on the main
     /// session, whose intra-op threads share each operator. Why: on short texts ONNX
     /// Runtime's intra-op threads meet at every one of the graph's ~180 operators, and
-    /// running whole rows apart is faster (measured on 2 cores, 32 short texts: 1.1 ms per
-    /// text against 1.5 ms); on one text only the intra-op threads can share the work.
+    /// running whole rows apart is faster on short texts (measured on 2 cores, the
+    /// `latency` example's 32 sentences: 1.0–1.1 ms per text against 1.1–1.5 ms; on the
+    /// embedding bench's longer sentences no faster); on one text only the intra-op
+    /// threads can share the work.
     pub(crate) fn forward(
         &self,
         ids: &[u32],
