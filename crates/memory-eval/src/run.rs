@@ -17,7 +17,7 @@ pub struct Report {
     pub overall: Option<ScoresJson>,
     /// Per category, in name order.
     pub categories: Vec<CategoryReport>,
-    /// Memories stored, and queries asked.
+    /// Memories stored.
     pub memories: usize,
     /// Queries asked.
     pub queries: usize,
@@ -74,6 +74,14 @@ pub enum EvalError {
         /// Why.
         source: ValidationError,
     },
+    /// A query's expected tags are not valid tags, so nothing could ever match them.
+    #[error("benchmark query {id:?} expects tags that are not valid: {source}")]
+    Query {
+        /// The benchmark's id of the query.
+        id: String,
+        /// Why.
+        source: ValidationError,
+    },
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -83,21 +91,36 @@ pub enum EvalError {
 /// compete for the top ranks) and asks each query for its top [`DEPTH`] by meaning.
 ///
 /// # Errors
-/// [`EvalError::Memory`] naming a memory that is not valid (bad tags, type or time), or
-/// the store's error.
+/// [`EvalError::Memory`] naming a memory that is not valid (bad tags, type or time),
+/// [`EvalError::Query`] naming a query whose expected tags are not valid, or the store's
+/// error.
 pub async fn evaluate(store: &dyn MemoryStorage, data: &Dataset) -> Result<Report, EvalError> {
     let memories = data
         .memories
         .iter()
         .map(to_memory)
         .collect::<Result<Vec<_>, _>>()?;
+    // Expected tags go through the same normalisation as stored ones; checked before
+    // anything is stored.
+    let expected: Vec<Vec<String>> = data
+        .queries
+        .iter()
+        .map(|q| {
+            Tags::parse(q.expected_tags.clone())
+                .map(|t| t.iter().cloned().collect())
+                .map_err(|source| EvalError::Query {
+                    id: q.id.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<_, _>>()?;
     for outcome in store.store_batch(memories).await? {
         outcome?;
     }
 
     let mut by_category: BTreeMap<&str, (Vec<Scores>, usize, usize, usize)> = BTreeMap::new();
     let mut all = Vec::new();
-    for query in &data.queries {
+    for (query, expected) in data.queries.iter().zip(&expected) {
         let results = store
             .search(&SemanticQuery::new(query.question.clone(), DEPTH))
             .await?;
@@ -105,13 +128,9 @@ pub async fn evaluate(store: &dyn MemoryStorage, data: &Dataset) -> Result<Repor
             .iter()
             .map(|r| r.memory.tags.iter().cloned().collect())
             .collect();
-        // Expected tags go through the same normalisation as stored ones.
-        let expected: Vec<String> = Tags::parse(query.expected_tags.clone())
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_else(|_| query.expected_tags.clone());
         let entry = by_category.entry(query.category.as_str()).or_default();
         entry.1 += 1;
-        match Scores::of(&tags, &expected) {
+        match Scores::of(&tags, expected) {
             Some(scores) => {
                 entry.0.push(scores);
                 all.push(scores);

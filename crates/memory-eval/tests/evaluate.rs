@@ -6,6 +6,7 @@ use std::sync::Arc;
 use memory_embed::MockEmbedder;
 use memory_eval::{Dataset, evaluate};
 use memory_sqlite::{SqliteConfig, SqliteStorage};
+use memory_storage::{MemoryFilter, MemoryStorage};
 
 /// A unit vector counting `sqlite`, `model` and `billing` (a fourth axis for none).
 fn vector(text: &str) -> Vec<f32> {
@@ -90,4 +91,15 @@ async fn a_memory_that_is_not_valid_here_is_named() {
     let (_dir, store) = store().await;
     let err = evaluate(&store, &data).await.unwrap_err();
     assert!(err.to_string().contains("\"bad\""), "{err}");
+    // A query whose expected tag could never match is refused before anything is stored.
+    let too_long = "t".repeat(1_000);
+    let data = Dataset::parse(&format!(
+        r#"{{"memories": [{{"id": "ok", "content": "x"}}],
+            "queries": [{{"id": "q-bad", "category": "c", "question": "?",
+                         "expected_tags": ["{too_long}"]}}]}}"#
+    ))
+    .unwrap();
+    let err = evaluate(&store, &data).await.unwrap_err();
+    assert!(err.to_string().contains("\"q-bad\""), "{err}");
+    assert_eq!(store.count(&MemoryFilter::all()).await.unwrap(), 0);
 }

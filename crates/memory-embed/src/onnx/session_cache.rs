@@ -179,7 +179,12 @@ impl Entry {
         };
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
-            if path == self.dir {
+            // Another process's staging directory may hold a source file just before
+            // its rename: only complete entries are ever removed.
+            let staging = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".staging-"));
+            if path == self.dir || staging {
                 continue;
             }
             let same_source =
